@@ -1,0 +1,49 @@
+# Klaxon — build, run, test. Everything needs only Go; `make test` also uses
+# the peers .ci/run installs (Alertmanager, Prometheus, dynalite, goaws).
+GO      ?= go
+MODULES := proto services lambdas e2e
+TEST_FLAGS ?= -count=1 -timeout 20m
+
+# Pinned code generators (make proto).
+PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.0
+
+.PHONY: all build run test lint proto lambdas bench clean fmt
+
+all: build
+
+build:
+	cd services && $(GO) build -o ../bin/klaxon ./cmd/klaxon
+	cd services && $(GO) build -o ../bin/klaxonctl ./cmd/klaxonctl
+
+## run: the whole system, embedded NATS under ./data, rules from ./rules.
+run: build
+	./bin/klaxon run --target=all --rules rules --data data \
+		--http 127.0.0.1:9095 --grpc 127.0.0.1:9096 --nats.listen 127.0.0.1:4222
+
+## test: every unit, integration and e2e test of all modules.
+test: build
+	@set -e; for m in $(MODULES); do \
+		echo "== go test $$m"; \
+		(cd $$m && $(GO) test $(TEST_FLAGS) ./...); \
+	done
+
+lint:
+	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
+	@if command -v staticcheck >/dev/null; then set -e; for m in $(MODULES); do (cd $$m && staticcheck ./...); done; \
+	else echo "staticcheck not installed: go install honnef.co/go/tools/cmd/staticcheck@latest"; fi
+
+## proto: regenerate proto/gen with pinned generators (needs protoc).
+proto:
+	GOBIN=$(CURDIR)/bin $(GO) install $(PROTOC_GEN_GO)
+	GOBIN=$(CURDIR)/bin $(GO) install $(PROTOC_GEN_GO_GRPC)
+	cd proto && rm -rf gen && mkdir gen && \
+		PATH=$(CURDIR)/bin:$$PATH protoc -I . --go_out=gen --go_opt=paths=source_relative \
+		--go-grpc_out=gen --go-grpc_opt=paths=source_relative $$(find klaxon -name '*.proto')
+
+lambdas:
+	$(MAKE) -C lambdas lambdas
+
+clean:
+	rm -rf bin data

@@ -1,0 +1,3 @@
+module github.com/klaxon-sh/klaxon/e2e
+
+go 1.26.0

@@ -1,0 +1,3 @@
+module github.com/klaxon-sh/klaxon/lambdas
+
+go 1.26.0

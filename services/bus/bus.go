@@ -1,0 +1,207 @@
+// Package bus connects Klaxon to NATS JetStream: it starts the embedded server
+// or dials an external cluster, declares the streams, subjects and KV buckets
+// every target relies on, and offers small publish/consume helpers.
+//
+// The same code path serves both deployments: an embedded single node (R1,
+// file storage under --data) and an external cluster (R3 by default).
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Config says where JetStream is.
+type Config struct {
+	// URL of an external NATS cluster. Empty starts an embedded server.
+	URL string
+	// DataDir holds the embedded server's JetStream files.
+	DataDir string
+	// Listen is the address the embedded server exposes to other processes
+	// (other targets, the nats CLI). Empty keeps it in-process only.
+	Listen string
+	// Replicas for streams and KV buckets; 0 means 1 embedded, 3 external.
+	Replicas int
+	// Name identifies this client in NATS connection lists.
+	Name string
+	// Credentials file for an external cluster (optional).
+	CredsFile string
+	// Limits bound the streams; zero values take DefaultLimits.
+	Limits Limits
+}
+
+// Limits bound the size of each stream: JetStream grows fast under load.
+type Limits struct {
+	IngestMaxAge   time.Duration
+	IngestMaxBytes int64
+	NotifyMaxAge   time.Duration
+	NotifyMaxBytes int64
+	DLQMaxAge      time.Duration
+	DLQMaxBytes    int64
+	AuditMaxAge    time.Duration
+	AuditMaxBytes  int64
+	// Duplicates is the window in which a repeated Nats-Msg-Id is dropped.
+	Duplicates time.Duration
+}
+
+// DefaultLimits suit a single node with a few GiB of disk.
+var DefaultLimits = Limits{
+	IngestMaxAge:   72 * time.Hour,
+	IngestMaxBytes: 4 << 30,
+	NotifyMaxAge:   72 * time.Hour,
+	NotifyMaxBytes: 1 << 30,
+	DLQMaxAge:      30 * 24 * time.Hour,
+	DLQMaxBytes:    1 << 30,
+	AuditMaxAge:    7 * 24 * time.Hour,
+	AuditMaxBytes:  1 << 30,
+	Duplicates:     10 * time.Minute,
+}
+
+// Bus is a connection to JetStream with Klaxon's streams declared.
+type Bus struct {
+	NC  *nats.Conn
+	JS  jetstream.JetStream
+	srv *server.Server
+	log *slog.Logger
+	cfg Config
+}
+
+// Open starts or dials NATS, then declares streams and buckets idempotently,
+// so any number of targets may call it concurrently against the same cluster.
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
+	if cfg.Name == "" {
+		cfg.Name = "klaxon"
+	}
+	if cfg.Limits == (Limits{}) {
+		cfg.Limits = DefaultLimits
+	}
+	b := &Bus{log: log, cfg: cfg}
+	opts := []nats.Option{
+		nats.Name(cfg.Name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+	}
+	var err error
+	if cfg.URL == "" {
+		if cfg.Replicas == 0 {
+			cfg.Replicas = 1
+		}
+		b.srv, err = startEmbedded(cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		if cfg.Listen == "" {
+			opts = append(opts, nats.InProcessServer(b.srv))
+		}
+		b.NC, err = nats.Connect(b.srv.ClientURL(), opts...)
+	} else {
+		if cfg.Replicas == 0 {
+			cfg.Replicas = 3
+		}
+		if cfg.CredsFile != "" {
+			opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+		}
+		opts = append(opts, nats.RetryOnFailedConnect(true))
+		b.NC, err = nats.Connect(cfg.URL, opts...)
+	}
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("connect to nats: %w", err)
+	}
+	b.cfg = cfg
+	b.JS, err = jetstream.New(b.NC, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if err := b.declare(ctx); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func startEmbedded(cfg Config, log *slog.Logger) (*server.Server, error) {
+	host, port := "127.0.0.1", server.RANDOM_PORT
+	dontListen := cfg.Listen == ""
+	if !dontListen {
+		h, p, err := net.SplitHostPort(cfg.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("--nats.listen %q: %w", cfg.Listen, err)
+		}
+		host = h
+		if port, err = strconv.Atoi(p); err != nil {
+			return nil, fmt.Errorf("--nats.listen %q: bad port", cfg.Listen)
+		}
+	}
+	ns, err := server.NewServer(&server.Options{
+		ServerName: "klaxon-embedded",
+		Host:       host,
+		Port:       port,
+		DontListen: dontListen,
+		JetStream:  true,
+		StoreDir:   filepath.Join(cfg.DataDir, "jetstream"),
+		// Klaxon's own payloads are small; 8 MiB leaves room for raw events.
+		MaxPayload: 8 << 20,
+		NoSigs:     true,
+		NoLog:      true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("embedded nats: not ready after 30s")
+	}
+	log.Info("embedded nats started", "store", filepath.Join(cfg.DataDir, "jetstream"), "listen", cfg.Listen)
+	return ns, nil
+}
+
+// Replicas is the replication factor used for streams and buckets.
+func (b *Bus) Replicas() int { return b.cfg.Replicas }
+
+// Ready reports whether the bus can currently store messages.
+func (b *Bus) Ready(ctx context.Context) error {
+	if b.NC == nil || !b.NC.IsConnected() {
+		return errors.New("nats not connected")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := b.JS.AccountInfo(ctx); err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	return nil
+}
+
+// Close drains the connection and stops the embedded server, if any.
+func (b *Bus) Close() {
+	if b.NC != nil {
+		_ = b.NC.Drain()
+		// Drain is async; wait briefly so in-flight acks are flushed.
+		for i := 0; i < 100 && !b.NC.IsClosed(); i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+		b.NC.Close()
+	}
+	if b.srv != nil {
+		b.srv.Shutdown()
+		b.srv.WaitForShutdown()
+	}
+}

@@ -1,0 +1,178 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrNotStored means JetStream did not acknowledge a message: the caller must
+// not acknowledge it to its own sender (HTTP 503, Nak, ...).
+var ErrNotStored = errors.New("not stored in jetstream")
+
+// Message is one message to publish with its deduplication id.
+type Message struct {
+	Subject string
+	ID      string // Nats-Msg-Id; empty disables dedup for this message
+	Data    []byte
+}
+
+// Result of publishing one message.
+type Result struct {
+	Duplicate bool
+	Seq       uint64
+}
+
+// Publish stores msgs and returns once every one is acknowledged by JetStream
+// (or ctx ends). Messages are sent asynchronously and their acks awaited
+// together, so a batch costs about one round trip, not one per message.
+func (b *Bus) Publish(ctx context.Context, msgs ...Message) ([]Result, error) {
+	if len(msgs) == 1 {
+		m := msgs[0]
+		ack, err := b.JS.PublishMsg(ctx, natsMsg(m), msgOpts(m)...)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrNotStored, m.Subject, err)
+		}
+		return []Result{{Duplicate: ack.Duplicate, Seq: ack.Sequence}}, nil
+	}
+	futures := make([]jetstream.PubAckFuture, len(msgs))
+	for i, m := range msgs {
+		f, err := b.JS.PublishMsgAsync(natsMsg(m), msgOpts(m)...)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrNotStored, m.Subject, err)
+		}
+		futures[i] = f
+	}
+	res := make([]Result, len(msgs))
+	var errs []error
+	for i, f := range futures {
+		select {
+		case ack := <-f.Ok():
+			res[i] = Result{Duplicate: ack.Duplicate, Seq: ack.Sequence}
+		case err := <-f.Err():
+			errs = append(errs, fmt.Errorf("%s: %w", msgs[i].Subject, err))
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %w", ErrNotStored, ctx.Err())
+		}
+	}
+	if len(errs) > 0 {
+		return res, fmt.Errorf("%w: %w", ErrNotStored, errors.Join(errs...))
+	}
+	return res, nil
+}
+
+func natsMsg(m Message) *nats.Msg {
+	return &nats.Msg{Subject: m.Subject, Data: m.Data, Header: nats.Header{}}
+}
+
+func msgOpts(m Message) []jetstream.PublishOpt {
+	if m.ID == "" {
+		return nil
+	}
+	return []jetstream.PublishOpt{jetstream.WithMsgID(m.ID)}
+}
+
+// Handler processes one message. Returning nil acks it; an error naks it with
+// a delay so JetStream redelivers it; a Permanent error terminates it.
+type Handler func(ctx context.Context, msg jetstream.Msg) error
+
+// PermanentError marks a message that can never be processed (poison).
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string { return "permanent: " + e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Permanent wraps err so Consume terminates the message instead of retrying.
+func Permanent(err error) error { return &PermanentError{Err: err} }
+
+// DelayError asks for redelivery after Delay instead of the consumer default.
+type DelayError struct {
+	Err   error
+	Delay time.Duration
+}
+
+func (e *DelayError) Error() string { return e.Err.Error() }
+func (e *DelayError) Unwrap() error { return e.Err }
+
+// RetryAfter wraps err so Consume naks the message with the given delay.
+func RetryAfter(err error, d time.Duration) error { return &DelayError{Err: err, Delay: d} }
+
+// ConsumerConfig describes a durable pull consumer.
+type ConsumerConfig struct {
+	Stream  string
+	Durable string
+	Filters []string
+	// AckWait is how long a message may be processed before redelivery.
+	AckWait time.Duration
+	// MaxDeliver bounds redeliveries (-1 unlimited).
+	MaxDeliver int
+	// BackOff between redeliveries after a Nak without delay or an ack timeout.
+	BackOff []time.Duration
+	// MaxAckPending bounds in-flight messages.
+	MaxAckPending int
+	// DeliverNew starts a new consumer at new messages only (tail-like).
+	DeliverNew bool
+	// NakDelay is the redelivery delay after a handler error.
+	NakDelay time.Duration
+}
+
+// Consume runs h for every message of a durable pull consumer until ctx ends.
+// Messages are acked only after h returns nil, so a crash means redelivery.
+func (b *Bus) Consume(ctx context.Context, cc ConsumerConfig, h Handler) (jetstream.ConsumeContext, error) {
+	if cc.AckWait == 0 {
+		cc.AckWait = 30 * time.Second
+	}
+	if cc.MaxDeliver == 0 {
+		cc.MaxDeliver = -1
+	}
+	if cc.NakDelay == 0 {
+		cc.NakDelay = time.Second
+	}
+	cfg := jetstream.ConsumerConfig{
+		Durable:        cc.Durable,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        cc.AckWait,
+		MaxDeliver:     cc.MaxDeliver,
+		BackOff:        cc.BackOff,
+		MaxAckPending:  cc.MaxAckPending,
+		FilterSubjects: cc.Filters,
+		Replicas:       b.cfg.Replicas,
+	}
+	if cc.DeliverNew {
+		cfg.DeliverPolicy = jetstream.DeliverNewPolicy
+	}
+	cons, err := b.JS.CreateOrUpdateConsumer(ctx, cc.Stream, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s on %s: %w", cc.Durable, cc.Stream, err)
+	}
+	log := b.log.With("stream", cc.Stream, "consumer", cc.Durable)
+	return cons.Consume(func(msg jetstream.Msg) {
+		err := h(ctx, msg)
+		var perm *PermanentError
+		var delay *DelayError
+		switch {
+		case err == nil:
+			// A lost ack means redelivery, which idempotency keys make harmless.
+			if aerr := msg.Ack(); aerr != nil {
+				log.Warn("ack failed; message will be redelivered", "subject", msg.Subject(), "err", aerr)
+			}
+		case errors.As(err, &perm):
+			log.Error("dropping poison message", "subject", msg.Subject(), "err", err)
+			_ = msg.TermWithReason(err.Error())
+		case errors.As(err, &delay):
+			log.Debug("redelivering later", "subject", msg.Subject(), "delay", delay.Delay, "err", err)
+			_ = msg.NakWithDelay(delay.Delay)
+		default:
+			log.Warn("handler failed; redelivering", "subject", msg.Subject(), "err", err)
+			_ = msg.NakWithDelay(cc.NakDelay)
+		}
+	}, jetstream.PullMaxMessages(256), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
+			log.Debug("consume", "err", err)
+		}
+	}))
+}

@@ -1,0 +1,155 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream names and subject roots (DESIGN §4).
+const (
+	StreamIngest = "INGEST"
+	StreamNotify = "NOTIFY"
+	StreamDLQ    = "DLQ"
+	StreamAudit  = "AUDIT"
+
+	subjIn    = "klaxon.in"
+	subjOut   = "klaxon.out"
+	subjDLQ   = "klaxon.dlq"
+	subjAudit = "klaxon.audit"
+)
+
+// KV bucket names. State that must survive restarts lives here, never only in memory.
+const (
+	BucketGroups     = "klaxon_groups"
+	BucketWindows    = "klaxon_windows"
+	BucketSilences   = "klaxon_silences"
+	BucketHeartbeats = "klaxon_heartbeats"
+	BucketSLO        = "klaxon_slo"
+	BucketNotifyLog  = "klaxon_nflog"
+	BucketSlackRefs  = "klaxon_slack_refs"
+)
+
+// IngestSubject is where a received item of a tenant and source is published.
+func IngestSubject(tenant, source string) string {
+	return subjIn + "." + Token(tenant) + "." + Token(source)
+}
+
+// NotifySubject carries notifications for one receiver of a tenant.
+func NotifySubject(tenant, receiver string) string {
+	return subjOut + "." + Token(tenant) + "." + Token(receiver)
+}
+
+// DLQSubject carries dead letters for one receiver of a tenant.
+func DLQSubject(tenant, receiver string) string {
+	return subjDLQ + "." + Token(tenant) + "." + Token(receiver)
+}
+
+// AuditSubject carries audit records of a tenant.
+func AuditSubject(tenant string) string { return subjAudit + "." + Token(tenant) }
+
+// IngestFilter matches every ingested item of a tenant ("*" for all).
+func IngestFilter(tenant string) string { return subjIn + "." + tokenOrWildcard(tenant) + ".>" }
+
+// NotifyFilter matches every notification of a tenant ("*" for all).
+func NotifyFilter(tenant string) string { return subjOut + "." + tokenOrWildcard(tenant) + ".>" }
+
+// DLQFilter matches every dead letter of a tenant ("*" for all).
+func DLQFilter(tenant string) string { return subjDLQ + "." + tokenOrWildcard(tenant) + ".>" }
+
+// AuditFilter matches the audit records of a tenant ("*" for all).
+func AuditFilter(tenant string) string { return subjAudit + "." + tokenOrWildcard(tenant) }
+
+func tokenOrWildcard(s string) string {
+	if s == "*" || s == "" {
+		return "*"
+	}
+	return Token(s)
+}
+
+// Token makes s safe as one subject token. Tenant names are validated to be
+// safe already; receiver names are free text in Alertmanager configs, so
+// anything outside [A-Za-z0-9_-] is escaped as _XX (hex), which is reversible
+// and cannot collide with a safe name containing no '_'... and '_' itself is
+// escaped too, so the mapping is injective.
+func Token(s string) string {
+	safe := true
+	for i := 0; i < len(s); i++ {
+		if !tokenByte(s[i]) {
+			safe = false
+			break
+		}
+	}
+	if safe && s != "" {
+		return s
+	}
+	var sb strings.Builder
+	if s == "" {
+		return "_"
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if tokenByte(c) {
+			sb.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&sb, "_%02X", c)
+	}
+	return sb.String()
+}
+
+func tokenByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-'
+}
+
+func (b *Bus) streamConfigs() []jetstream.StreamConfig {
+	l := b.cfg.Limits
+	mk := func(name, subj string, age time.Duration, bytes int64, desc string) jetstream.StreamConfig {
+		return jetstream.StreamConfig{
+			Name:        name,
+			Description: desc,
+			Subjects:    []string{subj + ".>"},
+			Storage:     jetstream.FileStorage,
+			Replicas:    b.cfg.Replicas,
+			Retention:   jetstream.LimitsPolicy,
+			MaxAge:      age,
+			MaxBytes:    bytes,
+			Discard:     jetstream.DiscardOld,
+			Duplicates:  l.Duplicates,
+		}
+	}
+	return []jetstream.StreamConfig{
+		mk(StreamIngest, subjIn, l.IngestMaxAge, l.IngestMaxBytes, "alerts and events received over HTTP"),
+		mk(StreamNotify, subjOut, l.NotifyMaxAge, l.NotifyMaxBytes, "notifications to deliver"),
+		mk(StreamDLQ, subjDLQ, l.DLQMaxAge, l.DLQMaxBytes, "notifications that exhausted their attempts"),
+		mk(StreamAudit, subjAudit, l.AuditMaxAge, l.AuditMaxBytes, "what was sent, for tail and audit"),
+	}
+}
+
+func (b *Bus) declare(ctx context.Context) error {
+	for _, sc := range b.streamConfigs() {
+		if _, err := b.JS.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("declare stream %s: %w", sc.Name, err)
+		}
+	}
+	return nil
+}
+
+// KV opens (creating if needed) a key-value bucket with the bus replication.
+// ttl bounds the age of entries (0 = forever).
+func (b *Bus) KV(ctx context.Context, bucket string, ttl time.Duration) (jetstream.KeyValue, error) {
+	kv, err := b.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:   bucket,
+		History:  1,
+		TTL:      ttl,
+		Storage:  jetstream.FileStorage,
+		Replicas: b.cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kv bucket %s: %w", bucket, err)
+	}
+	return kv, nil
+}

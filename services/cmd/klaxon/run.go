@@ -1,0 +1,296 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/klaxon-sh/klaxon/services/bus"
+	"github.com/klaxon-sh/klaxon/services/engine"
+	"github.com/klaxon-sh/klaxon/services/notify"
+	"github.com/klaxon-sh/klaxon/services/notify/receivers"
+	"github.com/klaxon-sh/klaxon/services/receiver"
+	"github.com/klaxon-sh/klaxon/services/ruleset"
+)
+
+type runConfig struct {
+	targets      []string
+	rules        string
+	data         string
+	httpAddr     string
+	grpcAddr     string
+	natsURL      string
+	natsListen   string
+	natsReplicas int
+	natsCreds    string
+	auth         bool
+	logLevel     string
+	logFormat    string
+	maxBody      int64
+	externalURL  string
+	snsTopics    []string
+	snsNoConfirm []string
+}
+
+// flag registers a flag that can also be set as KLAXON_<NAME>.
+func flag(cmd *kingpin.CmdClause, name, help string) *kingpin.FlagClause {
+	env := "KLAXON_" + strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(name))
+	return cmd.Flag(name, help).Envar(env)
+}
+
+func registerRunFlags(cmd *kingpin.CmdClause) *runConfig {
+	c := &runConfig{}
+	var targets string
+	flag(cmd, "target", "Comma list of targets: all, receiver, engine, notifier, admin.").Default("all").StringVar(&targets)
+	cmd.PreAction(func(*kingpin.ParseContext) error {
+		c.targets = strings.Split(targets, ",")
+		return nil
+	})
+	flag(cmd, "rules", "Rules directory: <dir>/<tenant>/*.yml.").Default("rules").StringVar(&c.rules)
+	flag(cmd, "data", "Data directory of the embedded NATS server.").Default("data").StringVar(&c.data)
+	flag(cmd, "http", "HTTP listen address (ingest, health, metrics).").Default("127.0.0.1:9095").StringVar(&c.httpAddr)
+	flag(cmd, "grpc", "gRPC listen address (admin API).").Default("127.0.0.1:9096").StringVar(&c.grpcAddr)
+	flag(cmd, "nats", "URL of an external NATS cluster; empty starts an embedded server.").Default("").StringVar(&c.natsURL)
+	flag(cmd, "nats.listen", "Address the embedded NATS server listens on; empty = in-process only.").Default("127.0.0.1:4222").StringVar(&c.natsListen)
+	flag(cmd, "nats.replicas", "Stream and KV replicas (0 = 1 embedded, 3 external).").Default("0").IntVar(&c.natsReplicas)
+	flag(cmd, "nats.creds", "NATS credentials file for an external cluster.").Default("").StringVar(&c.natsCreds)
+	flag(cmd, "auth", "Require bearer tokens from rules/tenants.yml.").BoolVar(&c.auth)
+	flag(cmd, "log.level", "debug, info, warn, error.").Default("info").StringVar(&c.logLevel)
+	flag(cmd, "log.format", "json or text.").Default("text").EnumVar(&c.logFormat, "json", "text")
+	flag(cmd, "http.max-body", "Maximum request body in bytes.").Default(fmt.Sprint(receiver.DefaultMaxBodyBytes)).Int64Var(&c.maxBody)
+	flag(cmd, "web.external-url", "URL Klaxon is reachable at (links in notifications).").Default("").StringVar(&c.externalURL)
+	flag(cmd, "sns.topic-arn", "Accept SNS messages only from these topics (repeatable).").StringsVar(&c.snsTopics)
+	flag(cmd, "sns.no-auto-confirm", "Topic ARNs ('*' = all) whose subscriptions are not auto-confirmed.").StringsVar(&c.snsNoConfirm)
+	return c
+}
+
+func (c *runConfig) has(target string) bool {
+	for _, t := range c.targets {
+		if t == target || t == "all" {
+			return true
+		}
+	}
+	return false
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log.level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+}
+
+func runTargets(c *runConfig) error {
+	log, err := newLogger(c.logLevel, c.logFormat)
+	if err != nil {
+		return err
+	}
+	for _, t := range c.targets {
+		switch t {
+		case "all", "receiver", "engine", "notifier", "admin":
+		default:
+			return fmt.Errorf("--target: unknown target %q", t)
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reloadOK := promauto.With(reg).NewGauge(prometheus.GaugeOpts{
+		Name: "klaxon_config_last_reload_successful", Help: "Whether the last rules reload succeeded.",
+	})
+	reloadTime := promauto.With(reg).NewGauge(prometheus.GaugeOpts{
+		Name: "klaxon_config_last_reload_success_timestamp_seconds", Help: "Time of the last successful rules reload.",
+	})
+
+	rules, err := ruleset.NewHolder(c.rules)
+	if err != nil {
+		return err
+	}
+	reloadOK.Set(1)
+	reloadTime.SetToCurrentTime()
+	reload := func(why string) error {
+		err := rules.Reload()
+		if err != nil {
+			reloadOK.Set(0)
+			log.Error("rules reload failed", "trigger", why, "err", err)
+			return err
+		}
+		reloadOK.Set(1)
+		reloadTime.SetToCurrentTime()
+		log.Info("rules reloaded", "trigger", why, "tenants", len(rules.Get().Tenants))
+		return nil
+	}
+
+	b, err := bus.Open(ctx, bus.Config{
+		URL: c.natsURL, DataDir: c.data, Listen: c.natsListen, Replicas: c.natsReplicas,
+		CredsFile: c.natsCreds, Name: "klaxon-" + strings.Join(c.targets, "+"),
+	}, log)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+
+	var ext *url.URL
+	if c.externalURL != "" {
+		if ext, err = url.Parse(c.externalURL); err != nil {
+			return fmt.Errorf("--web.external-url: %w", err)
+		}
+	} else {
+		ext = &url.URL{Scheme: "http", Host: c.httpAddr}
+	}
+
+	var wg sync.WaitGroup
+	errc := make(chan error, 8)
+	goRun := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+
+	mux := http.NewServeMux()
+	if c.has("receiver") {
+		var auth receiver.Authenticator
+		if c.auth {
+			tenants, err := ruleset.LoadTenants(c.rules + "/tenants.yml")
+			if err != nil {
+				return err
+			}
+			auth = tenants
+		}
+		rc := receiver.New(receiver.Config{
+			MaxBodyBytes: c.maxBody,
+			Auth:         auth,
+			SNS:          receiver.SNSConfig{TopicARNs: c.snsTopics, NoAutoConfirm: c.snsNoConfirm},
+		}, b, log.With("target", "receiver"), reg)
+		rc.Register(mux)
+	}
+	if c.has("engine") {
+		e := engine.New(b, rules, log.With("target", "engine"), reg)
+		goRun("engine", e.Run)
+	}
+	if c.has("notifier") {
+		p, err := notify.NewPipeline(ctx, notify.Config{}, b, rules, receivers.NewBuilder(ext).Build, log.With("target", "notifier"), reg)
+		if err != nil {
+			return err
+		}
+		goRun("notifier", p.Run)
+	}
+
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := b.Ready(r.Context()); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		if rules.Get() == nil {
+			http.Error(w, "not ready: no rules loaded", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, _ *http.Request) {
+		if err := reload("http"); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		_, _ = w.Write([]byte("reloaded\n"))
+	})
+
+	hl, err := net.Listen("tcp", c.httpAddr)
+	if err != nil {
+		return fmt.Errorf("--http: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	goRun("http", func(context.Context) error {
+		if err := srv.Serve(hl); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+
+	gs := grpc.NewServer()
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	reflection.Register(gs)
+	gl, err := net.Listen("tcp", c.grpcAddr)
+	if err != nil {
+		return fmt.Errorf("--grpc: %w", err)
+	}
+	goRun("grpc", func(context.Context) error { return gs.Serve(gl) })
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				_ = reload("SIGHUP")
+			}
+		}
+	}()
+
+	log.Info("klaxon started", "targets", c.targets, "http", hl.Addr().String(), "grpc", gl.Addr().String(),
+		"rules", c.rules, "nats", natsWhere(c))
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+		log.Error("target failed", "err", runErr)
+	}
+	stop()
+	hs.Shutdown()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdownCtx)
+	gs.GracefulStop()
+	wg.Wait()
+	log.Info("klaxon stopped")
+	return runErr
+}
+
+func natsWhere(c *runConfig) string {
+	if c.natsURL != "" {
+		return c.natsURL
+	}
+	if c.natsListen == "" {
+		return "embedded (in-process)"
+	}
+	return "embedded on " + c.natsListen
+}

@@ -1,0 +1,43 @@
+package notify
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Metrics of the delivery pipeline; names follow Alertmanager's
+// (alertmanager_notifications_total → klaxon_notifications_total, ...).
+type Metrics struct {
+	Sent        *prometheus.CounterVec
+	Failed      *prometheus.CounterVec
+	Requests    *prometheus.CounterVec
+	Latency     *prometheus.HistogramVec
+	Suppressed  *prometheus.CounterVec
+	DeadLetters *prometheus.CounterVec
+}
+
+// NewMetrics registers the pipeline metrics.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
+	return &Metrics{
+		Sent: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "klaxon_notifications_total", Help: "Notifications delivered, by integration.",
+		}, []string{"integration"}),
+		Failed: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "klaxon_notifications_failed_total", Help: "Failed notification attempts, by integration and reason.",
+		}, []string{"integration", "reason"}),
+		Requests: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "klaxon_notification_requests_total", Help: "Notification attempts, by integration.",
+		}, []string{"integration"}),
+		Latency: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "klaxon_notification_latency_seconds", Help: "Latency of notification attempts.",
+			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 20},
+		}, []string{"integration"}),
+		Suppressed: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "klaxon_notifications_suppressed_total", Help: "Notifications not sent on purpose (duplicate, send_resolved false).",
+		}, []string{"integration", "reason"}),
+		DeadLetters: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "klaxon_dead_letters_total", Help: "Notifications moved to the dead-letter queue.",
+		}, []string{"receiver", "reason"}),
+	}
+}

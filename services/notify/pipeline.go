@@ -1,0 +1,307 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
+	"github.com/klaxon-sh/klaxon/services/bus"
+	"github.com/klaxon-sh/klaxon/services/ruleset"
+)
+
+// Builder turns a tenant's receiver into its integrations (notify/receivers).
+type Builder func(t *ruleset.Tenant, receiver string, log *slog.Logger) ([]Integration, error)
+
+// Config tunes delivery.
+type Config struct {
+	// MaxDeliver is the number of JetStream deliveries before a notification
+	// goes to the dead-letter queue.
+	MaxDeliver int
+	// Attempts is the number of in-process tries per delivery.
+	Attempts int
+	// AttemptTimeout bounds one try.
+	AttemptTimeout time.Duration
+	// MinBackoff and MaxBackoff bound the delay between tries and redeliveries.
+	MinBackoff, MaxBackoff time.Duration
+	// RateLimit per receiver (notifications per second) and its burst.
+	RateLimit float64
+	Burst     int
+	// NflogTTL is how long an idempotency key is remembered.
+	NflogTTL time.Duration
+	// Now is the clock.
+	Now func() time.Time
+}
+
+func (c *Config) defaults() {
+	if c.MaxDeliver <= 0 {
+		c.MaxDeliver = 8
+	}
+	if c.Attempts <= 0 {
+		c.Attempts = 3
+	}
+	if c.AttemptTimeout <= 0 {
+		c.AttemptTimeout = 15 * time.Second
+	}
+	if c.MinBackoff <= 0 {
+		c.MinBackoff = 200 * time.Millisecond
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = 5 * time.Minute
+	}
+	if c.RateLimit <= 0 {
+		c.RateLimit = 20
+	}
+	if c.Burst <= 0 {
+		c.Burst = 40
+	}
+	if c.NflogTTL <= 0 {
+		c.NflogTTL = 7 * 24 * time.Hour
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Pipeline consumes the NOTIFY stream and delivers each notification through
+// every integration of its receiver, exactly once per integration.
+type Pipeline struct {
+	cfg     Config
+	bus     *bus.Bus
+	rules   *ruleset.Holder
+	build   Builder
+	log     *slog.Logger
+	metrics *Metrics
+	nflog   jetstream.KeyValue
+
+	mu       sync.Mutex
+	version  uint64
+	cache    map[string][]Integration
+	limiters map[string]*rate.Limiter
+}
+
+// NewPipeline builds a pipeline; Run starts it.
+func NewPipeline(ctx context.Context, cfg Config, b *bus.Bus, rules *ruleset.Holder, build Builder, log *slog.Logger, reg prometheus.Registerer) (*Pipeline, error) {
+	cfg.defaults()
+	kv, err := b.KV(ctx, bus.BucketNotifyLog, cfg.NflogTTL)
+	if err != nil {
+		return nil, err
+	}
+	return &Pipeline{
+		cfg: cfg, bus: b, rules: rules, build: build, log: log, metrics: NewMetrics(reg), nflog: kv,
+		cache: map[string][]Integration{}, limiters: map[string]*rate.Limiter{},
+	}, nil
+}
+
+// Run consumes until ctx ends. Any number of replicas may run: they share
+// the durable consumer (competing consumers) and the idempotency log.
+func (p *Pipeline) Run(ctx context.Context) error {
+	cc, err := p.bus.Consume(ctx, bus.ConsumerConfig{
+		Stream:        bus.StreamNotify,
+		Durable:       "notifier",
+		Filters:       []string{bus.NotifyFilter("*")},
+		AckWait:       time.Duration(p.cfg.Attempts+1) * p.cfg.AttemptTimeout,
+		MaxAckPending: 1024,
+		NakDelay:      p.cfg.MinBackoff,
+	}, p.handle)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	cc.Stop()
+	return nil
+}
+
+func (p *Pipeline) handle(ctx context.Context, msg jetstream.Msg) error {
+	var pn klaxonv1.Notification
+	if err := proto.Unmarshal(msg.Data(), &pn); err != nil {
+		return bus.Permanent(fmt.Errorf("decode notification: %w", err))
+	}
+	delivered := 1
+	if md, err := msg.Metadata(); err == nil {
+		delivered = int(md.NumDelivered)
+	}
+	attempt := int(pn.Attempt) + delivered
+	retry, err := p.Deliver(ctx, &pn)
+	if err == nil {
+		return nil
+	}
+	if retry && attempt < p.cfg.MaxDeliver {
+		delay := p.backoff(attempt)
+		if ra := RetryAfterOf(err); ra > delay {
+			delay = min(ra, p.cfg.MaxBackoff)
+		}
+		return bus.RetryAfter(err, delay)
+	}
+	return p.deadLetter(ctx, &pn, attempt, err)
+}
+
+// backoff is exponential with full jitter, bounded by MaxBackoff.
+func (p *Pipeline) backoff(attempt int) time.Duration {
+	d := p.cfg.MinBackoff << min(attempt, 20)
+	if d <= 0 || d > p.cfg.MaxBackoff {
+		d = p.cfg.MaxBackoff
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// Deliver sends pn through every integration of its receiver that has not
+// already sent it. It returns whether a failure is worth retrying.
+func (p *Pipeline) Deliver(ctx context.Context, pn *klaxonv1.Notification) (retry bool, err error) {
+	n := FromProto(pn, p.cfg.Now())
+	log := n.Logger(p.log)
+	ints, err := p.integrations(pn.Tenant, pn.Receiver, log)
+	if err != nil {
+		return false, &Error{Reason: ReasonConfig, Err: err}
+	}
+	var errs []error
+	for _, in := range ints {
+		r, err := p.deliverOne(ctx, n, in, log)
+		if err != nil {
+			retry = retry || r
+			errs = append(errs, fmt.Errorf("%s[%d]: %w", in.Name, in.Index, err))
+		}
+	}
+	return retry, errors.Join(errs...)
+}
+
+func (p *Pipeline) deliverOne(ctx context.Context, n *Notification, in Integration, log *slog.Logger) (bool, error) {
+	key := fmt.Sprintf("%s.%s-%d", n.IdempotencyKey, in.Name, in.Index)
+	if _, err := p.nflog.Get(ctx, key); err == nil {
+		p.metrics.Suppressed.WithLabelValues(in.Name, "duplicate").Inc()
+		p.audit(n, in.Name, "duplicate", nil)
+		return false, nil
+	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return true, fmt.Errorf("read notification log: %w", err)
+	}
+	if n.Resolved() && !in.SendResolved {
+		p.metrics.Suppressed.WithLabelValues(in.Name, "send_resolved_false").Inc()
+		return false, nil
+	}
+	if err := p.limiter(n.Tenant, n.Receiver).Wait(ctx); err != nil {
+		return true, err
+	}
+	var lastErr error
+	for try := 0; try < p.cfg.Attempts; try++ {
+		if try > 0 {
+			delay := p.backoff(try)
+			if ra := RetryAfterOf(lastErr); ra > 0 {
+				delay = ra
+			}
+			if delay > p.cfg.AttemptTimeout {
+				break // leave long waits to JetStream redelivery
+			}
+			select {
+			case <-ctx.Done():
+				return true, ctx.Err()
+			case <-time.After(delay):
+			}
+		}
+		p.metrics.Requests.WithLabelValues(in.Name).Inc()
+		start := time.Now()
+		actx, cancel := context.WithTimeout(n.Context(ctx), p.cfg.AttemptTimeout)
+		retry, err := in.Notifier.Notify(actx, n)
+		cancel()
+		p.metrics.Latency.WithLabelValues(in.Name).Observe(time.Since(start).Seconds())
+		if err == nil {
+			p.metrics.Sent.WithLabelValues(in.Name).Inc()
+			// Recorded after sending: a crash in between may resend once, but a
+			// crash after this line (before the JetStream ack) never does.
+			if _, perr := p.nflog.Put(ctx, key, []byte(time.Now().UTC().Format(time.RFC3339Nano))); perr != nil {
+				log.Warn("sent, but could not record it; a redelivery may resend", "integration", in.Name, "err", perr)
+			}
+			p.audit(n, in.Name, "success", nil)
+			log.Debug("notified", "integration", in.Name, "alerts", len(n.Alerts))
+			return false, nil
+		}
+		p.metrics.Failed.WithLabelValues(in.Name, string(ReasonOf(err))).Inc()
+		if lastErr == nil || lastErr.Error() != err.Error() {
+			log.Warn("notify attempt failed", "integration", in.Name, "retry", retry, "err", err)
+		}
+		lastErr = err
+		if !retry {
+			p.audit(n, in.Name, "failed", err)
+			return false, err
+		}
+	}
+	p.audit(n, in.Name, "retry", lastErr)
+	return true, lastErr
+}
+
+func (p *Pipeline) deadLetter(ctx context.Context, pn *klaxonv1.Notification, attempts int, cause error) error {
+	dl := &klaxonv1.DeadLetter{
+		Notification: pn,
+		Reason:       string(ReasonOf(cause)),
+		Error:        cause.Error(),
+		Attempts:     int32(attempts),
+		FailedAt:     timestamppb.New(p.cfg.Now()),
+	}
+	data, err := proto.Marshal(dl)
+	if err != nil {
+		return err
+	}
+	if _, err := p.bus.Publish(ctx, bus.Message{Subject: bus.DLQSubject(pn.Tenant, pn.Receiver), ID: pn.IdempotencyKey + ".dlq." + fmt.Sprint(pn.Attempt), Data: data}); err != nil {
+		// Could not park it: keep it in NOTIFY and try again later.
+		return bus.RetryAfter(err, p.cfg.MaxBackoff)
+	}
+	p.metrics.DeadLetters.WithLabelValues(pn.Receiver, dl.Reason).Inc()
+	p.log.Error("notification dead-lettered", "tenant", pn.Tenant, "receiver", pn.Receiver, "group_key", pn.GroupKey, "attempts", attempts, "err", cause)
+	p.audit(FromProto(pn, p.cfg.Now()), "", "dead_letter", cause)
+	return nil
+}
+
+// audit records what happened, fire-and-forget (the AUDIT stream captures it).
+func (p *Pipeline) audit(n *Notification, integration, outcome string, err error) {
+	rec := &klaxonv1.AuditRecord{Integration: integration, Outcome: outcome, At: timestamppb.New(p.cfg.Now()),
+		Notification: &klaxonv1.Notification{Tenant: n.Tenant, Receiver: n.Receiver, GroupKey: n.GroupKey, IdempotencyKey: n.IdempotencyKey}}
+	if err != nil {
+		rec.Error = err.Error()
+	}
+	data, _ := proto.Marshal(rec)
+	_ = p.bus.NC.Publish(bus.AuditSubject(n.Tenant), data)
+}
+
+func (p *Pipeline) integrations(tenant, receiver string, log *slog.Logger) ([]Integration, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if v := p.rules.Version(); v != p.version {
+		p.version = v
+		p.cache = map[string][]Integration{}
+	}
+	k := tenant + "\x00" + receiver
+	if ints, ok := p.cache[k]; ok {
+		return ints, nil
+	}
+	t := p.rules.Tenant(tenant)
+	if t == nil || t.Receiver(receiver) == nil {
+		return nil, fmt.Errorf("tenant %q has no receiver %q in the current rules", tenant, receiver)
+	}
+	ints, err := p.build(t, receiver, log)
+	if err != nil {
+		return nil, err
+	}
+	p.cache[k] = ints
+	return ints, nil
+}
+
+func (p *Pipeline) limiter(tenant, receiver string) *rate.Limiter {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := tenant + "\x00" + receiver
+	l, ok := p.limiters[k]
+	if !ok {
+		l = rate.NewLimiter(rate.Limit(p.cfg.RateLimit), p.cfg.Burst)
+		p.limiters[k] = l
+	}
+	return l
+}

@@ -1,0 +1,217 @@
+package receiver
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/common/model"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
+)
+
+// Source names, also the last token of klaxon.in.<tenant>.<source>.
+const (
+	SourceAlertmanager = "alertmanager"
+	SourceAlertsV2     = "api-v2"
+	SourceSNS          = "sns"
+	SourceEventBridge  = "eventbridge"
+	SourceK8s          = "k8s"
+	SourceHeartbeat    = "heartbeat"
+	SourceSLO          = "slo"
+)
+
+// wireAlert is one alert as both the webhook v4 payload and the API v2
+// postableAlerts carry it. Unknown fields are ignored on purpose: newer
+// senders add fields.
+type wireAlert struct {
+	Status       string            `json:"status"`
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations"`
+	StartsAt     *time.Time        `json:"startsAt"`
+	EndsAt       *time.Time        `json:"endsAt"`
+	GeneratorURL string            `json:"generatorURL"`
+	Fingerprint  string            `json:"fingerprint"`
+}
+
+// webhookMessage is the Alertmanager webhook payload, version 4.
+type webhookMessage struct {
+	Version  string      `json:"version"`
+	GroupKey string      `json:"groupKey"`
+	Status   string      `json:"status"`
+	Receiver string      `json:"receiver"`
+	Alerts   []wireAlert `json:"alerts"`
+}
+
+// decodeJSON decodes body into v and turns decoder errors into messages that
+// name the offending field.
+func decodeJSON(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return badInput("empty body: expected JSON")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		var se *json.SyntaxError
+		var pe *time.ParseError
+		switch {
+		case errors.As(err, &te):
+			return badInput("field %q: expected %s, got JSON %s", te.Field, te.Type, te.Value)
+		case errors.As(err, &se):
+			return badInput("malformed JSON at byte %d: %v", se.Offset, err)
+		case errors.As(err, &pe):
+			return badInput("bad timestamp %q: expected RFC3339", pe.Value)
+		default:
+			return badInput("malformed JSON: %v", err)
+		}
+	}
+	if dec.More() {
+		return badInput("malformed JSON: trailing data after the value")
+	}
+	return nil
+}
+
+// ParseWebhook decodes an Alertmanager webhook v4 payload into alerts.
+func ParseWebhook(body []byte) ([]wireAlert, error) {
+	var m webhookMessage
+	if err := decodeJSON(body, &m); err != nil {
+		return nil, err
+	}
+	if m.Alerts == nil {
+		return nil, badInput(`field "alerts": required`)
+	}
+	if m.Version != "" && m.Version != "4" {
+		return nil, badInput(`field "version": %q is not supported (expected "4")`, m.Version)
+	}
+	for i := range m.Alerts {
+		a := &m.Alerts[i]
+		if a.Status != "" && a.Status != "firing" && a.Status != "resolved" {
+			return nil, badInput(`field "alerts[%d].status": must be firing or resolved, got %q`, i, a.Status)
+		}
+		if err := validateAlert(fmt.Sprintf("alerts[%d]", i), a); err != nil {
+			return nil, err
+		}
+	}
+	return m.Alerts, nil
+}
+
+// ParseAlertsV2 decodes an Alertmanager API v2 postableAlerts array.
+func ParseAlertsV2(body []byte) ([]wireAlert, error) {
+	var alerts []wireAlert
+	if err := decodeJSON(body, &alerts); err != nil {
+		return nil, err
+	}
+	for i := range alerts {
+		if err := validateAlert(fmt.Sprintf("[%d]", i), &alerts[i]); err != nil {
+			return nil, err
+		}
+	}
+	return alerts, nil
+}
+
+func validateAlert(path string, a *wireAlert) error {
+	if len(a.Labels) == 0 {
+		return badInput("field %q: required, at least one label", path+".labels")
+	}
+	for k, v := range a.Labels {
+		if !model.LabelName(k).IsValid() || k == "" {
+			return badInput("field %q: invalid label name %q", path+".labels", k)
+		}
+		if !utf8.ValidString(v) {
+			return badInput("field %q: label %q has invalid UTF-8", path+".labels", k)
+		}
+	}
+	for k := range a.Annotations {
+		if !model.LabelName(k).IsValid() || k == "" {
+			return badInput("field %q: invalid annotation name %q", path+".annotations", k)
+		}
+	}
+	if a.StartsAt != nil && a.EndsAt != nil && !a.EndsAt.IsZero() && !a.StartsAt.IsZero() && a.EndsAt.Before(*a.StartsAt) {
+		return badInput("field %q: endsAt is before startsAt", path+".endsAt")
+	}
+	return nil
+}
+
+// toEnvelope normalises an alert the way Alertmanager's API does: a missing
+// startsAt is now (or endsAt if that is set), status follows endsAt unless the
+// sender said it (webhook payloads carry an explicit status).
+func toEnvelope(req *request, source string, a *wireAlert) *klaxonv1.Envelope {
+	now := req.now
+	var startsAt, endsAt time.Time
+	if a.StartsAt != nil {
+		startsAt = *a.StartsAt
+	}
+	if a.EndsAt != nil {
+		endsAt = *a.EndsAt
+	}
+	if startsAt.IsZero() {
+		if endsAt.IsZero() {
+			startsAt = now
+		} else {
+			startsAt = endsAt
+		}
+	}
+	status := a.Status
+	if status == "" {
+		status = "firing"
+		if !endsAt.IsZero() && !endsAt.After(now) {
+			status = "resolved"
+		}
+	}
+	// Alertmanager sends the zero time 0001-01-01 for "no endsAt".
+	if endsAt.Year() <= 1 {
+		endsAt = time.Time{}
+	}
+	fp := Fingerprint(a.Labels)
+	al := &klaxonv1.Alert{
+		Labels:       a.Labels,
+		Annotations:  a.Annotations,
+		StartsAt:     timestamppb.New(startsAt),
+		GeneratorUrl: a.GeneratorURL,
+		Fingerprint:  fp,
+		Status:       klaxonv1.AlertStatus_ALERT_STATUS_FIRING,
+	}
+	if status == "resolved" {
+		al.Status = klaxonv1.AlertStatus_ALERT_STATUS_RESOLVED
+		if endsAt.IsZero() {
+			endsAt = now
+		}
+	}
+	if !endsAt.IsZero() {
+		al.EndsAt = timestamppb.New(endsAt)
+	}
+	env := newEnvelope(req, source, alertIdentity(fp, status, startsAt, endsAt))
+	env.Payload = &klaxonv1.Envelope_Alert{Alert: al}
+	return env
+}
+
+func (rc *Receiver) alertmanager(_ context.Context, req *request) (*result, error) {
+	alerts, err := ParseWebhook(req.body)
+	if err != nil {
+		return nil, err
+	}
+	res := &result{envelopes: make([]*klaxonv1.Envelope, 0, len(alerts))}
+	for i := range alerts {
+		res.envelopes = append(res.envelopes, toEnvelope(req, SourceAlertmanager, &alerts[i]))
+	}
+	return res, nil
+}
+
+func (rc *Receiver) alertsV2(_ context.Context, req *request) (*result, error) {
+	alerts, err := ParseAlertsV2(req.body)
+	if err != nil {
+		return nil, err
+	}
+	res := &result{envelopes: make([]*klaxonv1.Envelope, 0, len(alerts))}
+	for i := range alerts {
+		// The v2 API has no status field: it is derived from endsAt.
+		alerts[i].Status = ""
+		res.envelopes = append(res.envelopes, toEnvelope(req, SourceAlertsV2, &alerts[i]))
+	}
+	return res, nil
+}

@@ -1,0 +1,45 @@
+package receiver
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+type metrics struct {
+	requests   *prometheus.CounterVec
+	duration   *prometheus.HistogramVec
+	bytes      *prometheus.CounterVec
+	items      *prometheus.CounterVec
+	duplicates *prometheus.CounterVec
+	publish    prometheus.Histogram
+	acks       *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	return &metrics{
+		requests: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "klaxon_receiver_requests_total", Help: "Ingest HTTP requests by endpoint and status code.",
+		}, []string{"endpoint", "code"}),
+		duration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "klaxon_receiver_request_duration_seconds", Help: "Ingest request latency including the JetStream ack.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"endpoint"}),
+		bytes: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "klaxon_receiver_request_bytes_total", Help: "Request body bytes read by endpoint.",
+		}, []string{"endpoint"}),
+		items: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "klaxon_receiver_items_stored_total", Help: "Alerts and events stored in JetStream by endpoint.",
+		}, []string{"endpoint"}),
+		duplicates: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "klaxon_receiver_items_duplicate_total", Help: "Items dropped by JetStream deduplication (retried POSTs).",
+		}, []string{"endpoint"}),
+		publish: f.NewHistogram(prometheus.HistogramOpts{
+			Name: "klaxon_bus_publish_duration_seconds", Help: "Time from publish to the JetStream ack of a request's batch.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .5, 1, 5, 10},
+		}),
+		acks: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "klaxon_bus_publish_acks_total", Help: "JetStream publish outcomes: ok, duplicate, error.",
+		}, []string{"result"}),
+	}
+}

@@ -1,0 +1,280 @@
+// Package receiver is Klaxon's HTTP ingest. Each source format has its own
+// file that turns a request body into envelopes; this file holds what they
+// share: limits, tenants, auth, errors and the rule that a 2xx is only sent
+// after JetStream has acknowledged every envelope of the request.
+package receiver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
+	"github.com/klaxon-sh/klaxon/services/bus"
+	"github.com/klaxon-sh/klaxon/services/ruleset"
+)
+
+// DefaultMaxBodyBytes is the default request body limit (4 MiB).
+const DefaultMaxBodyBytes = 4 << 20
+
+// DefaultTenant is used when auth is off and no X-Scope-OrgID is sent.
+const DefaultTenant = "default"
+
+// Publisher stores messages durably; *bus.Bus implements it.
+type Publisher interface {
+	Publish(ctx context.Context, msgs ...bus.Message) ([]bus.Result, error)
+}
+
+// Authenticator decides which tenant a bearer token may act for (want is the
+// tenant named in X-Scope-OrgID). *ruleset.Tenants implements it; it returns
+// a *ruleset.AuthError for 401/403.
+type Authenticator interface {
+	Authorize(token, want string) (string, error)
+}
+
+// Limiter admits or rejects ingest per tenant (429 when over the limit).
+type Limiter interface {
+	Allow(tenant string, n int) bool
+}
+
+// Config of the receiver.
+type Config struct {
+	MaxBodyBytes int64
+	// Auth is nil when --auth is off.
+	Auth Authenticator
+	// Limiter is optional.
+	Limiter Limiter
+	SNS     SNSConfig
+	// Ready reports readiness beyond the bus (e.g. rules loaded).
+	Ready func(ctx context.Context) error
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// RetryAfter is sent with 503 when storing fails.
+	RetryAfter time.Duration
+}
+
+// Receiver serves the ingest endpoints.
+type Receiver struct {
+	cfg     Config
+	pub     Publisher
+	log     *slog.Logger
+	metrics *metrics
+	sns     *snsVerifier
+}
+
+// New builds a receiver publishing to pub.
+func New(cfg Config, pub Publisher, log *slog.Logger, reg prometheus.Registerer) *Receiver {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = 5 * time.Second
+	}
+	return &Receiver{
+		cfg:     cfg,
+		pub:     pub,
+		log:     log,
+		metrics: newMetrics(reg),
+		sns:     newSNSVerifier(cfg.SNS, cfg.Now),
+	}
+}
+
+// Register adds the ingest routes to mux.
+func (rc *Receiver) Register(mux *http.ServeMux) {
+	rc.handle(mux, "POST /api/v1/alertmanager", "alertmanager", rc.alertmanager)
+	rc.handle(mux, "POST /api/v2/alerts", "alerts_v2", rc.alertsV2)
+	rc.handle(mux, "POST /api/v1/sns", "sns", rc.snsHandler)
+	rc.handle(mux, "POST /api/v1/eventbridge", "eventbridge", rc.eventbridge)
+	rc.handle(mux, "POST /api/v1/k8s-events", "k8s_events", rc.k8sEvents)
+	rc.handle(mux, "POST /api/v1/heartbeat/{name}", "heartbeat", rc.heartbeat)
+	rc.handle(mux, "POST /api/v1/slo/{name}/events", "slo_events", rc.sloEvents)
+}
+
+// request is what a source handler sees: the tenant and the body read.
+type request struct {
+	*http.Request
+	tenant string
+	body   []byte
+	now    time.Time
+}
+
+// result of a source handler: envelopes to store, and optionally a custom
+// success answer.
+type result struct {
+	envelopes []*klaxonv1.Envelope
+	status    int // 0 means 200
+	extra     map[string]any
+}
+
+type sourceFunc func(ctx context.Context, req *request) (*result, error)
+
+// inputError is a client mistake: 400 with the message naming the field.
+type inputError struct{ msg string }
+
+func (e *inputError) Error() string { return e.msg }
+
+func badInput(format string, args ...any) error {
+	return &inputError{msg: fmt.Sprintf(format, args...)}
+}
+
+// statusError carries a specific HTTP status (403 for SNS, ...).
+type statusError struct {
+	status int
+	msg    string
+}
+
+func (e *statusError) Error() string { return e.msg }
+
+func (rc *Receiver) handle(mux *http.ServeMux, pattern, endpoint string, fn sourceFunc) {
+	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		code := rc.serve(w, r, endpoint, fn)
+		rc.metrics.requests.WithLabelValues(endpoint, strconv.Itoa(code)).Inc()
+		rc.metrics.duration.WithLabelValues(endpoint).Observe(time.Since(start).Seconds())
+	})
+}
+
+var tenantRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$`)
+
+// ValidTenant reports whether s can name a tenant (it becomes a subject token
+// and a directory name).
+func ValidTenant(s string) bool { return tenantRE.MatchString(s) }
+
+func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request, endpoint string, fn sourceFunc) int {
+	tenant := r.Header.Get("X-Scope-OrgID")
+	if tenant != "" && !ValidTenant(tenant) {
+		return writeError(w, http.StatusBadRequest, "X-Scope-OrgID: tenant must match "+tenantRE.String())
+	}
+	if rc.cfg.Auth != nil {
+		t, err := rc.cfg.Auth.Authorize(ruleset.BearerToken(r), tenant)
+		if err != nil {
+			var ae *ruleset.AuthError
+			if errors.As(err, &ae) {
+				if ae.Status == http.StatusUnauthorized {
+					w.Header().Set("WWW-Authenticate", `Bearer realm="klaxon"`)
+				}
+				return writeError(w, ae.Status, ae.Msg)
+			}
+			return writeError(w, http.StatusUnauthorized, err.Error())
+		}
+		tenant = t
+	}
+	if tenant == "" {
+		tenant = DefaultTenant
+	}
+	if r.ContentLength > rc.cfg.MaxBodyBytes {
+		return writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes exceeds the limit of %d bytes", r.ContentLength, rc.cfg.MaxBodyBytes))
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rc.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body exceeds the limit of %d bytes", rc.cfg.MaxBodyBytes))
+		}
+		return writeError(w, http.StatusBadRequest, "reading body: "+err.Error())
+	}
+	rc.metrics.bytes.WithLabelValues(endpoint).Add(float64(len(body)))
+	req := &request{Request: r, tenant: tenant, body: body, now: rc.cfg.Now()}
+	res, err := fn(r.Context(), req)
+	if err != nil {
+		var ie *inputError
+		var se *statusError
+		switch {
+		case errors.As(err, &ie):
+			return writeError(w, http.StatusBadRequest, ie.msg)
+		case errors.As(err, &se):
+			return writeError(w, se.status, se.msg)
+		default:
+			rc.log.Error("ingest failed", "endpoint", endpoint, "tenant", tenant, "err", err)
+			return writeError(w, http.StatusInternalServerError, err.Error())
+		}
+	}
+	if n := len(res.envelopes); n > 0 && rc.cfg.Limiter != nil && !rc.cfg.Limiter.Allow(tenant, n) {
+		w.Header().Set("Retry-After", "1")
+		return writeError(w, http.StatusTooManyRequests, "tenant "+tenant+" is over its ingest rate limit")
+	}
+	stored, dups, err := rc.store(r.Context(), res.envelopes)
+	if err != nil {
+		rc.log.Warn("cannot store; asking the sender to retry", "endpoint", endpoint, "tenant", tenant, "err", err)
+		w.Header().Set("Retry-After", strconv.Itoa(int(rc.cfg.RetryAfter.Seconds())))
+		return writeError(w, http.StatusServiceUnavailable, "cannot store durably, retry later")
+	}
+	rc.metrics.items.WithLabelValues(endpoint).Add(float64(stored))
+	rc.metrics.duplicates.WithLabelValues(endpoint).Add(float64(dups))
+	status := res.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	out := map[string]any{"status": "success", "stored": stored, "duplicates": dups}
+	for k, v := range res.extra {
+		out[k] = v
+	}
+	writeJSON(w, status, out)
+	return status
+}
+
+// store publishes every envelope and waits for all acks.
+func (rc *Receiver) store(ctx context.Context, envs []*klaxonv1.Envelope) (stored, dups int, err error) {
+	if len(envs) == 0 {
+		return 0, 0, nil
+	}
+	msgs := make([]bus.Message, len(envs))
+	for i, e := range envs {
+		data, err := proto.Marshal(e)
+		if err != nil {
+			return 0, 0, fmt.Errorf("encode envelope: %w", err)
+		}
+		msgs[i] = bus.Message{Subject: bus.IngestSubject(e.Tenant, e.Source), ID: e.Id, Data: data}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	res, err := rc.pub.Publish(ctx, msgs...)
+	rc.metrics.publish.Observe(time.Since(start).Seconds())
+	if err != nil {
+		rc.metrics.acks.WithLabelValues("error").Add(float64(len(msgs)))
+		return 0, 0, err
+	}
+	for _, r := range res {
+		if r.Duplicate {
+			dups++
+		}
+	}
+	rc.metrics.acks.WithLabelValues("ok").Add(float64(len(msgs) - dups))
+	rc.metrics.acks.WithLabelValues("duplicate").Add(float64(dups))
+	return len(msgs) - dups, dups, nil
+}
+
+func newEnvelope(req *request, source, identity string) *klaxonv1.Envelope {
+	return &klaxonv1.Envelope{
+		Tenant:     req.tenant,
+		Source:     source,
+		ReceivedAt: timestamppb.New(req.now),
+		Id:         EnvelopeID(req.tenant, source, identity),
+	}
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) int {
+	writeJSON(w, status, map[string]string{"status": "error", "error": msg})
+	return status
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -23,7 +23,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app := kingpin.New("klaxonctl", "Klaxon's command line.")
 	app.Version(version)
 	app.HelpFlag.Short('h')
-	app.Writers(stdout, stderr)
+	app.UsageWriter(stdout)
+	app.ErrorWriter(stderr)
 	app.Terminate(nil)
 
 	rules := app.Command("rules", "Work with rule files.")

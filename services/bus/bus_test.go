@@ -1,0 +1,110 @@
+package bus_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/klaxon-sh/klaxon/services/bus"
+	"github.com/klaxon-sh/klaxon/services/bus/bustest"
+)
+
+func TestPublishDeduplicatesByMsgID(t *testing.T) {
+	b := bustest.New(t)
+	ctx := context.Background()
+	msg := bus.Message{Subject: bus.IngestSubject("default", "api-v2"), ID: "same", Data: []byte("x")}
+	res, err := b.Publish(ctx, msg)
+	if err != nil || res[0].Duplicate {
+		t.Fatalf("first publish: %v %+v", err, res)
+	}
+	res, err = b.Publish(ctx, msg, bus.Message{Subject: msg.Subject, ID: "other", Data: []byte("y")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res[0].Duplicate || res[1].Duplicate {
+		t.Fatalf("want first duplicate, second new: %+v", res)
+	}
+	info, err := b.JS.Stream(ctx, bus.StreamIngest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.CachedInfo().State.Msgs; n != 2 {
+		t.Fatalf("stream holds %d messages, want 2", n)
+	}
+}
+
+func TestStreamsHaveLimits(t *testing.T) {
+	b := bustest.New(t)
+	for _, name := range []string{bus.StreamIngest, bus.StreamNotify, bus.StreamDLQ, bus.StreamAudit} {
+		s, err := b.JS.Stream(context.Background(), name)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		c := s.CachedInfo().Config
+		if c.MaxAge == 0 || c.MaxBytes <= 0 || c.Duplicates == 0 || c.Storage != jetstream.FileStorage {
+			t.Errorf("%s: unbounded or not durable: %+v", name, c)
+		}
+	}
+}
+
+func TestConsumeRedeliversUntilHandled(t *testing.T) {
+	b := bustest.New(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var calls atomic.Int32
+	done := make(chan struct{})
+	cc, err := b.Consume(ctx, bus.ConsumerConfig{Stream: bus.StreamNotify, Durable: "t", Filters: []string{bus.NotifyFilter("*")}, NakDelay: 10 * time.Millisecond},
+		func(ctx context.Context, msg jetstream.Msg) error {
+			if calls.Add(1) < 3 {
+				return errors.New("transient")
+			}
+			close(done)
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Stop()
+	if _, err := b.Publish(ctx, bus.Message{Subject: bus.NotifySubject("t1", "r"), Data: []byte("n")}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("handler called %d times, never succeeded", calls.Load())
+	}
+}
+
+func TestTokenIsInjective(t *testing.T) {
+	seen := map[string]string{}
+	for _, s := range []string{"team a", "team_a", "team_20a", "team.a", "", "_", "ok-name", "Ünï"} {
+		tok := bus.Token(s)
+		for _, c := range tok {
+			if c == '.' || c == '*' || c == '>' || c == ' ' {
+				t.Fatalf("Token(%q) = %q contains a subject metacharacter", s, tok)
+			}
+		}
+		if prev, ok := seen[tok]; ok {
+			t.Fatalf("Token(%q) = Token(%q) = %q", s, prev, tok)
+		}
+		seen[tok] = s
+	}
+}
+
+func TestPublishFailsWhenStoreIsGone(t *testing.T) {
+	b := bustest.New(t)
+	ctx := context.Background()
+	if err := b.JS.DeleteStream(ctx, bus.StreamIngest); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err := b.Publish(ctx, bus.Message{Subject: bus.IngestSubject("default", "x"), Data: []byte("x")})
+	if !errors.Is(err, bus.ErrNotStored) {
+		t.Fatalf("want ErrNotStored, got %v", err)
+	}
+}

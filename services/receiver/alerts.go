@@ -100,11 +100,25 @@ func ParseWebhook(body []byte) ([]wireAlert, error) {
 	return m.Alerts, nil
 }
 
+// postableAlert is the API v2 shape: no status field (it is derived from
+// endsAt); a sender that adds one, of any type, is ignored like any unknown field.
+type postableAlert struct {
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations"`
+	StartsAt     *time.Time        `json:"startsAt"`
+	EndsAt       *time.Time        `json:"endsAt"`
+	GeneratorURL string            `json:"generatorURL"`
+}
+
 // ParseAlertsV2 decodes an Alertmanager API v2 postableAlerts array.
 func ParseAlertsV2(body []byte) ([]wireAlert, error) {
-	var alerts []wireAlert
-	if err := decodeJSON(body, &alerts); err != nil {
+	var posted []postableAlert
+	if err := decodeJSON(body, &posted); err != nil {
 		return nil, err
+	}
+	alerts := make([]wireAlert, len(posted))
+	for i, p := range posted {
+		alerts[i] = wireAlert{Labels: p.Labels, Annotations: p.Annotations, StartsAt: p.StartsAt, EndsAt: p.EndsAt, GeneratorURL: p.GeneratorURL}
 	}
 	for i := range alerts {
 		if err := validateAlert(fmt.Sprintf("[%d]", i), &alerts[i]); err != nil {
@@ -209,8 +223,6 @@ func (rc *Receiver) alertsV2(_ context.Context, req *request) (*result, error) {
 	}
 	res := &result{envelopes: make([]*klaxonv1.Envelope, 0, len(alerts))}
 	for i := range alerts {
-		// The v2 API has no status field: it is derived from endsAt.
-		alerts[i].Status = ""
 		res.envelopes = append(res.envelopes, toEnvelope(req, SourceAlertsV2, &alerts[i]))
 	}
 	return res, nil

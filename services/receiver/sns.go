@@ -174,6 +174,11 @@ func (v *snsVerifier) verify(ctx context.Context, m *snsMessage) error {
 	if err := checkSNSURL("SigningCertURL", m.SigningCertURL, true); err != nil {
 		return err
 	}
+	if m.Type != "Notification" {
+		if err := checkSNSURL("SubscribeURL", m.SubscribeURL, false); err != nil {
+			return err
+		}
+	}
 	sig, err := base64.StdEncoding.DecodeString(m.Signature)
 	if err != nil {
 		return forbidden("Signature is not base64")

@@ -1,0 +1,450 @@
+package receiver_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+
+	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
+	"github.com/klaxon-sh/klaxon/services/bus"
+	"github.com/klaxon-sh/klaxon/services/bus/bustest"
+	"github.com/klaxon-sh/klaxon/services/receiver"
+	"github.com/klaxon-sh/klaxon/services/ruleset"
+)
+
+var testNow = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+
+type harness struct {
+	t   *testing.T
+	bus *bus.Bus
+	srv *httptest.Server
+}
+
+func newHarness(t *testing.T, cfg receiver.Config) *harness {
+	t.Helper()
+	b := bustest.New(t)
+	return newHarnessWith(t, cfg, b, b)
+}
+
+func newHarnessWith(t *testing.T, cfg receiver.Config, b *bus.Bus, pub receiver.Publisher) *harness {
+	if cfg.Now == nil {
+		cfg.Now = func() time.Time { return testNow }
+	}
+	rc := receiver.New(cfg, pub, bustest.Logger(t), prometheus.NewRegistry())
+	mux := http.NewServeMux()
+	rc.Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return &harness{t: t, bus: b, srv: srv}
+}
+
+type response struct {
+	code   int
+	body   map[string]any
+	header http.Header
+}
+
+func (h *harness) post(path, body string, headers ...string) response {
+	h.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, h.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	r := response{code: resp.StatusCode, header: resp.Header}
+	if err := json.Unmarshal(raw, &r.body); err != nil {
+		h.t.Fatalf("response is not JSON: %q", raw)
+	}
+	return r
+}
+
+// stored reads every envelope in the INGEST stream.
+func (h *harness) stored() []*klaxonv1.Envelope {
+	h.t.Helper()
+	ctx := context.Background()
+	s, err := h.bus.JS.Stream(ctx, bus.StreamIngest)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var out []*klaxonv1.Envelope
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		var env klaxonv1.Envelope
+		if err := proto.Unmarshal(m.Data, &env); err != nil {
+			h.t.Fatal(err)
+		}
+		if want := bus.IngestSubject(env.Tenant, env.Source); m.Subject != want {
+			h.t.Errorf("envelope on %s, want %s", m.Subject, want)
+		}
+		out = append(out, &env)
+	}
+	return out
+}
+
+func TestAlertmanagerWebhook(t *testing.T) {
+	h := newHarness(t, receiver.Config{})
+	body := `{"version":"4","groupKey":"{}:{alertname=\"HighLatency\"}","status":"firing","receiver":"klaxon","newField":1,
+	  "alerts":[
+	    {"status":"firing","labels":{"alertname":"HighLatency","instance":"a"},"annotations":{"summary":"slow"},
+	     "startsAt":"2026-11-24T11:00:00Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://prom/graph","fingerprint":"x"},
+	    {"status":"resolved","labels":{"alertname":"HighLatency","instance":"b"},
+	     "startsAt":"2026-11-24T10:00:00Z","endsAt":"2026-11-24T11:30:00Z"}]}`
+	r := h.post("/api/v1/alertmanager", body, "X-Scope-OrgID", "team-a")
+	if r.code != 200 || r.body["stored"] != 2.0 {
+		t.Fatalf("got %d %v", r.code, r.body)
+	}
+	envs := h.stored()
+	if len(envs) != 2 {
+		t.Fatalf("stored %d envelopes, want 2", len(envs))
+	}
+	a, b := envs[0].GetAlert(), envs[1].GetAlert()
+	if envs[0].Tenant != "team-a" || envs[0].Source != receiver.SourceAlertmanager {
+		t.Errorf("tenant/source = %s/%s", envs[0].Tenant, envs[0].Source)
+	}
+	if a.Status != klaxonv1.AlertStatus_ALERT_STATUS_FIRING || a.EndsAt != nil || a.Annotations["summary"] != "slow" || a.GeneratorUrl != "http://prom/graph" {
+		t.Errorf("first alert: %+v", a)
+	}
+	// Alertmanager's fingerprint of the label set, not the sender's field.
+	if a.Fingerprint != receiver.Fingerprint(map[string]string{"alertname": "HighLatency", "instance": "a"}) || a.Fingerprint == "x" {
+		t.Errorf("fingerprint %q", a.Fingerprint)
+	}
+	if b.Status != klaxonv1.AlertStatus_ALERT_STATUS_RESOLVED || !b.EndsAt.AsTime().Equal(time.Date(2026, 11, 24, 11, 30, 0, 0, time.UTC)) {
+		t.Errorf("second alert: %+v", b)
+	}
+}
+
+func TestAlertsV2DerivesStatusFromEndsAt(t *testing.T) {
+	h := newHarness(t, receiver.Config{})
+	body := `[{"labels":{"alertname":"A"}},
+	  {"labels":{"alertname":"B"},"startsAt":"2026-11-24T11:00:00Z","endsAt":"2026-11-24T11:59:00Z"},
+	  {"labels":{"alertname":"C"},"startsAt":"2026-11-24T11:00:00Z","endsAt":"2026-11-24T12:04:00Z","generatorURL":"http://x"}]`
+	r := h.post("/api/v2/alerts", body)
+	if r.code != 200 {
+		t.Fatalf("got %d %v", r.code, r.body)
+	}
+	envs := h.stored()
+	if len(envs) != 3 {
+		t.Fatalf("stored %d", len(envs))
+	}
+	want := []klaxonv1.AlertStatus{klaxonv1.AlertStatus_ALERT_STATUS_FIRING, klaxonv1.AlertStatus_ALERT_STATUS_RESOLVED, klaxonv1.AlertStatus_ALERT_STATUS_FIRING}
+	for i, e := range envs {
+		if e.Tenant != "default" || e.Source != receiver.SourceAlertsV2 {
+			t.Errorf("%d: tenant/source %s/%s", i, e.Tenant, e.Source)
+		}
+		if got := e.GetAlert().Status; got != want[i] {
+			t.Errorf("alert %s: status %v, want %v", e.GetAlert().Labels["alertname"], got, want[i])
+		}
+	}
+	if !envs[0].GetAlert().StartsAt.AsTime().Equal(testNow) {
+		t.Errorf("missing startsAt should be now, got %v", envs[0].GetAlert().StartsAt.AsTime())
+	}
+}
+
+func TestRetriedPostIsStoredOnce(t *testing.T) {
+	h := newHarness(t, receiver.Config{})
+	body := `[{"labels":{"alertname":"A"},"startsAt":"2026-11-24T11:00:00Z"}]`
+	for i := 0; i < 3; i++ {
+		r := h.post("/api/v2/alerts", body)
+		if r.code != 200 {
+			t.Fatalf("attempt %d: %d", i, r.code)
+		}
+		if i > 0 && r.body["duplicates"] != 1.0 {
+			t.Errorf("attempt %d: duplicates = %v, want 1", i, r.body["duplicates"])
+		}
+	}
+	if n := len(h.stored()); n != 1 {
+		t.Fatalf("stored %d times, want once", n)
+	}
+	// The same alert for another tenant is a different item.
+	h.post("/api/v2/alerts", body, "X-Scope-OrgID", "other")
+	if n := len(h.stored()); n != 2 {
+		t.Fatalf("stored %d, want 2", n)
+	}
+}
+
+func TestBadInputGets400NamingTheField(t *testing.T) {
+	h := newHarness(t, receiver.Config{})
+	cases := []struct {
+		path, body, want string
+	}{
+		{"/api/v1/alertmanager", `{"version":"4","alerts":[`, "malformed JSON"},
+		{"/api/v1/alertmanager", `{"version":"4"}`, `"alerts"`},
+		{"/api/v1/alertmanager", `{"version":"4","alerts":[{"labels":{}}]}`, `alerts[0].labels`},
+		{"/api/v1/alertmanager", `{"version":"4","alerts":[{"status":"maybe","labels":{"a":"b"}}]}`, `alerts[0].status`},
+		{"/api/v1/alertmanager", `{"version":"3","alerts":[]}`, `"version"`},
+		{"/api/v1/alertmanager", ``, "empty body"},
+		{"/api/v2/alerts", `{"labels":{"a":"b"}}`, "expected"},
+		{"/api/v2/alerts", `[{"labels":{"a":"b"}},{"annotations":{}}]`, `[1].labels`},
+		{"/api/v2/alerts", `[{"labels":{"a":1}}]`, `labels`},
+		{"/api/v2/alerts", `[{"labels":{"":"x"}}]`, `invalid label name`},
+		{"/api/v2/alerts", `[{"labels":{"a":"b"},"startsAt":"yesterday"}]`, `timestamp`},
+		{"/api/v2/alerts", `[{"labels":{"a":"b"},"startsAt":"2026-11-24T11:00:00Z","endsAt":"2026-11-24T10:00:00Z"}]`, `endsAt`},
+		{"/api/v1/eventbridge", `{"detail-type":"x","source":"aws.ec2"}`, `"id"`},
+		{"/api/v1/eventbridge", `[{"id":"1","source":"aws.ec2"}]`, `[0].detail-type`},
+		{"/api/v1/eventbridge", `[]`, "empty"},
+		{"/api/v1/k8s-events", `{"reason":"BackOff","metadata":{"uid":"u"}}`, "involvedObject"},
+		{"/api/v1/k8s-events", `{"involvedObject":{"kind":"Pod","name":"p"},"metadata":{"uid":"u"}}`, `"reason"`},
+		{"/api/v1/heartbeat/cron", `not json`, "malformed JSON"},
+		{"/api/v1/heartbeat/bad%20name", ``, "heartbeat name"},
+		{"/api/v1/slo/checkout/events", `{"good":5}`, `"total"`},
+		{"/api/v1/slo/checkout/events", `{"good":5,"total":4}`, `"good"`},
+		{"/api/v1/slo/checkout/events", `{"good":-1,"total":4}`, `"good"`},
+		{"/api/v1/sns", `{"Type":"Notification"}`, `"MessageId"`},
+	}
+	for _, c := range cases {
+		t.Run(c.path+" "+c.body, func(t *testing.T) {
+			r := h.post(c.path, c.body)
+			if r.code != http.StatusBadRequest {
+				t.Fatalf("code %d, want 400 (%v)", r.code, r.body)
+			}
+			if msg, _ := r.body["error"].(string); !strings.Contains(msg, c.want) {
+				t.Fatalf("error %q does not mention %q", msg, c.want)
+			}
+		})
+	}
+	if n := len(h.stored()); n != 0 {
+		t.Fatalf("bad input stored %d envelopes", n)
+	}
+}
+
+func TestOversizeBodyGets413(t *testing.T) {
+	h := newHarness(t, receiver.Config{MaxBodyBytes: 1024})
+	big := `[{"labels":{"alertname":"` + strings.Repeat("x", 2048) + `"}}]`
+	if r := h.post("/api/v2/alerts", big); r.code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("with Content-Length: %d", r.code)
+	}
+	// Chunked (no Content-Length): the limit applies while reading.
+	req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/api/v2/alerts", io.MultiReader(strings.NewReader(big)))
+	req.ContentLength = -1
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("chunked: %d", resp.StatusCode)
+	}
+}
+
+type failingPublisher struct{}
+
+func (failingPublisher) Publish(context.Context, ...bus.Message) ([]bus.Result, error) {
+	return nil, fmt.Errorf("%w: no quorum", bus.ErrNotStored)
+}
+
+func TestCannotStoreGets503WithRetryAfter(t *testing.T) {
+	h := newHarnessWith(t, receiver.Config{}, nil, failingPublisher{})
+	for _, p := range []string{"/api/v2/alerts", "/api/v1/alertmanager"} {
+		body := `[{"labels":{"alertname":"A"}}]`
+		if p == "/api/v1/alertmanager" {
+			body = `{"version":"4","alerts":[{"status":"firing","labels":{"alertname":"A"}}]}`
+		}
+		r := h.post(p, body)
+		if r.code != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
+			t.Fatalf("%s: code %d, Retry-After %q", p, r.code, r.header.Get("Retry-After"))
+		}
+	}
+}
+
+func TestStreamGoneGets503(t *testing.T) {
+	h := newHarness(t, receiver.Config{})
+	if err := h.bus.JS.DeleteStream(context.Background(), bus.StreamIngest); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.post("/api/v2/alerts", `[{"labels":{"alertname":"A"}}]`); r.code != http.StatusServiceUnavailable {
+		t.Fatalf("code %d", r.code)
+	}
+}
+
+func TestTenantHeaderAndAuth(t *testing.T) {
+	h := newHarness(t, receiver.Config{})
+	if r := h.post("/api/v2/alerts", `[{"labels":{"a":"b"}}]`, "X-Scope-OrgID", "bad tenant!"); r.code != 400 {
+		t.Fatalf("invalid tenant: %d", r.code)
+	}
+	tenants := &ruleset.Tenants{
+		Tenants:     map[string]ruleset.TenantAuth{"team-a": {Tokens: []string{ruleset.HashToken("secret-a")}}, "team-b": {Tokens: []string{ruleset.HashToken("secret-b")}}},
+		AdminTokens: []string{ruleset.HashToken("root")},
+	}
+	ha := newHarness(t, receiver.Config{Auth: tenants})
+	body := `[{"labels":{"a":"b"}}]`
+	cases := []struct {
+		name, token, tenant string
+		code                int
+		stored              string
+	}{
+		{"no token", "", "team-a", 401, ""},
+		{"unknown token", "nope", "team-a", 401, ""},
+		{"other tenant's token", "secret-b", "team-a", 403, ""},
+		{"own token", "secret-a", "team-a", 200, "team-a"},
+		{"token implies tenant", "secret-b", "", 200, "team-b"},
+		{"admin for any tenant", "root", "team-c", 200, "team-c"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var hdr []string
+			if c.token != "" {
+				hdr = append(hdr, "Authorization", "Bearer "+c.token)
+			}
+			if c.tenant != "" {
+				hdr = append(hdr, "X-Scope-OrgID", c.tenant)
+			}
+			before := len(ha.stored())
+			r := ha.post("/api/v2/alerts", fmt.Sprintf(`[{"labels":{"a":%q}}]`, c.name), hdr...)
+			if r.code != c.code {
+				t.Fatalf("code %d, want %d (%v)", r.code, c.code, r.body)
+			}
+			envs := ha.stored()
+			if c.stored == "" {
+				if len(envs) != before {
+					t.Fatal("rejected request stored something")
+				}
+				return
+			}
+			if got := envs[len(envs)-1].Tenant; got != c.stored {
+				t.Fatalf("stored for %q, want %q", got, c.stored)
+			}
+		})
+	}
+	_ = body
+}
+
+func TestEventBridgeCloudTrail(t *testing.T) {
+	h := newHarness(t, receiver.Config{})
+	ev := `{"version":"0","id":"6f87d04b-9f74-4f04-a780-7acf4b0a9b38","detail-type":"AWS API Call via CloudTrail","source":"aws.eks",
+	 "account":"123456789012","time":"2026-11-24T11:58:00Z","region":"eu-west-1","resources":[],
+	 "detail":{"eventVersion":"1.08","userIdentity":{"type":"AssumedRole","arn":"arn:aws:sts::123456789012:assumed-role/admin/alice"},
+	   "eventTime":"2026-11-24T11:58:00Z","eventSource":"eks.amazonaws.com","eventName":"DeleteCluster","awsRegion":"eu-west-1",
+	   "sourceIPAddress":"198.51.100.7","eventID":"e1b2c3d4-0000-1111-2222-333344445555","readOnly":false,"eventType":"AwsApiCall"}}`
+	for _, body := range []string{ev, "[" + ev + "," + strings.Replace(ev, "e1b2c3d4", "f1b2c3d4", 1) + "]"} {
+		if r := h.post("/api/v1/eventbridge", body); r.code != 200 {
+			t.Fatalf("code %d %v", r.code, r.body)
+		}
+	}
+	envs := h.stored()
+	// The single event and the first array element are the same CloudTrail
+	// event: stored once.
+	if len(envs) != 2 {
+		t.Fatalf("stored %d, want 2", len(envs))
+	}
+	e := envs[0].GetEvent()
+	want := map[string]string{"eventName": "DeleteCluster", "eventSource": "eks.amazonaws.com", "userIdentity_type": "AssumedRole",
+		"detail_type": "AWS API Call via CloudTrail", "account": "123456789012", "readOnly": "false"}
+	for k, v := range want {
+		if e.Labels[k] != v {
+			t.Errorf("label %s = %q, want %q", k, e.Labels[k], v)
+		}
+	}
+	if e.Kind != "cloudtrail" || len(e.Raw) == 0 || !e.Time.AsTime().Equal(time.Date(2026, 11, 24, 11, 58, 0, 0, time.UTC)) {
+		t.Errorf("event: kind %s time %v raw %d", e.Kind, e.Time.AsTime(), len(e.Raw))
+	}
+}
+
+func TestK8sEvents(t *testing.T) {
+	h := newHarness(t, receiver.Config{})
+	core := `{"kind":"Event","metadata":{"name":"web-1.17","namespace":"shop","uid":"uid-1"},
+	  "involvedObject":{"kind":"Pod","namespace":"shop","name":"web-1","fieldPath":"spec.containers{app}"},
+	  "reason":"BackOff","message":"Back-off restarting failed container","type":"Warning","count":%d,
+	  "lastTimestamp":"2026-11-24T11:59:00Z","source":{"component":"kubelet","host":"node-1"}}`
+	posts := []string{
+		fmt.Sprintf(core, 1),
+		fmt.Sprintf(core, 1), // re-sent: same occurrence
+		fmt.Sprintf(`{"type":"MODIFIED","object":`+core+`}`, 2),
+		`{"items":[` + fmt.Sprintf(core, 3) + `]}`,
+		`{"EventType":"Warning","EventKind":"Pod","EventObject":"web-2","EventReason":"OOMKilled","EventTime":"2026-11-24 11:59:00 +0000 UTC","EventMessage":"oom"}`,
+		`{"apiVersion":"events.k8s.io/v1","kind":"Event","metadata":{"uid":"uid-2","namespace":"shop"},"regarding":{"kind":"Node","name":"node-1"},"reason":"NodeNotReady","note":"down","type":"Warning","series":{"count":4}}`,
+	}
+	for _, p := range posts {
+		if r := h.post("/api/v1/k8s-events", p); r.code != 200 {
+			t.Fatalf("code %d %v for %s", r.code, r.body, p)
+		}
+	}
+	envs := h.stored()
+	if len(envs) != 5 {
+		t.Fatalf("stored %d, want 5 (a re-sent event counts once)", len(envs))
+	}
+	l := envs[0].GetEvent().Labels
+	if l["pod"] != "web-1" || l["namespace"] != "shop" || l["reason"] != "BackOff" || l["container"] != "app" || l["count"] != "1" {
+		t.Errorf("labels %v", l)
+	}
+	if got := envs[3].GetEvent().Labels["reason"]; got != "OOMKilled" {
+		t.Errorf("kube-eventer body: reason %q", got)
+	}
+	if got := envs[4].GetEvent().Id; got != "uid-2/4" {
+		t.Errorf("events.k8s.io/v1 id %q", got)
+	}
+}
+
+func TestHeartbeatAndSLOEvents(t *testing.T) {
+	h := newHarness(t, receiver.Config{})
+	if r := h.post("/api/v1/heartbeat/nightly-backup", ``); r.code != 200 {
+		t.Fatalf("empty heartbeat: %d", r.code)
+	}
+	if r := h.post("/api/v1/slo/checkout-availability/events", `{"good":998,"total":1000,"time":"2026-11-24T11:59:00Z"}`); r.code != 202 {
+		t.Fatalf("slo: %d %v", r.code, r.body)
+	}
+	envs := h.stored()
+	if len(envs) != 2 {
+		t.Fatalf("stored %d", len(envs))
+	}
+	hb, slo := envs[0].GetEvent(), envs[1].GetEvent()
+	if hb.Kind != "heartbeat" || hb.Name != "nightly-backup" || !hb.Time.AsTime().Equal(testNow) {
+		t.Errorf("heartbeat %+v", hb)
+	}
+	if slo.Kind != "slo" || slo.Name != "checkout-availability" || slo.Good != 998 || slo.Total != 1000 {
+		t.Errorf("slo %+v", slo)
+	}
+	// An explicit id makes a retried count idempotent.
+	for i := 0; i < 2; i++ {
+		h.post("/api/v1/slo/checkout-availability/events", `{"good":1,"total":1,"id":"batch-7"}`)
+	}
+	if n := len(h.stored()); n != 3 {
+		t.Fatalf("stored %d, want 3", n)
+	}
+}
+
+func TestUnknownFieldsAreIgnored(t *testing.T) {
+	h := newHarness(t, receiver.Config{})
+	r := h.post("/api/v2/alerts", `[{"labels":{"a":"b"},"futureField":{"x":[1,2]},"status":{"state":"active"}}]`)
+	if r.code != 200 {
+		t.Fatalf("code %d %v", r.code, r.body)
+	}
+}
+
+func TestEnvelopeIDStable(t *testing.T) {
+	a := receiver.EnvelopeID("t", "s", "x")
+	if a != receiver.EnvelopeID("t", "s", "x") || a == receiver.EnvelopeID("t2", "s", "x") || a == receiver.EnvelopeID("t", "s2", "x") {
+		t.Fatal("EnvelopeID must depend on tenant, source and identity only")
+	}
+	_ = bytes.MinRead
+}

@@ -124,7 +124,7 @@ type ConsumerConfig struct {
 // Messages are acked only after h returns nil, so a crash means redelivery.
 func (b *Bus) Consume(ctx context.Context, cc ConsumerConfig, h Handler) (jetstream.ConsumeContext, error) {
 	if cc.AckWait == 0 {
-		cc.AckWait = 30 * time.Second
+		cc.AckWait = 10 * time.Second
 	}
 	if cc.MaxDeliver == 0 {
 		cc.MaxDeliver = -1
@@ -151,7 +151,7 @@ func (b *Bus) Consume(ctx context.Context, cc ConsumerConfig, h Handler) (jetstr
 	}
 	log := b.log.With("stream", cc.Stream, "consumer", cc.Durable)
 	return cons.Consume(func(msg jetstream.Msg) {
-		err := h(ctx, msg)
+		err := withProgress(msg, cc.AckWait, func() error { return h(ctx, msg) })
 		var perm *PermanentError
 		var delay *DelayError
 		switch {
@@ -175,4 +175,29 @@ func (b *Bus) Consume(ctx context.Context, cc ConsumerConfig, h Handler) (jetstr
 			log.Debug("consume", "err", err)
 		}
 	}))
+}
+
+// withProgress runs f while telling JetStream the message is still being
+// worked on, so AckWait can stay short (fast redelivery after a crash) while
+// a slow delivery with retries is not redelivered to another replica.
+func withProgress(msg jetstream.Msg, ackWait time.Duration, f func() error) error {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(ackWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	err := f()
+	close(stop)
+	<-done
+	return err
 }

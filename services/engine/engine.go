@@ -84,7 +84,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		Stream:        bus.StreamIngest,
 		Durable:       "engine",
 		Filters:       []string{bus.IngestFilter("*")},
-		AckWait:       30 * time.Second,
+		AckWait:       10 * time.Second,
 		MaxAckPending: 4096,
 	}, e.handle)
 	if err != nil {

@@ -110,7 +110,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		Stream:        bus.StreamNotify,
 		Durable:       "notifier",
 		Filters:       []string{bus.NotifyFilter("*")},
-		AckWait:       time.Duration(p.cfg.Attempts+1) * p.cfg.AttemptTimeout,
+		AckWait:       10 * time.Second,
 		MaxAckPending: 1024,
 		NakDelay:      p.cfg.MinBackoff,
 	}, p.handle)

@@ -448,3 +448,29 @@ func TestEnvelopeIDStable(t *testing.T) {
 	}
 	_ = bytes.MinRead
 }
+
+func TestTenantIngestLimitGets429(t *testing.T) {
+	limits := &receiver.RateLimits{PerSecond: func(tenant string) float64 {
+		if tenant == "small" {
+			return 2
+		}
+		return 0
+	}}
+	h := newHarness(t, receiver.Config{Limiter: limits})
+	codes := map[int]int{}
+	for i := 0; i < 5; i++ {
+		r := h.post("/api/v2/alerts", fmt.Sprintf(`[{"labels":{"a":"%d"}}]`, i), "X-Scope-OrgID", "small")
+		codes[r.code]++
+		if r.code == 429 && r.header.Get("Retry-After") == "" {
+			t.Error("429 without Retry-After")
+		}
+	}
+	if codes[200] < 2 || codes[429] == 0 {
+		t.Fatalf("codes %v: want the first 2 accepted and later ones limited", codes)
+	}
+	for i := 0; i < 5; i++ {
+		if r := h.post("/api/v2/alerts", fmt.Sprintf(`[{"labels":{"b":"%d"}}]`, i), "X-Scope-OrgID", "big"); r.code != 200 {
+			t.Fatalf("unlimited tenant got %d", r.code)
+		}
+	}
+}

@@ -181,16 +181,19 @@ func runTargets(c *runConfig) error {
 	mux := http.NewServeMux()
 	if c.has("receiver") {
 		var auth receiver.Authenticator
+		var limiter receiver.Limiter
 		if c.auth {
 			tenants, err := ruleset.LoadTenants(c.rules + "/tenants.yml")
 			if err != nil {
 				return err
 			}
 			auth = tenants
+			limiter = &receiver.RateLimits{PerSecond: func(t string) float64 { return tenants.Tenants[t].Limits.IngestPerSecond }}
 		}
 		rc := receiver.New(receiver.Config{
 			MaxBodyBytes: c.maxBody,
 			Auth:         auth,
+			Limiter:      limiter,
 			SNS:          receiver.SNSConfig{TopicARNs: c.snsTopics, NoAutoConfirm: c.snsNoConfirm},
 		}, b, log.With("target", "receiver"), reg)
 		rc.Register(mux)

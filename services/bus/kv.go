@@ -1,0 +1,74 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TTLBucket is a KV bucket whose keys each carry their own TTL, refreshed on
+// every write, so idle keys (a window nobody touched for longer than the
+// window) disappear by themselves instead of growing the bucket forever.
+type TTLBucket struct {
+	jetstream.KeyValue
+	name string
+	js   jetstream.JetStream
+}
+
+// ErrConflict means the key changed since it was read (another replica wrote
+// it): read again and retry.
+var ErrConflict = errors.New("kv: revision conflict")
+
+// TTLKV opens (creating if needed) a bucket with per-key TTLs enabled.
+func (b *Bus) TTLKV(ctx context.Context, bucket string) (*TTLBucket, error) {
+	kv, err := b.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:   bucket,
+		History:  1,
+		Storage:  jetstream.FileStorage,
+		Replicas: b.cfg.Replicas,
+		// Enables per-message TTLs on the bucket's stream; markers of expired
+		// keys are kept briefly so watchers see the expiry.
+		LimitMarkerTTL: time.Minute,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kv bucket %s: %w", bucket, err)
+	}
+	return &TTLBucket{KeyValue: kv, name: bucket, js: b.JS}, nil
+}
+
+// Write stores value under key if the key is still at revision rev (0 = must
+// not exist), with the key expiring after ttl unless written again.
+func (t *TTLBucket) Write(ctx context.Context, key string, value []byte, rev uint64, ttl time.Duration) (uint64, error) {
+	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(rev)}
+	if ttl > 0 {
+		if ttl < time.Second {
+			ttl = time.Second
+		}
+		opts = append(opts, jetstream.WithMsgTTL(ttl))
+	}
+	ack, err := t.js.PublishMsg(ctx, &nats.Msg{Subject: "$KV." + t.name + "." + key, Data: value}, opts...)
+	if err != nil {
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+			return 0, ErrConflict
+		}
+		return 0, err
+	}
+	return ack.Sequence, nil
+}
+
+// Read returns the value and revision of key (nil, 0 if absent).
+func (t *TTLBucket) Read(ctx context.Context, key string) ([]byte, uint64, error) {
+	e, err := t.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	return e.Value(), e.Revision(), nil
+}

@@ -29,6 +29,7 @@ import (
 	"github.com/klaxon-sh/klaxon/services/engine"
 	"github.com/klaxon-sh/klaxon/services/notify"
 	"github.com/klaxon-sh/klaxon/services/notify/receivers"
+	"github.com/klaxon-sh/klaxon/services/policy"
 	"github.com/klaxon-sh/klaxon/services/receiver"
 	"github.com/klaxon-sh/klaxon/services/ruleset"
 )
@@ -201,6 +202,11 @@ func runTargets(c *runConfig) error {
 	if c.has("engine") {
 		e := engine.New(b, rules, log.With("target", "engine"), reg)
 		goRun("engine", e.Run)
+		pe, err := policy.New(ctx, policy.Config{ExternalURL: ext}, b, rules, log.With("target", "engine", "component", "policy"), reg)
+		if err != nil {
+			return err
+		}
+		goRun("policy", pe.Run)
 	}
 	if c.has("notifier") {
 		p, err := notify.NewPipeline(ctx, notify.Config{}, b, rules, receivers.NewBuilder(ext).Build, log.With("target", "notifier"), reg)

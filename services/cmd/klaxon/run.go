@@ -27,6 +27,7 @@ import (
 
 	"github.com/klaxon-sh/klaxon/services/bus"
 	"github.com/klaxon-sh/klaxon/services/engine"
+	"github.com/klaxon-sh/klaxon/services/heartbeat"
 	"github.com/klaxon-sh/klaxon/services/notify"
 	"github.com/klaxon-sh/klaxon/services/notify/receivers"
 	"github.com/klaxon-sh/klaxon/services/policy"
@@ -207,6 +208,11 @@ func runTargets(c *runConfig) error {
 			return err
 		}
 		goRun("policy", pe.Run)
+		hm, err := heartbeat.New(ctx, heartbeat.Config{ExternalURL: ext}, b, rules, log.With("target", "engine", "component", "heartbeat"), reg)
+		if err != nil {
+			return err
+		}
+		goRun("heartbeat", hm.Run)
 	}
 	if c.has("notifier") {
 		p, err := notify.NewPipeline(ctx, notify.Config{}, b, rules, receivers.NewBuilder(ext).Build, log.With("target", "notifier"), reg)

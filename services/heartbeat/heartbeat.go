@@ -1,0 +1,289 @@
+// Package heartbeat watches dead-man switches: something (Alertmanager's
+// always-firing Watchdog, a cron job) must check in at least every interval
+// (+ grace); when it stops, a derived alert fires, and it resolves when the
+// heartbeat returns. State lives in JetStream KV, so a heartbeat missed while
+// Klaxon itself was down fires right after it starts again.
+package heartbeat
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/common/model"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
+	"github.com/klaxon-sh/klaxon/services/bus"
+	"github.com/klaxon-sh/klaxon/services/ruleset"
+)
+
+// Source is the envelope source of derived heartbeat alerts.
+const Source = "deadman"
+
+// Config of the monitor.
+type Config struct {
+	Now         func() time.Time
+	Tick        time.Duration
+	ExternalURL *url.URL
+}
+
+// Monitor tracks heartbeats and fires when one goes silent.
+type Monitor struct {
+	cfg     Config
+	bus     *bus.Bus
+	kv      *bus.TTLBucket
+	rules   *ruleset.Holder
+	log     *slog.Logger
+	derived *prometheus.CounterVec
+	beats   prometheus.Counter
+}
+
+// state is one heartbeat's record in KV.
+type state struct {
+	// ArmedAt is when Klaxon started expecting it (first seen in the rules),
+	// so a heartbeat that never arrives fires too.
+	ArmedAt     time.Time `json:"armed_at"`
+	LastSeen    time.Time `json:"last_seen,omitzero"`
+	FiringSince time.Time `json:"firing_since,omitzero"`
+}
+
+func (s *state) ref() time.Time {
+	if s.LastSeen.After(s.ArmedAt) {
+		return s.LastSeen
+	}
+	return s.ArmedAt
+}
+
+// New builds a monitor.
+func New(ctx context.Context, cfg Config, b *bus.Bus, rules *ruleset.Holder, log *slog.Logger, reg prometheus.Registerer) (*Monitor, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Tick <= 0 {
+		cfg.Tick = time.Second
+	}
+	if cfg.ExternalURL == nil {
+		cfg.ExternalURL = &url.URL{Scheme: "http", Host: "localhost:9095"}
+	}
+	kv, err := b.TTLKV(ctx, bus.BucketHeartbeats)
+	if err != nil {
+		return nil, err
+	}
+	f := promauto.With(reg)
+	return &Monitor{cfg: cfg, bus: b, kv: kv, rules: rules, log: log,
+		derived: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "klaxon_heartbeat_derived_alerts_total", Help: "Dead-man alerts published, by status.",
+		}, []string{"status"}),
+		beats: f.NewCounter(prometheus.CounterOpts{
+			Name: "klaxon_heartbeats_received_total", Help: "Heartbeats recorded (events and matching alerts).",
+		}),
+	}, nil
+}
+
+// Run consumes INGEST for heartbeats and checks for silence every tick.
+func (m *Monitor) Run(ctx context.Context) error {
+	cc, err := m.bus.Consume(ctx, bus.ConsumerConfig{
+		Stream: bus.StreamIngest, Durable: "heartbeat", Filters: []string{bus.IngestFilter("*")}, MaxAckPending: 4096,
+	}, func(ctx context.Context, msg jetstream.Msg) error {
+		var env klaxonv1.Envelope
+		if err := proto.Unmarshal(msg.Data(), &env); err != nil {
+			return bus.Permanent(err)
+		}
+		return m.Process(ctx, &env)
+	})
+	if err != nil {
+		return err
+	}
+	defer cc.Stop()
+	// Check at once: a heartbeat missed while Klaxon was down fires now.
+	if err := m.Tick(ctx); err != nil {
+		m.log.Warn("heartbeat check", "err", err)
+	}
+	t := time.NewTicker(m.cfg.Tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if err := m.Tick(ctx); err != nil {
+				m.log.Warn("heartbeat check", "err", err)
+			}
+		}
+	}
+}
+
+// Process records a beat for every heartbeat env stands for: a heartbeat
+// event of that name, or a firing alert its matchers select.
+func (m *Monitor) Process(ctx context.Context, env *klaxonv1.Envelope) error {
+	if env.Source == Source {
+		return nil
+	}
+	t := m.rules.Tenant(env.Tenant)
+	if t == nil {
+		return nil
+	}
+	var errs []error
+	for i := range t.Heartbeats {
+		hb := &t.Heartbeats[i]
+		at, ok := beatOf(hb, env)
+		if !ok {
+			continue
+		}
+		if err := m.beat(ctx, env.Tenant, hb, at); err != nil {
+			errs = append(errs, fmt.Errorf("heartbeat %s: %w", hb.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func beatOf(hb *ruleset.Heartbeat, env *klaxonv1.Envelope) (time.Time, bool) {
+	if ev := env.GetEvent(); ev != nil && ev.Kind == "heartbeat" && ev.Name == hb.Name {
+		return ev.Time.AsTime(), true
+	}
+	if a := env.GetAlert(); a != nil && len(hb.Match) > 0 && a.Status == klaxonv1.AlertStatus_ALERT_STATUS_FIRING && hb.Match.Matches(a.Labels) {
+		// A Watchdog keeps its startsAt across re-sends: each delivery is a beat.
+		return env.ReceivedAt.AsTime(), true
+	}
+	return time.Time{}, false
+}
+
+func (m *Monitor) key(tenant, name string) string { return bus.Token(tenant) + "." + bus.Token(name) }
+
+func (m *Monitor) beat(ctx context.Context, tenant string, hb *ruleset.Heartbeat, at time.Time) error {
+	m.beats.Inc()
+	return m.update(ctx, tenant, hb, func(s *state, now time.Time) *klaxonv1.Envelope {
+		if at.After(s.LastSeen) {
+			s.LastSeen = at
+		}
+		if !s.FiringSince.IsZero() && !m.stale(hb, s, now) {
+			env := m.alert(tenant, hb, s, now, false)
+			s.FiringSince = time.Time{}
+			return env
+		}
+		return nil
+	})
+}
+
+func (m *Monitor) stale(hb *ruleset.Heartbeat, s *state, now time.Time) bool {
+	return now.After(s.ref().Add(time.Duration(hb.Interval) + time.Duration(hb.Grace)))
+}
+
+// Tick fires heartbeats that went silent.
+func (m *Monitor) Tick(ctx context.Context) error {
+	var errs []error
+	for name, t := range m.rules.Get().Tenants {
+		for i := range t.Heartbeats {
+			hb := &t.Heartbeats[i]
+			err := m.update(ctx, name, hb, func(s *state, now time.Time) *klaxonv1.Envelope {
+				if s.FiringSince.IsZero() && m.stale(hb, s, now) {
+					s.FiringSince = now
+					return m.alert(name, hb, s, now, true)
+				}
+				return nil
+			})
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// update applies f to the heartbeat's state with a revision check; only the
+// replica whose write wins publishes the resulting alert.
+func (m *Monitor) update(ctx context.Context, tenant string, hb *ruleset.Heartbeat, f func(*state, time.Time) *klaxonv1.Envelope) error {
+	key := m.key(tenant, hb.Name)
+	for attempt := 0; attempt < 10; attempt++ {
+		raw, rev, err := m.kv.Read(ctx, key)
+		if err != nil {
+			return err
+		}
+		now := m.cfg.Now()
+		var s state
+		if raw == nil || json.Unmarshal(raw, &s) != nil {
+			s = state{ArmedAt: now}
+		}
+		before := s
+		env := f(&s, now)
+		if s == before && raw != nil {
+			return nil
+		}
+		data, _ := json.Marshal(&s)
+		if _, err := m.kv.Write(ctx, key, data, rev, 0); errors.Is(err, bus.ErrConflict) {
+			continue
+		} else if err != nil {
+			return err
+		}
+		if env != nil {
+			return m.publish(ctx, env)
+		}
+		return nil
+	}
+	return errors.New("too many concurrent updates")
+}
+
+func (m *Monitor) alert(tenant string, hb *ruleset.Heartbeat, s *state, now time.Time, firing bool) *klaxonv1.Envelope {
+	labels := map[string]string{"alertname": "DeadMansSwitch", "heartbeat": hb.Name}
+	for k, v := range hb.Labels {
+		labels[k] = v
+	}
+	last := "never"
+	if !s.LastSeen.IsZero() {
+		last = s.LastSeen.UTC().Format(time.RFC3339)
+	}
+	ann := map[string]string{
+		"summary":   fmt.Sprintf("Heartbeat %s not seen since %s (expected every %s, grace %s)", hb.Name, last, hb.Interval, hb.Grace),
+		"last_seen": last,
+		"interval":  hb.Interval.String(),
+		"grace":     hb.Grace.String(),
+	}
+	for k, v := range hb.Annotations {
+		ann[k] = v
+	}
+	a := &klaxonv1.Alert{
+		Labels: labels, Annotations: ann, StartsAt: timestamppb.New(s.FiringSince),
+		GeneratorUrl: m.cfg.ExternalURL.JoinPath("api/v1/heartbeats", hb.Name).String() + "?tenant=" + url.QueryEscape(tenant),
+		Status:       klaxonv1.AlertStatus_ALERT_STATUS_FIRING,
+	}
+	if !firing {
+		a.Status = klaxonv1.AlertStatus_ALERT_STATUS_RESOLVED
+		a.EndsAt = timestamppb.New(now)
+	}
+	ls := make(model.LabelSet, len(labels))
+	for k, v := range labels {
+		ls[model.LabelName(k)] = model.LabelValue(v)
+	}
+	a.Fingerprint = ls.Fingerprint().String()
+	return &klaxonv1.Envelope{
+		Tenant: tenant, Source: Source, ReceivedAt: timestamppb.New(now),
+		Id:      fmt.Sprintf("%s-%s-%d", a.Fingerprint, a.Status, s.FiringSince.UnixNano()),
+		Payload: &klaxonv1.Envelope_Alert{Alert: a},
+	}
+}
+
+func (m *Monitor) publish(ctx context.Context, env *klaxonv1.Envelope) error {
+	data, err := proto.Marshal(env)
+	if err != nil {
+		return err
+	}
+	if _, err := m.bus.Publish(ctx, bus.Message{Subject: bus.IngestSubject(env.Tenant, env.Source), ID: env.Id, Data: data}); err != nil {
+		return err
+	}
+	status := "firing"
+	if env.GetAlert().Status == klaxonv1.AlertStatus_ALERT_STATUS_RESOLVED {
+		status = "resolved"
+	}
+	m.derived.WithLabelValues(status).Inc()
+	m.log.Info("heartbeat "+status, "tenant", env.Tenant, "heartbeat", env.GetAlert().Labels["heartbeat"])
+	return nil
+}

@@ -561,4 +561,3 @@ func (h *dueHeap) Pop() any {
 	*h = old[:len(old)-1]
 	return it
 }
-

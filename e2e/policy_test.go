@@ -1,0 +1,103 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/klaxon-sh/klaxon/e2e/harness"
+)
+
+// exampleRulesTo copies the repository's example rules, pointing their
+// webhooks at the sink.
+func exampleRulesTo(t *testing.T, sinkURL string) string {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join("..", "rules", "default", "klaxon.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	content := strings.ReplaceAll(string(src), "http://127.0.0.1:9099", sinkURL)
+	return harness.WriteRules(t, map[string]string{"default/klaxon.yml": content})
+}
+
+func restartAlert(pod string, startsAt time.Time) string {
+	return fmt.Sprintf(`[{"labels":{"alertname":"KubePodRestart","namespace":"shop","pod":%q},"startsAt":%q}]`,
+		pod, startsAt.UTC().Format(time.RFC3339))
+}
+
+// TestRestartPoliciesEndToEnd: restart alerts posted to /api/v2/alerts reach
+// the webhook receiver as FrequentRestarts and RecurringRestarts derived
+// alerts (the example rules of rules/default), and a Klaxon killed in the
+// middle of the window keeps counting where it stopped.
+func TestRestartPoliciesEndToEnd(t *testing.T) {
+	sink := harness.NewSink(t)
+	rules := exampleRulesTo(t, sink.URL())
+	k := harness.StartKlaxon(t, harness.KlaxonOptions{Rules: rules})
+	now := time.Now().UTC().Truncate(time.Second)
+
+	for i := 0; i < 3; i++ {
+		// Each alert is posted twice, as Prometheus re-sends firing alerts.
+		for j := 0; j < 2; j++ {
+			if code, body := k.Post("/api/v2/alerts", restartAlert("web-1", now.Add(time.Duration(i-5)*time.Minute))); code != 200 {
+				t.Fatalf("%d %s", code, body)
+			}
+		}
+	}
+	// Three restarts are not more than three: wait until the engine has seen
+	// them (their own notifications arrive), then make sure nothing fired.
+	harness.Eventually(t, 15*time.Second, "the 3 restart alerts routed", func() bool {
+		return sink.AlertsByLabel("alertname", "firing")["KubePodRestart"] >= 3
+	})
+	if n := sink.AlertsByLabel("alertname", "firing")["FrequentRestarts"]; n != 0 {
+		t.Fatalf("fired after 3 restarts")
+	}
+
+	k.Kill()
+	k.Start()
+
+	if code, body := k.Post("/api/v2/alerts", restartAlert("web-1", now.Add(-time.Minute))); code != 200 {
+		t.Fatalf("%d %s", code, body)
+	}
+	harness.Eventually(t, 20*time.Second, "FrequentRestarts and RecurringRestarts at the webhook", func() bool {
+		got := sink.AlertsByLabel("alertname", "firing")
+		return got["FrequentRestarts"] >= 1 && got["RecurringRestarts"] >= 1
+	})
+	for _, m := range sink.Messages() {
+		for _, a := range m.Alerts {
+			if a.Labels["alertname"] == "FrequentRestarts" {
+				if a.Labels["priority"] != "P1" || a.Labels["pod"] != "web-1" || !strings.Contains(a.Annotations["summary"], "shop/web-1") {
+					t.Errorf("derived alert %+v", a)
+				}
+			}
+		}
+	}
+}
+
+// TestSilentHeartbeatPages: a heartbeat that stops pages, and resolves when
+// it returns.
+func TestSilentHeartbeatPages(t *testing.T) {
+	sink := harness.NewSink(t)
+	rules := harness.WriteRules(t, map[string]string{"default/klaxon.yml": routeAllTo(sink.URL()) + `
+heartbeats:
+  - name: backup
+    interval: 1s
+    grace: 1s
+    labels: {severity: critical}
+`})
+	k := harness.StartKlaxon(t, harness.KlaxonOptions{Rules: rules})
+	if code, _ := k.Post("/api/v1/heartbeat/backup", ""); code != 200 {
+		t.Fatal(code)
+	}
+	harness.Eventually(t, 15*time.Second, "DeadMansSwitch page", func() bool {
+		return sink.AlertsByLabel("heartbeat", "firing")["backup"] >= 1
+	})
+	if code, _ := k.Post("/api/v1/heartbeat/backup", ""); code != 200 {
+		t.Fatal(code)
+	}
+	harness.Eventually(t, 15*time.Second, "DeadMansSwitch resolved", func() bool {
+		return sink.AlertsByLabel("heartbeat", "resolved")["backup"] >= 1
+	})
+}

@@ -84,3 +84,12 @@ func (h *Holder) Status() ReloadStatus {
 	defer h.mu.Unlock()
 	return h.status
 }
+
+// NewStaticHolder wraps an already loaded set (tests, simulations).
+func NewStaticHolder(set *Set) *Holder {
+	h := &Holder{}
+	h.cur.Store(set)
+	h.version.Store(1)
+	h.status = ReloadStatus{Success: true, Version: 1}
+	return h
+}

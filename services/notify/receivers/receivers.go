@@ -1,17 +1,25 @@
 // Package receivers assembles a receiver's integrations from its
-// Alertmanager configuration, one notify/<name> package per integration.
+// Alertmanager configuration: Klaxon's own notify/<name> packages for Slack,
+// email, PagerDuty and webhooks, and Alertmanager's own notifier packages
+// (adapted) for every other integration an alertmanager.yml may hold.
 package receivers
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"sync"
+	"time"
 
-	amconfig "github.com/prometheus/alertmanager/config"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/alertmanager/template"
 
+	"github.com/klaxon-sh/klaxon/services/bus"
 	"github.com/klaxon-sh/klaxon/services/notify"
+	"github.com/klaxon-sh/klaxon/services/notify/email"
+	"github.com/klaxon-sh/klaxon/services/notify/pagerduty"
+	"github.com/klaxon-sh/klaxon/services/notify/slack"
 	"github.com/klaxon-sh/klaxon/services/notify/webhook"
 	"github.com/klaxon-sh/klaxon/services/ruleset"
 )
@@ -20,13 +28,26 @@ import (
 type Builder struct {
 	ExternalURL *url.URL
 
-	mu    sync.Mutex
-	tmpls map[*ruleset.Tenant]*template.Template
+	bus       *bus.Bus
+	mu        sync.Mutex
+	tmpls     map[*ruleset.Tenant]*template.Template
+	slackRefs jetstream.KeyValue
 }
 
+// Option configures a Builder.
+type Option func(*Builder)
+
+// WithBus lets integrations keep state in JetStream KV (Slack message refs,
+// so a resolve updates the original message). Without it, Slack posts anew.
+func WithBus(b *bus.Bus) Option { return func(bd *Builder) { bd.bus = b } }
+
 // NewBuilder returns a builder whose templates link to externalURL.
-func NewBuilder(externalURL *url.URL) *Builder {
-	return &Builder{ExternalURL: externalURL, tmpls: map[*ruleset.Tenant]*template.Template{}}
+func NewBuilder(externalURL *url.URL, opts ...Option) *Builder {
+	b := &Builder{ExternalURL: externalURL, tmpls: map[*ruleset.Tenant]*template.Template{}}
+	for _, o := range opts {
+		o(b)
+	}
+	return b
 }
 
 // Template returns the tenant's templates: Alertmanager's defaults plus the
@@ -51,54 +72,84 @@ func (b *Builder) Template(t *ruleset.Tenant) (*template.Template, error) {
 	return tm, nil
 }
 
+func (b *Builder) refs() (jetstream.KeyValue, error) {
+	if b.bus == nil {
+		return nil, nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.slackRefs != nil {
+		return b.slackRefs, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Resolves arrive within days; 30 days bounds the bucket.
+	kv, err := b.bus.KV(ctx, bus.BucketSlackRefs, 30*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	b.slackRefs = kv
+	return kv, nil
+}
+
 // Build implements notify.Builder.
 func (b *Builder) Build(t *ruleset.Tenant, name string, log *slog.Logger) ([]notify.Integration, error) {
 	rcv := t.Receiver(name)
 	if rcv == nil {
 		return nil, fmt.Errorf("no receiver %q", name)
 	}
+	if unsupported := Unsupported(rcv); len(unsupported) > 0 {
+		return nil, fmt.Errorf("receiver %q: %s", name, unsupported[0])
+	}
 	tmpl, err := b.Template(t)
 	if err != nil {
 		return nil, err
 	}
 	var ints []notify.Integration
+	add := func(kind string, i int, sendResolved bool, n notify.Notifier, err error) error {
+		if err != nil {
+			return fmt.Errorf("receiver %q %s[%d]: %w", name, kind, i, err)
+		}
+		ints = append(ints, notify.Integration{Name: kind, Index: i, SendResolved: sendResolved, Notifier: n})
+		return nil
+	}
 	for i, c := range rcv.WebhookConfigs {
 		n, err := webhook.New(c, tmpl, log.With("integration", "webhook"))
+		if err := add("webhook", i, c.SendResolved(), n, err); err != nil {
+			return nil, err
+		}
+	}
+	for i, c := range rcv.PagerdutyConfigs {
+		n, err := pagerduty.New(c, tmpl, log.With("integration", "pagerduty"))
+		if err := add("pagerduty", i, c.SendResolved(), n, err); err != nil {
+			return nil, err
+		}
+	}
+	for i, c := range rcv.EmailConfigs {
+		n, err := email.New(c, tmpl, log.With("integration", "email"))
+		if err := add("email", i, c.SendResolved(), n, err); err != nil {
+			return nil, err
+		}
+	}
+	if len(rcv.SlackConfigs) > 0 {
+		kv, err := b.refs()
 		if err != nil {
 			return nil, err
 		}
-		ints = append(ints, notify.Integration{Name: "webhook", Index: i, SendResolved: c.SendResolved(), Notifier: n})
-	}
-	if unsupported := Unsupported(rcv); len(unsupported) > 0 {
-		return nil, fmt.Errorf("receiver %q uses integrations Klaxon does not deliver yet: %v (use webhook_configs)", name, unsupported)
-	}
-	return ints, nil
-}
-
-// Unsupported lists the integration kinds of rcv that Klaxon cannot deliver.
-func Unsupported(rcv *amconfig.Receiver) []string {
-	var out []string
-	add := func(n int, name string) {
-		if n > 0 {
-			out = append(out, name)
+		for i, c := range rcv.SlackConfigs {
+			var opts []slack.Option
+			if kv != nil {
+				opts = append(opts, slack.WithRefs(kv, t.Name+"/"+name+"/"+fmt.Sprint(i)))
+			}
+			n, err := slack.New(c, tmpl, log.With("integration", "slack"), opts...)
+			if err := add("slack", i, c.SendResolved(), n, err); err != nil {
+				return nil, err
+			}
 		}
 	}
-	add(len(rcv.SlackConfigs), "slack_configs")
-	add(len(rcv.EmailConfigs), "email_configs")
-	add(len(rcv.PagerdutyConfigs), "pagerduty_configs")
-	add(len(rcv.OpsGenieConfigs), "opsgenie_configs")
-	add(len(rcv.VictorOpsConfigs), "victorops_configs")
-	add(len(rcv.MSTeamsConfigs), "msteams_configs")
-	add(len(rcv.MSTeamsV2Configs), "msteamsv2_configs")
-	add(len(rcv.TelegramConfigs), "telegram_configs")
-	add(len(rcv.DiscordConfigs), "discord_configs")
-	add(len(rcv.PushoverConfigs), "pushover_configs")
-	add(len(rcv.SNSConfigs), "sns_configs")
-	add(len(rcv.WechatConfigs), "wechat_configs")
-	add(len(rcv.WebexConfigs), "webex_configs")
-	add(len(rcv.JiraConfigs), "jira_configs")
-	add(len(rcv.RocketchatConfigs), "rocketchat_configs")
-	add(len(rcv.MattermostConfigs), "mattermost_configs")
-	add(len(rcv.IncidentioConfigs), "incidentio_configs")
-	return out
+	others, err := alertmanagerIntegrations(rcv, tmpl, log)
+	if err != nil {
+		return nil, fmt.Errorf("receiver %q: %w", name, err)
+	}
+	return append(ints, others...), nil
 }

@@ -14,6 +14,7 @@ type Metrics struct {
 	Latency     *prometheus.HistogramVec
 	Suppressed  *prometheus.CounterVec
 	DeadLetters *prometheus.CounterVec
+	DLQDepth    prometheus.Gauge
 }
 
 // NewMetrics registers the pipeline metrics.
@@ -39,5 +40,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		DeadLetters: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "klaxon_dead_letters_total", Help: "Notifications moved to the dead-letter queue.",
 		}, []string{"receiver", "reason"}),
+		DLQDepth: f.NewGauge(prometheus.GaugeOpts{
+			Name: "klaxon_dead_letters", Help: "Notifications currently in the dead-letter queue (all replicas, from the stream).",
+		}),
 	}
 }

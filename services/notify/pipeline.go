@@ -103,6 +103,9 @@ func NewPipeline(ctx context.Context, cfg Config, b *bus.Bus, rules *ruleset.Hol
 	}, nil
 }
 
+// Metrics exposes the pipeline's metrics (tests, admin).
+func (p *Pipeline) Metrics() *Metrics { return p.metrics }
+
 // Run consumes until ctx ends. Any number of replicas may run: they share
 // the durable consumer (competing consumers) and the idempotency log.
 func (p *Pipeline) Run(ctx context.Context) error {
@@ -117,9 +120,26 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	<-ctx.Done()
-	cc.Stop()
-	return nil
+	p.refreshDLQDepth(ctx)
+	t := time.NewTicker(15 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			cc.Stop()
+			return nil
+		case <-t.C:
+			p.refreshDLQDepth(ctx)
+		}
+	}
+}
+
+// refreshDLQDepth sets the DLQ depth gauge from the stream info, so it counts
+// dead letters of every replica and drops when letters are replayed.
+func (p *Pipeline) refreshDLQDepth(ctx context.Context) {
+	if d, err := dlqDepth(ctx, p.bus); err == nil {
+		p.metrics.DLQDepth.Set(float64(d))
+	}
 }
 
 func (p *Pipeline) handle(ctx context.Context, msg jetstream.Msg) error {
@@ -127,9 +147,9 @@ func (p *Pipeline) handle(ctx context.Context, msg jetstream.Msg) error {
 	if err := proto.Unmarshal(msg.Data(), &pn); err != nil {
 		return bus.Permanent(fmt.Errorf("decode notification: %w", err))
 	}
-	delivered := 1
+	delivered, seq := 1, uint64(0)
 	if md, err := msg.Metadata(); err == nil {
-		delivered = int(md.NumDelivered)
+		delivered, seq = int(md.NumDelivered), md.Sequence.Stream
 	}
 	attempt := int(pn.Attempt) + delivered
 	retry, err := p.Deliver(ctx, &pn)
@@ -143,7 +163,7 @@ func (p *Pipeline) handle(ctx context.Context, msg jetstream.Msg) error {
 		}
 		return bus.RetryAfter(err, delay)
 	}
-	return p.deadLetter(ctx, &pn, attempt, err)
+	return p.deadLetter(ctx, &pn, seq, attempt, err)
 }
 
 // backoff is exponential with full jitter, bounded by MaxBackoff.
@@ -238,7 +258,10 @@ func (p *Pipeline) deliverOne(ctx context.Context, n *Notification, in Integrati
 	return true, lastErr
 }
 
-func (p *Pipeline) deadLetter(ctx context.Context, pn *klaxonv1.Notification, attempts int, cause error) error {
+// deadLetter parks pn in the DLQ. Its msg id includes the NOTIFY sequence, so
+// a replayed notification that dies again is parked again (not dropped as a
+// duplicate of its first death).
+func (p *Pipeline) deadLetter(ctx context.Context, pn *klaxonv1.Notification, seq uint64, attempts int, cause error) error {
 	dl := &klaxonv1.DeadLetter{
 		Notification: pn,
 		Reason:       string(ReasonOf(cause)),
@@ -250,11 +273,12 @@ func (p *Pipeline) deadLetter(ctx context.Context, pn *klaxonv1.Notification, at
 	if err != nil {
 		return err
 	}
-	if _, err := p.bus.Publish(ctx, bus.Message{Subject: bus.DLQSubject(pn.Tenant, pn.Receiver), ID: pn.IdempotencyKey + ".dlq." + fmt.Sprint(pn.Attempt), Data: data}); err != nil {
+	if _, err := p.bus.Publish(ctx, bus.Message{Subject: bus.DLQSubject(pn.Tenant, pn.Receiver), ID: fmt.Sprintf("%s.dlq.%d", pn.IdempotencyKey, seq), Data: data}); err != nil {
 		// Could not park it: keep it in NOTIFY and try again later.
 		return bus.RetryAfter(err, p.cfg.MaxBackoff)
 	}
 	p.metrics.DeadLetters.WithLabelValues(pn.Receiver, dl.Reason).Inc()
+	p.refreshDLQDepth(ctx)
 	p.log.Error("notification dead-lettered", "tenant", pn.Tenant, "receiver", pn.Receiver, "group_key", pn.GroupKey, "attempts", attempts, "err", cause)
 	p.audit(FromProto(pn, p.cfg.Now()), "", "dead_letter", cause)
 	return nil

@@ -1,0 +1,147 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
+	"github.com/klaxon-sh/klaxon/services/bus"
+)
+
+// ErrNoDeadLetter means the sequence holds no dead letter of the tenant
+// (never existed, already replayed, or another tenant's).
+var ErrNoDeadLetter = errors.New("no such dead letter")
+
+// DeadLetter is one entry of the DLQ stream with its stream sequence, the
+// handle Replay takes.
+type DeadLetter struct {
+	Seq     uint64
+	Subject string
+	Stored  time.Time
+	*klaxonv1.DeadLetter
+}
+
+// DeadLetterFilter selects dead letters. Empty fields match everything.
+type DeadLetterFilter struct {
+	Tenant   string
+	Receiver string
+	// Limit bounds the answer (default 1000).
+	Limit int
+}
+
+func (f DeadLetterFilter) subject() string {
+	switch {
+	case f.Tenant != "" && f.Receiver != "":
+		return bus.DLQSubject(f.Tenant, f.Receiver)
+	case f.Tenant != "":
+		return bus.DLQFilter(f.Tenant)
+	}
+	return bus.DLQFilter("*")
+}
+
+// ListDeadLetters returns the dead letters matching f, oldest first. It
+// reads with an ephemeral ordered consumer, so listing never disturbs the
+// stream or other readers.
+func ListDeadLetters(ctx context.Context, b *bus.Bus, f DeadLetterFilter) ([]DeadLetter, error) {
+	if f.Limit <= 0 {
+		f.Limit = 1000
+	}
+	s, err := b.JS.Stream(ctx, bus.StreamDLQ)
+	if err != nil {
+		return nil, fmt.Errorf("dlq stream: %w", err)
+	}
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{f.subject()}})
+	if err != nil {
+		return nil, fmt.Errorf("dlq reader: %w", err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("dlq reader: %w", err)
+	}
+	pending := int(info.NumPending)
+	var out []DeadLetter
+	for pending > 0 && len(out) < f.Limit {
+		batch, err := cons.Fetch(min(pending, f.Limit-len(out), 256), jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			return out, fmt.Errorf("dlq fetch: %w", err)
+		}
+		got := 0
+		for msg := range batch.Messages() {
+			got++
+			md, err := msg.Metadata()
+			if err != nil {
+				continue
+			}
+			var dl klaxonv1.DeadLetter
+			if err := proto.Unmarshal(msg.Data(), &dl); err != nil {
+				continue
+			}
+			out = append(out, DeadLetter{Seq: md.Sequence.Stream, Subject: msg.Subject(), Stored: md.Timestamp, DeadLetter: &dl})
+			pending = int(md.NumPending)
+		}
+		if batch.Error() != nil && !errors.Is(batch.Error(), jetstream.ErrNoMessages) {
+			return out, fmt.Errorf("dlq fetch: %w", batch.Error())
+		}
+		if got == 0 {
+			break
+		}
+	}
+	return out, nil
+}
+
+// Replay republishes the dead letter at seq to NOTIFY with a fresh message
+// id and a reset attempt count, then deletes it from the DLQ. tenant must
+// own it ("" only for admins acting on every tenant). Integrations that
+// already delivered it before it died are skipped by the notification log,
+// so a replay only sends where the original failed.
+func Replay(ctx context.Context, b *bus.Bus, tenant string, seq uint64) (*klaxonv1.Notification, error) {
+	s, err := b.JS.Stream(ctx, bus.StreamDLQ)
+	if err != nil {
+		return nil, fmt.Errorf("dlq stream: %w", err)
+	}
+	raw, err := s.GetMsg(ctx, seq)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil, fmt.Errorf("%w: seq %d", ErrNoDeadLetter, seq)
+		}
+		return nil, fmt.Errorf("dlq get %d: %w", seq, err)
+	}
+	if tenant != "" && !strings.HasPrefix(raw.Subject, strings.TrimSuffix(bus.DLQFilter(tenant), ">")) {
+		return nil, fmt.Errorf("%w: seq %d", ErrNoDeadLetter, seq)
+	}
+	var dl klaxonv1.DeadLetter
+	if err := proto.Unmarshal(raw.Data, &dl); err != nil || dl.Notification == nil {
+		return nil, fmt.Errorf("dlq %d: not a dead letter: %v", seq, err)
+	}
+	n := proto.Clone(dl.Notification).(*klaxonv1.Notification)
+	n.Attempt = 0
+	data, err := proto.Marshal(n)
+	if err != nil {
+		return nil, err
+	}
+	id := fmt.Sprintf("%s.replay.%d", n.IdempotencyKey, seq)
+	if _, err := b.Publish(ctx, bus.Message{Subject: bus.NotifySubject(n.Tenant, n.Receiver), ID: id, Data: data}); err != nil {
+		return nil, fmt.Errorf("replay %d: %w", seq, err)
+	}
+	// Published first, deleted second: a crash in between leaves the letter
+	// in the DLQ, and replaying it again is deduplicated by its msg id.
+	if err := s.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return n, fmt.Errorf("replayed %d but could not delete it: %w", seq, err)
+	}
+	return n, nil
+}
+
+// dlqDepth reads the number of dead letters from the stream info.
+func dlqDepth(ctx context.Context, b *bus.Bus) (uint64, error) {
+	s, err := b.JS.Stream(ctx, bus.StreamDLQ)
+	if err != nil {
+		return 0, err
+	}
+	return s.CachedInfo().State.Msgs, nil
+}

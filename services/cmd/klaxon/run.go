@@ -215,7 +215,7 @@ func runTargets(c *runConfig) error {
 		goRun("heartbeat", hm.Run)
 	}
 	if c.has("notifier") {
-		p, err := notify.NewPipeline(ctx, notify.Config{}, b, rules, receivers.NewBuilder(ext).Build, log.With("target", "notifier"), reg)
+		p, err := notify.NewPipeline(ctx, notify.Config{}, b, rules, receivers.NewBuilder(ext, receivers.WithBus(b)).Build, log.With("target", "notifier"), reg)
 		if err != nil {
 			return err
 		}

@@ -15,8 +15,8 @@ import (
 	amcommoncfg "github.com/prometheus/alertmanager/config/common"
 	amwebhook "github.com/prometheus/alertmanager/notify/webhook"
 	"github.com/prometheus/alertmanager/types"
-	"github.com/prometheus/common/model"
 	commoncfg "github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
 
 	"github.com/klaxon-sh/klaxon/services/bus/bustest"
 	"github.com/klaxon-sh/klaxon/services/notify"

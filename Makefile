@@ -24,6 +24,7 @@ run: build
 ## test: every unit, integration and e2e test of all modules.
 test: build
 	@set -e; for m in $(MODULES); do \
+		if [ -z "$$(cd $$m && $(GO) list ./... 2>/dev/null)" ]; then echo "== $$m: no packages"; continue; fi; \
 		echo "== go test $$m"; \
 		(cd $$m && $(GO) test $(TEST_FLAGS) ./...); \
 	done

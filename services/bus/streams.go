@@ -129,10 +129,24 @@ func (b *Bus) streamConfigs() []jetstream.StreamConfig {
 	}
 }
 
+// declare creates or updates the streams. A cluster that is still electing
+// its JetStream leader (every pod starting at once) answers with errors for
+// a while: retry for up to a minute before giving up.
 func (b *Bus) declare(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
 	for _, sc := range b.streamConfigs() {
-		if _, err := b.JS.CreateOrUpdateStream(ctx, sc); err != nil {
-			return fmt.Errorf("declare stream %s: %w", sc.Name, err)
+		for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+			_, err := b.JS.CreateOrUpdateStream(ctx, sc)
+			if err == nil {
+				break
+			}
+			b.log.Warn("declaring stream; retrying", "stream", sc.Name, "err", err)
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("declare stream %s: %w", sc.Name, err)
+			case <-time.After(wait):
+			}
 		}
 	}
 	return nil

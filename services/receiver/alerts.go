@@ -54,8 +54,7 @@ func decodeJSON(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return badInput("empty body: expected JSON")
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(v); err != nil {
+	if err := json.Unmarshal(body, v); err != nil {
 		var te *json.UnmarshalTypeError
 		var se *json.SyntaxError
 		var pe *time.ParseError
@@ -69,9 +68,6 @@ func decodeJSON(body []byte, v any) error {
 		default:
 			return badInput("malformed JSON: %v", err)
 		}
-	}
-	if dec.More() {
-		return badInput("malformed JSON: trailing data after the value")
 	}
 	return nil
 }

@@ -140,11 +140,17 @@ type statusError struct {
 func (e *statusError) Error() string { return e.msg }
 
 func (rc *Receiver) handle(mux *http.ServeMux, pattern, endpoint string, fn sourceFunc) {
+	// Resolve the per-endpoint series once, not on every request.
+	requests, err := rc.metrics.requests.CurryWith(prometheus.Labels{"endpoint": endpoint})
+	if err != nil {
+		panic(err)
+	}
+	duration := rc.metrics.duration.WithLabelValues(endpoint)
 	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		code := rc.serve(w, r, endpoint, fn)
-		rc.metrics.requests.WithLabelValues(endpoint, strconv.Itoa(code)).Inc()
-		rc.metrics.duration.WithLabelValues(endpoint).Observe(time.Since(start).Seconds())
+		requests.WithLabelValues(strconv.Itoa(code)).Inc()
+		duration.Observe(time.Since(start).Seconds())
 	})
 }
 
@@ -218,6 +224,13 @@ func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request, endpoint strin
 	status := res.status
 	if status == 0 {
 		status = http.StatusOK
+	}
+	if res.extra == nil {
+		// The hot path: no map, no reflection.
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = fmt.Fprintf(w, `{"status":"success","stored":%d,"duplicates":%d}`+"\n", stored, dups)
+		return status
 	}
 	out := map[string]any{"status": "success", "stored": stored, "duplicates": dups}
 	for k, v := range res.extra {

@@ -10,9 +10,9 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/alertmanager/alert"
 	amnotify "github.com/prometheus/alertmanager/notify"
 	"github.com/prometheus/alertmanager/template"
-	"github.com/prometheus/alertmanager/types"
 	"github.com/prometheus/common/model"
 
 	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
@@ -25,7 +25,7 @@ type Notification struct {
 	Receiver       string
 	GroupKey       string
 	GroupLabels    model.LabelSet
-	Alerts         []*types.Alert
+	Alerts         []*alert.Alert
 	IdempotencyKey string
 	// Now is when the delivery is attempted; it decides firing vs resolved
 	// for alerts whose endsAt is in the future.
@@ -56,10 +56,10 @@ func FromProto(p *klaxonv1.Notification, now time.Time) *Notification {
 		GroupLabels:    labelSet(p.GroupLabels),
 		IdempotencyKey: p.IdempotencyKey,
 		Now:            now,
-		Alerts:         make([]*types.Alert, 0, len(p.Alerts)),
+		Alerts:         make([]*alert.Alert, 0, len(p.Alerts)),
 	}
 	for _, a := range p.Alerts {
-		ta := &types.Alert{Alert: model.Alert{
+		ta := &alert.Alert{Alert: model.Alert{
 			Labels:       labelSet(a.Labels),
 			Annotations:  labelSet(a.Annotations),
 			StartsAt:     a.StartsAt.AsTime(),
@@ -92,7 +92,7 @@ func labelSet(m map[string]string) model.LabelSet {
 
 // Status is firing if any alert fires.
 func (n *Notification) Status() model.AlertStatus {
-	return types.Alerts(n.Alerts...).StatusAt(n.Now)
+	return alert.Alerts(n.Alerts...).StatusAt(n.Now)
 }
 
 // Context returns ctx carrying what Alertmanager's notify helpers read

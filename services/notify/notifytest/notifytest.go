@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/alertmanager/alert"
 	"github.com/prometheus/alertmanager/template"
-	"github.com/prometheus/alertmanager/types"
 	"github.com/prometheus/common/model"
 
 	"github.com/klaxon-sh/klaxon/services/notify"
@@ -38,7 +38,7 @@ func Template(t testing.TB) *template.Template {
 // Notification is a group of one alert (HighLatency on api-1), firing or
 // resolved.
 func Notification(resolved bool) *notify.Notification {
-	a := &types.Alert{Alert: model.Alert{
+	a := &alert.Alert{Alert: model.Alert{
 		Labels: model.LabelSet{"alertname": "HighLatency", "severity": "critical", "instance": "api-1", "job": "api"},
 		Annotations: model.LabelSet{
 			"summary":       "p99 latency above 2s",
@@ -57,7 +57,7 @@ func Notification(resolved bool) *notify.Notification {
 		Receiver:       "team-a",
 		GroupKey:       `{}/{severity="critical"}:{alertname="HighLatency"}`,
 		GroupLabels:    model.LabelSet{"alertname": "HighLatency"},
-		Alerts:         []*types.Alert{a},
+		Alerts:         []*alert.Alert{a},
 		IdempotencyKey: "k1",
 		Now:            Epoch,
 	}

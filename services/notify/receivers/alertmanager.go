@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/prometheus/alertmanager/alert"
 	amconfig "github.com/prometheus/alertmanager/config"
 	amnotify "github.com/prometheus/alertmanager/notify"
 	"github.com/prometheus/alertmanager/notify/discord"
@@ -23,14 +24,13 @@ import (
 	"github.com/prometheus/alertmanager/notify/webex"
 	"github.com/prometheus/alertmanager/notify/wechat"
 	"github.com/prometheus/alertmanager/template"
-	"github.com/prometheus/alertmanager/types"
 
 	"github.com/klaxon-sh/klaxon/services/notify"
 )
 
 // amNotifier is what every Alertmanager notifier package implements.
 type amNotifier interface {
-	Notify(ctx context.Context, alerts ...*types.Alert) (bool, error)
+	Notify(ctx context.Context, alerts ...*alert.Alert) (bool, error)
 }
 
 // adapter delivers through one of Alertmanager's own notifiers. The pipeline

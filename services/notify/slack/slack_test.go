@@ -63,7 +63,10 @@ func (w *workspace) handle(update bool) http.HandlerFunc {
 			rw.WriteHeader(http.StatusTooManyRequests)
 			return
 		}
-		reply := func(v map[string]any) { rw.Header().Set("Content-Type", "application/json"); _ = json.NewEncoder(rw).Encode(v) }
+		reply := func(v map[string]any) {
+			rw.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(rw).Encode(v)
+		}
 		if err := r.ParseForm(); err != nil {
 			reply(map[string]any{"ok": false, "error": "invalid_form_data"})
 			return

@@ -14,9 +14,9 @@ import (
 	"os"
 	"strings"
 
+	"github.com/prometheus/alertmanager/alert"
 	amwebhook "github.com/prometheus/alertmanager/notify/webhook"
 	"github.com/prometheus/alertmanager/template"
-	"github.com/prometheus/alertmanager/types"
 	commoncfg "github.com/prometheus/common/config"
 
 	"github.com/klaxon-sh/klaxon/services/notify"
@@ -105,7 +105,7 @@ func (n *Notifier) url(data *template.Data) (string, error) {
 	return raw, nil
 }
 
-func truncate(max uint64, alerts []*types.Alert) ([]*types.Alert, uint64) {
+func truncate(max uint64, alerts []*alert.Alert) ([]*alert.Alert, uint64) {
 	if max != 0 && uint64(len(alerts)) > max {
 		return alerts[:max], uint64(len(alerts)) - max
 	}

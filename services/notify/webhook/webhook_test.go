@@ -12,9 +12,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/alertmanager/alert"
 	amcommoncfg "github.com/prometheus/alertmanager/config/common"
 	amwebhook "github.com/prometheus/alertmanager/notify/webhook"
-	"github.com/prometheus/alertmanager/types"
 	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 
@@ -64,7 +64,7 @@ func threeAlerts() *notify.Notification {
 		a := *no.Alerts[0]
 		a.Labels = a.Labels.Clone()
 		a.Labels["instance"] = model.LabelValue(inst)
-		no.Alerts = append(no.Alerts, &types.Alert{Alert: a.Alert})
+		no.Alerts = append(no.Alerts, &alert.Alert{Alert: a.Alert})
 	}
 	return no
 }

@@ -53,6 +53,7 @@ type runConfig struct {
 	externalURL  string
 	snsTopics    []string
 	snsNoConfirm []string
+	notify       notify.Config
 }
 
 // flag registers a flag that can also be set as KLAXON_<NAME>.
@@ -84,6 +85,13 @@ func registerRunFlags(cmd *kingpin.CmdClause) *runConfig {
 	flag(cmd, "web.external-url", "URL Klaxon is reachable at (links in notifications).").Default("").StringVar(&c.externalURL)
 	flag(cmd, "sns.topic-arn", "Accept SNS messages only from these topics (repeatable).").StringsVar(&c.snsTopics)
 	flag(cmd, "sns.no-auto-confirm", "Topic ARNs ('*' = all) whose subscriptions are not auto-confirmed.").StringsVar(&c.snsNoConfirm)
+	flag(cmd, "notify.max-deliver", "Deliveries of a notification before it goes to the dead-letter queue.").Default("8").IntVar(&c.notify.MaxDeliver)
+	flag(cmd, "notify.attempts", "In-process tries per delivery.").Default("3").IntVar(&c.notify.Attempts)
+	flag(cmd, "notify.attempt-timeout", "Timeout of one delivery attempt.").Default("15s").DurationVar(&c.notify.AttemptTimeout)
+	flag(cmd, "notify.min-backoff", "First retry delay (doubles, with jitter).").Default("200ms").DurationVar(&c.notify.MinBackoff)
+	flag(cmd, "notify.max-backoff", "Longest retry delay.").Default("5m").DurationVar(&c.notify.MaxBackoff)
+	flag(cmd, "notify.rate-limit", "Notifications per second per receiver.").Default("20").Float64Var(&c.notify.RateLimit)
+	flag(cmd, "notify.burst", "Burst of the per-receiver rate limit.").Default("40").IntVar(&c.notify.Burst)
 	return c
 }
 
@@ -216,7 +224,7 @@ func runTargets(c *runConfig) error {
 		goRun("heartbeat", hm.Run)
 	}
 	if c.has("notifier") {
-		p, err := notify.NewPipeline(ctx, notify.Config{}, b, rules, receivers.NewBuilder(ext, receivers.WithBus(b)).Build, log.With("target", "notifier"), reg)
+		p, err := notify.NewPipeline(ctx, c.notify, b, rules, receivers.NewBuilder(ext, receivers.WithBus(b)).Build, log.With("target", "notifier"), reg)
 		if err != nil {
 			return err
 		}

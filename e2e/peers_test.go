@@ -144,3 +144,55 @@ alerting:
 		t.Errorf("alert %+v", a)
 	}
 }
+
+// TestAlertmanagerHAPairNotifiesOnce: two Alertmanager replicas that both
+// send the same webhook (a split HA pair; a healthy pair may also both send
+// around a failover) produce one notification in Klaxon, not two.
+func TestAlertmanagerHAPairNotifiesOnce(t *testing.T) {
+	am := requireBinary(t, []string{"prometheus-alertmanager", "alertmanager"}, "prometheus-alertmanager")
+	sink := harness.NewSink(t)
+	rules := harness.WriteRules(t, map[string]string{"default/klaxon.yml": routeAllTo(sink.URL())})
+	k := harness.StartKlaxon(t, harness.KlaxonOptions{Rules: rules})
+
+	var addrs []string
+	for i := 0; i < 2; i++ {
+		dir := t.TempDir()
+		cfg := filepath.Join(dir, "alertmanager.yml")
+		if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`
+route:
+  receiver: klaxon
+  group_wait: 0s
+  group_interval: 1s
+receivers:
+  - name: klaxon
+    webhook_configs:
+      - url: %s/api/v1/alertmanager
+`, k.URL())), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		addr := harness.FreeAddr(t)
+		startProcess(t, am, "--config.file="+cfg, "--storage.path="+dir, "--web.listen-address="+addr, "--cluster.listen-address=")
+		waitHTTP(t, "http://"+addr+"/-/ready")
+		addrs = append(addrs, addr)
+	}
+	// Prometheus sends every alert to every Alertmanager replica.
+	alert := `[{"labels":{"alertname":"HAPair","severity":"critical"},"startsAt":"` +
+		time.Now().UTC().Add(-time.Minute).Format(time.RFC3339) + `"}]`
+	for _, a := range addrs {
+		if code, body := postJSON(t, "http://"+a+"/api/v2/alerts", alert); code != 200 {
+			t.Fatalf("%d %s", code, body)
+		}
+	}
+	// Both replicas have sent their webhook once Klaxon stored one and
+	// counted the other as a duplicate.
+	harness.Eventually(t, 20*time.Second, "both replicas' webhooks received", func() bool {
+		return metricValue(t, k.URL(), `klaxon_receiver_items_duplicate_total{endpoint="alertmanager"}`) >= 1
+	})
+	harness.Eventually(t, 10*time.Second, "the notification", func() bool {
+		return sink.AlertsByLabel("alertname", "firing")["HAPair"] >= 1
+	})
+	time.Sleep(2 * time.Second) // a second notification would arrive within group_interval
+	if n := sink.AlertsByLabel("alertname", "firing")["HAPair"]; n != 1 {
+		t.Fatalf("%d notifications for one alert sent by two replicas, want 1", n)
+	}
+}

@@ -192,10 +192,22 @@ func toEnvelope(req *request, source string, a *wireAlert) *klaxonv1.Envelope {
 			endsAt = now
 		}
 	}
+	identityEnd := endsAt
+	if a.Status != "" {
+		// Webhook payloads carry an explicit status, and Alertmanager re-sends a
+		// firing group only every repeat_interval: its endsAt (now +
+		// resolve_timeout at the Alertmanager) must not expire the alert here.
+		// Nor is it part of the identity: two Alertmanager replicas send the same
+		// alert with endsAt a few ms apart, and must be stored once.
+		identityEnd = time.Time{}
+		if status == "firing" {
+			endsAt = time.Time{}
+		}
+	}
 	if !endsAt.IsZero() {
 		al.EndsAt = timestamppb.New(endsAt)
 	}
-	env := newEnvelope(req, source, alertIdentity(fp, status, startsAt, endsAt))
+	env := newEnvelope(req, source, alertIdentity(fp, status, startsAt, identityEnd))
 	env.Payload = &klaxonv1.Envelope_Alert{Alert: al}
 	return env
 }

@@ -474,3 +474,24 @@ func TestTenantIngestLimitGets429(t *testing.T) {
 		}
 	}
 }
+
+// Two Alertmanager replicas (an HA pair that did not gossip in time) send the
+// same firing alert with endsAt a few milliseconds apart: stored once, and
+// the endsAt of a webhook's firing alert does not expire it.
+func TestAlertmanagerHAReplicasStoredOnce(t *testing.T) {
+	h := newHarness(t, receiver.Config{})
+	for _, ends := range []string{"2026-11-24T12:05:00.001Z", "2026-11-24T12:05:00.007Z"} {
+		body := `{"version":"4","status":"firing","alerts":[{"status":"firing","labels":{"alertname":"HA"},
+		  "startsAt":"2026-11-24T11:00:00Z","endsAt":"` + ends + `"}]}`
+		if r := h.post("/api/v1/alertmanager", body); r.code != 200 {
+			t.Fatalf("%d %v", r.code, r.body)
+		}
+	}
+	envs := h.stored()
+	if len(envs) != 1 {
+		t.Fatalf("stored %d, want 1", len(envs))
+	}
+	if envs[0].GetAlert().EndsAt != nil {
+		t.Fatalf("a firing webhook alert must not carry the sender's endsAt: %v", envs[0].GetAlert().EndsAt.AsTime())
+	}
+}

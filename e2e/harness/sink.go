@@ -28,6 +28,8 @@ type WebhookMessage struct {
 	TruncatedAlerts int `json:"truncatedAlerts"`
 	Path            string
 	At              time.Time
+	// IdempotencyKey is the Idempotency-Key header Klaxon sends.
+	IdempotencyKey string
 }
 
 // Sink is a webhook target that records every valid v4 message. It answers
@@ -63,6 +65,7 @@ func (s *Sink) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	m.Path = r.URL.Path
 	m.At = time.Now()
+	m.IdempotencyKey = r.Header.Get("Idempotency-Key")
 	s.mu.Lock()
 	s.msgs = append(s.msgs, m)
 	s.mu.Unlock()
@@ -95,6 +98,21 @@ func (s *Sink) AlertsByLabel(label, status string) map[string]int {
 				out[a.Labels[label]]++
 			}
 		}
+	}
+	return out
+}
+
+// Unique returns the messages with repeated Idempotency-Keys dropped, as a
+// consumer that honours the header sees them.
+func (s *Sink) Unique() []WebhookMessage {
+	seen := map[string]bool{}
+	var out []WebhookMessage
+	for _, m := range s.Messages() {
+		if m.IdempotencyKey != "" && seen[m.IdempotencyKey] {
+			continue
+		}
+		seen[m.IdempotencyKey] = true
+		out = append(out, m)
 	}
 	return out
 }

@@ -75,6 +75,12 @@ func (n *Notifier) Notify(ctx context.Context, no *notify.Notification) (bool, e
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "Klaxon")
+	// The notification's idempotency key (receiver, group key, alert set,
+	// status): a consumer that honours it can drop the one resend a crash
+	// between sending and recording may cause.
+	if no.IdempotencyKey != "" {
+		req.Header.Set("Idempotency-Key", no.IdempotencyKey)
+	}
 	resp, err := n.client.Do(req)
 	if err != nil {
 		return true, &notify.Error{Reason: notify.ReasonNetwork, Err: redact(err)}

@@ -29,6 +29,7 @@ type receiver struct {
 	got  []amwebhook.Message
 	auth []string
 	urls []string
+	keys []string
 }
 
 func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -42,6 +43,7 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rc.got = append(rc.got, m)
 	rc.auth = append(rc.auth, r.Header.Get("Authorization"))
 	rc.urls = append(rc.urls, r.URL.String())
+	rc.keys = append(rc.keys, r.Header.Get("Idempotency-Key"))
 }
 
 func notifier(t *testing.T, u string, mod func(*amwebhook.WebhookConfig)) *Notifier {
@@ -83,6 +85,9 @@ func TestV4BodyAndMaxAlerts(t *testing.T) {
 	}
 	if m.ExternalURL != "http://klaxon.example:9095" || m.Alerts[0].Fingerprint == "" {
 		t.Fatalf("body: %+v", m)
+	}
+	if rc.keys[0] != "k1" {
+		t.Fatalf("Idempotency-Key header %q, want the notification's key", rc.keys[0])
 	}
 }
 

@@ -270,7 +270,14 @@ func runTargets(c *runConfig) error {
 		return nil
 	})
 
-	gs := grpc.NewServer()
+	adm, err := newAdmin(c, b, rules, reload, log.With("target", "admin"), reg)
+	if err != nil {
+		return err
+	}
+	gs := grpc.NewServer(adm.ServerOptions()...)
+	if adm != nil {
+		adm.Register(gs)
+	}
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)

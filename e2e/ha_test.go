@@ -1,0 +1,132 @@
+package e2e
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/klaxon-sh/klaxon/e2e/harness"
+)
+
+// TestHAKill runs two replicas of every target against a real 3-node NATS
+// cluster (R3 streams and KV), drives a steady alert load, and during it
+// SIGKILLs one NATS node and one replica of each target, then restarts them.
+// Every acknowledged alert must be notified, firing and resolved, and no
+// notification may be delivered twice (the sink counts by the
+// Idempotency-Key header, as PagerDuty counts by dedup_key).
+func TestHAKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long HA test")
+	}
+	sink := harness.NewSink(t)
+	cluster := harness.StartNATSCluster(t, 3)
+	rules := harness.WriteRules(t, map[string]string{"default/klaxon.yml": routeAllTo(sink.URL())})
+	start := func(target string) *harness.Klaxon {
+		return harness.StartKlaxon(t, harness.KlaxonOptions{Rules: rules, Target: target, NATSURL: cluster.URL(),
+			Extra: []string{"--notify.min-backoff", "50ms", "--notify.max-backoff", "2s", "--notify.max-deliver", "50"}})
+	}
+	var receivers []*harness.Klaxon
+	for i := 0; i < 2; i++ {
+		receivers = append(receivers, start("receiver"))
+	}
+	engines := []*harness.Klaxon{start("engine"), start("engine")}
+	notifiers := []*harness.Klaxon{start("notifier"), start("notifier")}
+
+	// The load: each alert fires, then resolves a little later. A POST that
+	// fails (its receiver is being killed) is retried on the other replica,
+	// as Alertmanager retries and a Service load-balances.
+	const total = 120
+	var acked sync.Map // id → true once both firing and resolved were acknowledged
+	var posted atomic.Int32
+	post := func(body string) bool {
+		for attempt := 0; attempt < 40; attempt++ {
+			r := receivers[rand.IntN(len(receivers))]
+			if code, _ := r.Post("/api/v2/alerts", body); code == 200 {
+				return true
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		return false
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < total; i++ {
+			startsAt := time.Now().UTC().Add(-time.Minute).Format(time.RFC3339Nano)
+			firing := fmt.Sprintf(`[{"labels":{"alertname":"HA","id":"%d"},"startsAt":%q}]`, i, startsAt)
+			if !post(firing) {
+				continue
+			}
+			resolved := fmt.Sprintf(`[{"labels":{"alertname":"HA","id":"%d"},"startsAt":%q,"endsAt":%q}]`, i, startsAt, time.Now().UTC().Format(time.RFC3339Nano))
+			if post(resolved) {
+				acked.Store(fmt.Sprint(i), true)
+			}
+			posted.Add(1)
+			time.Sleep(40 * time.Millisecond)
+		}
+	}()
+
+	// Chaos, while the load runs.
+	harness.Eventually(t, 30*time.Second, "load under way", func() bool { return posted.Load() >= 20 })
+	cluster.Nodes[0].Kill()
+	receivers[0].Kill()
+	engines[0].Kill()
+	notifiers[0].Kill()
+	harness.Eventually(t, 30*time.Second, "load continues with one of each down", func() bool { return posted.Load() >= 60 })
+	cluster.Nodes[0].Start()
+	receivers[0].Start()
+	engines[0].Start()
+	notifiers[0].Start()
+	<-done
+
+	ids := 0
+	acked.Range(func(_, _ any) bool { ids++; return true })
+	if ids < total*9/10 {
+		t.Fatalf("only %d of %d alerts were acknowledged: the system was unavailable too long", ids, total)
+	}
+	harness.Eventually(t, 90*time.Second, fmt.Sprintf("firing and resolved notifications for all %d acknowledged alerts", ids), func() bool {
+		firing, resolved := countByID(sink.Unique())
+		missing := 0
+		acked.Range(func(k, _ any) bool {
+			if firing[k.(string)] == 0 || resolved[k.(string)] == 0 {
+				missing++
+			}
+			return true
+		})
+		return missing == 0
+	})
+	firing, resolved := countByID(sink.Unique())
+	for id, n := range firing {
+		if n > 1 {
+			t.Errorf("alert %s: %d firing notifications with distinct keys", id, n)
+		}
+	}
+	for id, n := range resolved {
+		if n > 1 {
+			t.Errorf("alert %s: %d resolved notifications with distinct keys", id, n)
+		}
+	}
+	raw, unique := len(sink.Messages()), len(sink.Unique())
+	t.Logf("acknowledged %d alerts; %d notifications received, %d after dropping repeated Idempotency-Keys", ids, raw, unique)
+	if os.Getenv("KLAXON_HA_REPORT") != "" {
+		fmt.Printf("HA kill test: %d alerts acknowledged, %d notifications, %d unique, 0 lost\n", ids, raw, unique)
+	}
+}
+
+func countByID(msgs []harness.WebhookMessage) (firing, resolved map[string]int) {
+	firing, resolved = map[string]int{}, map[string]int{}
+	for _, m := range msgs {
+		for _, a := range m.Alerts {
+			if a.Status == "firing" {
+				firing[a.Labels["id"]]++
+			} else {
+				resolved[a.Labels["id"]]++
+			}
+		}
+	}
+	return firing, resolved
+}

@@ -1,0 +1,6 @@
+package alerting
+
+import "os"
+
+// stdout is where Lambda collects logs for CloudWatch.
+var stdout = os.Stdout

@@ -129,7 +129,7 @@ func validateAlert(path string, a *wireAlert) error {
 		return badInput("field %q: required, at least one label", path+".labels")
 	}
 	for k, v := range a.Labels {
-		if !model.LabelName(k).IsValid() || k == "" {
+		if !model.UTF8Validation.IsValidLabelName(k) || k == "" {
 			return badInput("field %q: invalid label name %q", path+".labels", k)
 		}
 		if !utf8.ValidString(v) {
@@ -137,7 +137,7 @@ func validateAlert(path string, a *wireAlert) error {
 		}
 	}
 	for k := range a.Annotations {
-		if !model.LabelName(k).IsValid() || k == "" {
+		if !model.UTF8Validation.IsValidLabelName(k) || k == "" {
 			return badInput("field %q: invalid annotation name %q", path+".annotations", k)
 		}
 	}

@@ -3,7 +3,6 @@ package receiver
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"sort"
 	"strings"
 	"time"
 
@@ -34,13 +33,4 @@ func Fingerprint(labels map[string]string) string {
 
 func alertIdentity(fp, status string, startsAt, endsAt time.Time) string {
 	return strings.Join([]string{fp, status, startsAt.UTC().Format(time.RFC3339Nano), endsAt.UTC().Format(time.RFC3339Nano)}, "|")
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

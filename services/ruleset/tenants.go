@@ -62,7 +62,7 @@ func LoadTenants(path string) (*Tenants, error) {
 func checkHash(h string) error {
 	hexPart, ok := strings.CutPrefix(h, "sha256:")
 	if !ok {
-		return fmt.Errorf("token hash %q must start with sha256:", h)
+		return fmt.Errorf("token hash %q: want the form sha256:<hex>", h)
 	}
 	if b, err := hex.DecodeString(hexPart); err != nil || len(b) != sha256.Size {
 		return fmt.Errorf("token hash %q: want sha256:<64 hex digits>", h)

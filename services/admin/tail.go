@@ -1,7 +1,9 @@
 package admin
 
 import (
+	"context"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/alertmanager/pkg/labels"
@@ -62,7 +64,12 @@ func (s *Server) Tail(req *adminv1.TailRequest, stream grpc.ServerStreamingServe
 		_ = sub.SetPendingLimits(tailBuffer, 64<<20)
 		subs = append(subs, sub)
 	}
-	if err := nc.FlushWithContext(ctx); err != nil {
+	// Flush makes the server register the subscriptions before the client
+	// is told the tail is live.
+	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = nc.FlushWithContext(fctx)
+	cancel()
+	if err != nil {
 		return toStatus(ctx, "subscribe", err)
 	}
 	if err := stream.SendHeader(metadata.Pairs(TailReadyHeader, "live")); err != nil {

@@ -30,11 +30,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	rules := app.Command("rules", "Work with rule files.")
 	lint := rules.Command("lint", "Validate every rule file under DIR; errors as file:line:col: message.")
 	lintDir := lint.Arg("dir", "Rules directory (rules/<tenant>/*.yml).").Default("rules").String()
+	runAdmin := registerAdmin(app, rules, stdout, stderr) // admin-API groups, client.go
 
 	cmd, err := app.Parse(args)
 	if err != nil {
 		fmt.Fprintln(stderr, "klaxonctl:", err)
 		return 2
+	}
+	if code, ok := runAdmin(cmd); ok {
+		return code
 	}
 	switch cmd {
 	case lint.FullCommand():

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/alecthomas/kingpin/v2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	adminv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/admin/v1"
+	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
+)
+
+func registerTail(app *kingpin.Application, add func(*kingpin.CmdClause, adminCommand)) {
+	tail := app.Command("tail", "Follow everything that comes in and goes out, live (Ctrl-C to stop).")
+	req := &adminv1.TailRequest{}
+	var count int
+	tail.Arg("matchers", "Label matchers (alert or event labels; a delivery's group or alert labels).").StringsVar(&req.Matchers)
+	tail.Flag("source", "Only envelopes from these sources (repeatable).").StringsVar(&req.Sources)
+	tail.Flag("receiver", "Only deliveries to these receivers (repeatable).").StringsVar(&req.Receivers)
+	tail.Flag("no-ingest", "Leave out what comes in.").BoolVar(&req.NoIngest)
+	tail.Flag("no-deliveries", "Leave out what goes out.").BoolVar(&req.NoDeliveries)
+	tail.Flag("count", "Exit after this many items (0 = follow until interrupted).").Short('n').IntVar(&count)
+	add(tail, func(ctx context.Context, g *globals, conn *grpc.ClientConn) error {
+		st, err := adminv1.NewAlertServiceClient(conn).Tail(ctx, req)
+		if err != nil {
+			return err
+		}
+		// The header arrives once the server's subscriptions are live:
+		// everything after this line on stderr will be shown.
+		md, err := st.Header()
+		if err != nil {
+			return endOfTail(ctx, err)
+		}
+		if len(md.Get(tailReadyHeader)) == 0 {
+			// Ended without headers: the status says why.
+			_, err := st.Recv()
+			return endOfTail(ctx, err)
+		}
+		tenant := g.tenant
+		if tenant == "" {
+			tenant = "(default)"
+		}
+		fmt.Fprintf(g.stderr, "tailing tenant %s at %s\n", tenant, g.addr)
+		colour := g.color == "always" || g.color == "auto" && os.Getenv("NO_COLOR") == "" && isTerminal(g.stdout)
+		for n := 0; count == 0 || n < count; n++ {
+			item, err := st.Recv()
+			if err != nil {
+				return endOfTail(ctx, err)
+			}
+			if g.output == "json" {
+				b, err := jsonBytes(item, false)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(g.stdout, "%s\n", b)
+				continue
+			}
+			fmt.Fprintln(g.stdout, tailLine(item, colour))
+		}
+		return nil
+	})
+}
+
+// endOfTail makes an interrupted tail a success, and a server that went
+// away an error.
+func endOfTail(ctx context.Context, err error) error {
+	if ctx.Err() != nil || errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled && ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+const (
+	red    = "\x1b[31m"
+	green  = "\x1b[32m"
+	yellow = "\x1b[33m"
+	cyan   = "\x1b[36m"
+	reset  = "\x1b[0m"
+)
+
+// tailLine renders one item on one line:
+//
+//	15:04:05 IN  default alerts-v2 firing {alertname="X"}
+//	15:04:05 OUT default sink webhook[0] success firing 1 alert {alertname="X"}
+func tailLine(item *adminv1.TailResponse, colour bool) string {
+	paint := func(c, s string) string {
+		if !colour || c == "" {
+			return s
+		}
+		return c + s + reset
+	}
+	if rec := item.GetDelivery(); rec != nil {
+		n := rec.GetNotification()
+		c := map[string]string{"success": green, "retry": yellow, "failed": red, "dead_letter": red}[rec.GetOutcome()]
+		line := fmt.Sprintf("%s OUT %s %s %s %s %s %d alert(s) %s", clock(rec.GetAt(), item), n.GetTenant(), n.GetReceiver(),
+			rec.GetIntegration(), paint(c, rec.GetOutcome()), paint(statusColour(n.GetStatus()), statusWord(n.GetStatus())),
+			len(n.GetAlerts()), labelString(n.GetGroupLabels()))
+		if rec.GetError() != "" {
+			line += " error=" + fmt.Sprintf("%q", rec.GetError())
+		}
+		return line
+	}
+	env := item.GetEnvelope()
+	if a := env.GetAlert(); a != nil {
+		return fmt.Sprintf("%s IN  %s %s %s %s", clock(env.GetReceivedAt(), item), env.GetTenant(), env.GetSource(),
+			paint(statusColour(a.GetStatus()), statusWord(a.GetStatus())), labelString(a.GetLabels()))
+	}
+	ev := env.GetEvent()
+	what := ev.GetKind()
+	if ev.GetName() != "" {
+		what += " " + ev.GetName()
+	}
+	return strings.TrimSpace(fmt.Sprintf("%s IN  %s %s %s %s", clock(env.GetReceivedAt(), item), env.GetTenant(), env.GetSource(),
+		paint(cyan, what), labelString(ev.GetLabels())))
+}
+
+func statusColour(s klaxonv1.AlertStatus) string {
+	switch s {
+	case klaxonv1.AlertStatus_ALERT_STATUS_FIRING:
+		return red
+	case klaxonv1.AlertStatus_ALERT_STATUS_RESOLVED:
+		return green
+	}
+	return ""
+}
+
+// clock is the item's own time (received, delivered), else when the tail
+// saw it, as local time of day.
+func clock(t *timestamppb.Timestamp, item *adminv1.TailResponse) string {
+	if t == nil {
+		t = item.GetSeenAt()
+	}
+	return t.AsTime().Local().Format("15:04:05")
+}

@@ -21,6 +21,8 @@ type PagerDuty struct {
 	URL        string // empty: DefaultPagerDutyURL
 	RoutingKey string // integration key, 32 characters; a secret
 	Client     *http.Client
+	// Backoff is the first retry delay, doubled per attempt; default 200ms.
+	Backoff time.Duration
 }
 
 // Name implements Notifier.
@@ -94,7 +96,10 @@ func (p *PagerDuty) Notify(ctx context.Context, n *Notice) error {
 	if client == nil {
 		client = http.DefaultClient
 	}
-	backoff := 200 * time.Millisecond
+	backoff := p.Backoff
+	if backoff <= 0 {
+		backoff = 200 * time.Millisecond
+	}
 	var last error
 	for attempt := 0; attempt < 3; attempt++ {
 		if attempt > 0 {

@@ -32,6 +32,8 @@ type Receiver struct {
 	Timeout time.Duration
 	Client  *http.Client
 	Log     *slog.Logger
+	// Backoff is the first retry delay, doubled per attempt; default 100ms.
+	Backoff time.Duration
 }
 
 // Post sends body to path and returns nil only for a 2xx answer. Transport
@@ -49,7 +51,10 @@ func (r *Receiver) Post(ctx context.Context, path string, body []byte, header ht
 		client = http.DefaultClient
 	}
 	url := strings.TrimSuffix(r.URL, "/") + path
-	backoff := 100 * time.Millisecond
+	backoff := r.Backoff
+	if backoff <= 0 {
+		backoff = 100 * time.Millisecond
+	}
 	var last error
 	for attempt := 1; attempt <= 5; attempt++ {
 		retry, err := r.once(ctx, client, url, body, header)

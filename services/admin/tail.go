@@ -29,7 +29,7 @@ const TailReadyHeader = "x-klaxon-tail"
 const tailBuffer = 4096
 
 // Tail streams what comes in (klaxon.in.<tenant>.>) and what goes out
-// (klaxon.audit.<tenant>) through core NATS subscriptions: they see every
+// (klaxon.out.<tenant>.> and klaxon.audit.<tenant>) through core NATS subscriptions: they see every
 // message JetStream stores, cost no stream state, and end with the call.
 func (s *Server) Tail(req *adminv1.TailRequest, stream grpc.ServerStreamingServer[adminv1.TailResponse]) error {
 	ctx := stream.Context()
@@ -45,7 +45,7 @@ func (s *Server) Tail(req *adminv1.TailRequest, stream grpc.ServerStreamingServe
 		subjects = append(subjects, bus.IngestFilter(tenant))
 	}
 	if !req.GetNoDeliveries() {
-		subjects = append(subjects, bus.AuditFilter(tenant))
+		subjects = append(subjects, bus.NotifyFilter(tenant), bus.AuditFilter(tenant))
 	}
 	var subs []*nats.Subscription
 	defer func() {
@@ -109,6 +109,18 @@ func (s *Server) tailItem(msg *nats.Msg, f *tailFilter) *adminv1.TailResponse {
 		resp.Item = &adminv1.TailResponse_Delivery{Delivery: &rec}
 		return resp
 	}
+	if strings.HasPrefix(msg.Subject, "klaxon.out.") {
+		var n klaxonv1.Notification
+		if err := proto.Unmarshal(msg.Data, &n); err != nil {
+			s.log.Debug("tail: undecodable notification", "subject", msg.Subject, "err", err)
+			return nil
+		}
+		if !f.notification(&n) {
+			return nil
+		}
+		resp.Item = &adminv1.TailResponse_Notification{Notification: &n}
+		return resp
+	}
 	var env klaxonv1.Envelope
 	if err := proto.Unmarshal(msg.Data, &env); err != nil {
 		s.log.Debug("tail: undecodable envelope", "subject", msg.Subject, "err", err)
@@ -127,6 +139,9 @@ type tailFilter struct {
 	sources   map[string]bool
 	receivers map[string]bool
 	matchers  labels.Matchers
+	// passed remembers notifications (by idempotency key) the matchers let
+	// through, for their audit records.
+	passed map[string]bool
 }
 
 func newTailFilter(req *adminv1.TailRequest) (*tailFilter, error) {
@@ -134,7 +149,7 @@ func newTailFilter(req *adminv1.TailRequest) (*tailFilter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &tailFilter{sources: set(req.GetSources()), receivers: set(req.GetReceivers()), matchers: ms}, nil
+	return &tailFilter{sources: set(req.GetSources()), receivers: set(req.GetReceivers()), matchers: ms, passed: map[string]bool{}}, nil
 }
 
 func set(ss []string) map[string]bool {
@@ -161,21 +176,39 @@ func (f *tailFilter) envelope(env *klaxonv1.Envelope) bool {
 	return matches(f.matchers, env.GetEvent().GetLabels())
 }
 
+// delivery filters an audit record. Records may carry only the
+// notification's keys, not its labels: then the matchers' verdict on the
+// notification itself (seen on klaxon.out just before) is reused.
 func (f *tailFilter) delivery(rec *klaxonv1.AuditRecord) bool {
 	n := rec.GetNotification()
+	if len(f.matchers) > 0 && len(n.GetGroupLabels()) == 0 && len(n.GetAlerts()) == 0 {
+		return (f.receivers == nil || f.receivers[n.GetReceiver()]) && f.passed[n.GetIdempotencyKey()]
+	}
+	return f.notification(n)
+}
+
+func (f *tailFilter) notification(n *klaxonv1.Notification) bool {
 	if f.receivers != nil && !f.receivers[n.GetReceiver()] {
 		return false
 	}
-	if len(f.matchers) == 0 || matches(f.matchers, n.GetGroupLabels()) {
+	if len(f.matchers) == 0 {
 		return true
 	}
+	ok := matches(f.matchers, n.GetGroupLabels())
 	for _, a := range n.GetAlerts() {
-		if matches(f.matchers, a.GetLabels()) {
-			return true
-		}
+		ok = ok || matches(f.matchers, a.GetLabels())
 	}
-	return false
+	if ok && n.GetIdempotencyKey() != "" {
+		if len(f.passed) >= maxRemembered {
+			clear(f.passed) // bounded: a forgotten key only hides a late delivery line
+		}
+		f.passed[n.GetIdempotencyKey()] = true
+	}
+	return ok
 }
+
+// maxRemembered bounds the notifications a filtered tail remembers.
+const maxRemembered = 10_000
 
 // parseMatchers parses Alertmanager matcher strings; each string may hold
 // several (`{a="b",c=~"d"}`), as amtool accepts them.

@@ -110,3 +110,29 @@ func TestTailEndsWithTheClientDeadline(t *testing.T) {
 	_, err := st.Recv()
 	wantCode(t, err, codes.DeadlineExceeded)
 }
+
+// The real notifier's audit records carry only the notification's keys: a
+// matcher-filtered tail still shows them after the notification they belong to.
+func TestTailNotificationThenItsKeyOnlyDelivery(t *testing.T) {
+	e := start(t, nil)
+	st := e.tail(ctx(t, "", ""), &adminv1.TailRequest{Matchers: []string{`alertname="DiskFull"`}})
+	other := &klaxonv1.Notification{Tenant: "default", Receiver: "sink", IdempotencyKey: "k-other",
+		Alerts: []*klaxonv1.Alert{{Labels: map[string]string{"alertname": "Other"}}}}
+	disk := &klaxonv1.Notification{Tenant: "default", Receiver: "sink", IdempotencyKey: "k-disk",
+		Alerts: []*klaxonv1.Alert{{Labels: map[string]string{"alertname": "DiskFull"}}}}
+	e.publish(bus.NotifySubject("default", "sink"), other)
+	e.publish(bus.AuditSubject("default"), &klaxonv1.AuditRecord{Outcome: "success",
+		Notification: &klaxonv1.Notification{Tenant: "default", Receiver: "sink", IdempotencyKey: "k-other"}})
+	e.publish(bus.NotifySubject("default", "sink"), disk)
+	e.publish(bus.AuditSubject("default"), &klaxonv1.AuditRecord{Outcome: "success",
+		Notification: &klaxonv1.Notification{Tenant: "default", Receiver: "sink", IdempotencyKey: "k-disk"}})
+
+	first, err := st.Recv()
+	if err != nil || first.GetNotification().GetIdempotencyKey() != "k-disk" || first.GetSubject() != "klaxon.out.default.sink" {
+		t.Fatalf("first: %v %v", first, err)
+	}
+	second, err := st.Recv()
+	if err != nil || second.GetDelivery().GetNotification().GetIdempotencyKey() != "k-disk" {
+		t.Fatalf("second: %v %v", second, err)
+	}
+}

@@ -291,6 +291,7 @@ func TestTailLinesGolden(t *testing.T) {
 			Payload: &klaxonv1.Envelope_Alert{Alert: firing.Alerts[0]}}}},
 		{Item: &adminv1.TailResponse_Envelope{Envelope: &klaxonv1.Envelope{Tenant: "default", Source: "eventbridge", ReceivedAt: timestamppb.New(at),
 			Payload: &klaxonv1.Envelope_Event{Event: &klaxonv1.Event{Kind: "cloudtrail", Labels: map[string]string{"eventName": "ConsoleLogin"}}}}}},
+		{Item: &adminv1.TailResponse_Notification{Notification: firing}},
 		{Item: &adminv1.TailResponse_Delivery{Delivery: &klaxonv1.AuditRecord{Notification: firing, Integration: "webhook[0]", Outcome: "success", At: timestamppb.New(at)}}},
 		{Item: &adminv1.TailResponse_Delivery{Delivery: &klaxonv1.AuditRecord{Notification: notification("pager", klaxonv1.AlertStatus_ALERT_STATUS_RESOLVED),
 			Integration: "pagerduty[0]", Outcome: "failed", Error: "400 Bad Request", At: timestamppb.New(at)}}},

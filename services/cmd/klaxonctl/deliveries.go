@@ -28,12 +28,13 @@ func registerDeliveries(app *kingpin.Application, add func(*kingpin.CmdClause, a
 		if g.output == "json" {
 			return printJSON(g.stdout, resp)
 		}
-		t := newTable(g.stdout, "SEQ", "AT", "TENANT", "RECEIVER", "INTEGRATION", "OUTCOME", "STATUS", "ALERTS", "GROUP", "ERROR")
+		// Audit records carry the notification's keys, not its alerts.
+		t := newTable(g.stdout, "SEQ", "AT", "TENANT", "RECEIVER", "INTEGRATION", "OUTCOME", "GROUP KEY", "ERROR")
 		for _, d := range resp.GetDeliveries() {
 			r := d.GetRecord()
 			n := r.GetNotification()
 			t.row(strconv.FormatUint(d.GetSeq(), 10), ts(r.GetAt()), n.GetTenant(), n.GetReceiver(), r.GetIntegration(),
-				r.GetOutcome(), statusWord(n.GetStatus()), strconv.Itoa(len(n.GetAlerts())), labelString(n.GetGroupLabels()), r.GetError())
+				r.GetOutcome(), n.GetGroupKey(), r.GetError())
 		}
 		return t.flush()
 	})

@@ -86,40 +86,51 @@ const (
 	reset  = "\x1b[0m"
 )
 
-// tailLine renders one item on one line:
+// tailLine renders one item on one line: IN for what came in, OUT for a
+// notification routed to a receiver, DLV for a delivery attempt.
 //
-//	15:04:05 IN  default alerts-v2 firing {alertname="X"}
-//	15:04:05 OUT default sink webhook[0] success firing 1 alert {alertname="X"}
+//	15:04:05 IN  default api-v2 firing {alertname="X"}
+//	15:04:05 OUT default sink firing 1 alert(s) {alertname="X"}
+//	15:04:05 DLV default sink webhook[0] success {}:{alertname="X"}
 func tailLine(item *adminv1.TailResponse, colour bool) string {
 	paint := func(c, s string) string {
-		if !colour || c == "" {
+		if !colour || c == "" || s == "" {
 			return s
 		}
 		return c + s + reset
 	}
+	join := func(parts ...string) string {
+		var out []string
+		for _, p := range parts {
+			if p != "" {
+				out = append(out, p)
+			}
+		}
+		return strings.Join(out, " ")
+	}
 	if rec := item.GetDelivery(); rec != nil {
 		n := rec.GetNotification()
 		c := map[string]string{"success": green, "retry": yellow, "failed": red, "dead_letter": red}[rec.GetOutcome()]
-		line := fmt.Sprintf("%s OUT %s %s %s %s %s %d alert(s) %s", clock(rec.GetAt(), item), n.GetTenant(), n.GetReceiver(),
-			rec.GetIntegration(), paint(c, rec.GetOutcome()), paint(statusColour(n.GetStatus()), statusWord(n.GetStatus())),
-			len(n.GetAlerts()), labelString(n.GetGroupLabels()))
+		line := join(clock(rec.GetAt(), item), "DLV", n.GetTenant(), n.GetReceiver(), rec.GetIntegration(),
+			paint(c, rec.GetOutcome()), n.GetGroupKey())
 		if rec.GetError() != "" {
-			line += " error=" + fmt.Sprintf("%q", rec.GetError())
+			line += fmt.Sprintf(" error=%q", rec.GetError())
 		}
 		return line
 	}
+	if n := item.GetNotification(); n != nil {
+		return join(clock(n.GetCreatedAt(), item), "OUT", n.GetTenant(), n.GetReceiver(),
+			paint(statusColour(n.GetStatus()), statusWord(n.GetStatus())), fmt.Sprintf("%d alert(s)", len(n.GetAlerts())),
+			labelString(n.GetGroupLabels()))
+	}
 	env := item.GetEnvelope()
 	if a := env.GetAlert(); a != nil {
-		return fmt.Sprintf("%s IN  %s %s %s %s", clock(env.GetReceivedAt(), item), env.GetTenant(), env.GetSource(),
+		return join(clock(env.GetReceivedAt(), item), "IN ", env.GetTenant(), env.GetSource(),
 			paint(statusColour(a.GetStatus()), statusWord(a.GetStatus())), labelString(a.GetLabels()))
 	}
 	ev := env.GetEvent()
-	what := ev.GetKind()
-	if ev.GetName() != "" {
-		what += " " + ev.GetName()
-	}
-	return strings.TrimSpace(fmt.Sprintf("%s IN  %s %s %s %s", clock(env.GetReceivedAt(), item), env.GetTenant(), env.GetSource(),
-		paint(cyan, what), labelString(ev.GetLabels())))
+	return join(clock(env.GetReceivedAt(), item), "IN ", env.GetTenant(), env.GetSource(),
+		paint(cyan, ev.GetKind()), ev.GetName(), labelString(ev.GetLabels()))
 }
 
 func statusColour(s klaxonv1.AlertStatus) string {

@@ -384,15 +384,15 @@ type TailRequest struct {
 	// Envelope sources (alertmanager, alerts-v2, sns, eventbridge, k8s-event,
 	// heartbeat, slo).
 	Sources []string `protobuf:"bytes,1,rep,name=sources,proto3" json:"sources,omitempty"`
-	// Receivers of deliveries.
+	// Receivers of notifications and deliveries.
 	Receivers []string `protobuf:"bytes,2,rep,name=receivers,proto3" json:"receivers,omitempty"`
 	// Alertmanager matcher strings: an envelope passes if its alert or event
-	// labels match; a delivery passes if its group labels or any of its alerts
-	// match.
+	// labels match; a notification or delivery passes if its group labels or
+	// any of its alerts match.
 	Matchers []string `protobuf:"bytes,3,rep,name=matchers,proto3" json:"matchers,omitempty"`
 	// Leave out ingested envelopes.
 	NoIngest bool `protobuf:"varint,4,opt,name=no_ingest,json=noIngest,proto3" json:"no_ingest,omitempty"`
-	// Leave out deliveries.
+	// Leave out what goes out (notifications and deliveries).
 	NoDeliveries  bool `protobuf:"varint,5,opt,name=no_deliveries,json=noDeliveries,proto3" json:"no_deliveries,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -474,6 +474,7 @@ type TailResponse struct {
 	//
 	//	*TailResponse_Envelope
 	//	*TailResponse_Delivery
+	//	*TailResponse_Notification
 	Item          isTailResponse_Item `protobuf_oneof:"item"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -548,6 +549,15 @@ func (x *TailResponse) GetDelivery() *v1.AuditRecord {
 	return nil
 }
 
+func (x *TailResponse) GetNotification() *v1.Notification {
+	if x != nil {
+		if x, ok := x.Item.(*TailResponse_Notification); ok {
+			return x.Notification
+		}
+	}
+	return nil
+}
+
 type isTailResponse_Item interface {
 	isTailResponse_Item()
 }
@@ -558,13 +568,21 @@ type TailResponse_Envelope struct {
 }
 
 type TailResponse_Delivery struct {
-	// A notification that went out (or failed to).
+	// The outcome of one delivery attempt (the AUDIT stream).
 	Delivery *v1.AuditRecord `protobuf:"bytes,11,opt,name=delivery,proto3,oneof"`
+}
+
+type TailResponse_Notification struct {
+	// A notification the engine asked to send (klaxon.out.<tenant>.<receiver>),
+	// with its alerts; its deliveries follow as delivery items.
+	Notification *v1.Notification `protobuf:"bytes,12,opt,name=notification,proto3,oneof"`
 }
 
 func (*TailResponse_Envelope) isTailResponse_Item() {}
 
 func (*TailResponse_Delivery) isTailResponse_Item() {}
+
+func (*TailResponse_Notification) isTailResponse_Item() {}
 
 var File_klaxon_admin_v1_alert_proto protoreflect.FileDescriptor
 
@@ -611,13 +629,14 @@ const file_klaxon_admin_v1_alert_proto_rawDesc = "" +
 	"\treceivers\x18\x02 \x03(\tR\treceivers\x12\x1a\n" +
 	"\bmatchers\x18\x03 \x03(\tR\bmatchers\x12\x1b\n" +
 	"\tno_ingest\x18\x04 \x01(\bR\bnoIngest\x12#\n" +
-	"\rno_deliveries\x18\x05 \x01(\bR\fnoDeliveries\"\xce\x01\n" +
+	"\rno_deliveries\x18\x05 \x01(\bR\fnoDeliveries\"\x8d\x02\n" +
 	"\fTailResponse\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x123\n" +
 	"\aseen_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x06seenAt\x121\n" +
 	"\benvelope\x18\n" +
 	" \x01(\v2\x13.klaxon.v1.EnvelopeH\x00R\benvelope\x124\n" +
-	"\bdelivery\x18\v \x01(\v2\x16.klaxon.v1.AuditRecordH\x00R\bdeliveryB\x06\n" +
+	"\bdelivery\x18\v \x01(\v2\x16.klaxon.v1.AuditRecordH\x00R\bdelivery\x12=\n" +
+	"\fnotification\x18\f \x01(\v2\x17.klaxon.v1.NotificationH\x00R\fnotificationB\x06\n" +
 	"\x04item2\xfd\x01\n" +
 	"\fAlertService\x12U\n" +
 	"\n" +
@@ -652,6 +671,7 @@ var file_klaxon_admin_v1_alert_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
 	(*v1.Envelope)(nil),           // 11: klaxon.v1.Envelope
 	(*v1.AuditRecord)(nil),        // 12: klaxon.v1.AuditRecord
+	(*v1.Notification)(nil),       // 13: klaxon.v1.Notification
 }
 var file_klaxon_admin_v1_alert_proto_depIdxs = []int32{
 	7,  // 0: klaxon.admin.v1.AlertState.labels:type_name -> klaxon.admin.v1.AlertState.LabelsEntry
@@ -665,17 +685,18 @@ var file_klaxon_admin_v1_alert_proto_depIdxs = []int32{
 	10, // 8: klaxon.admin.v1.TailResponse.seen_at:type_name -> google.protobuf.Timestamp
 	11, // 9: klaxon.admin.v1.TailResponse.envelope:type_name -> klaxon.v1.Envelope
 	12, // 10: klaxon.admin.v1.TailResponse.delivery:type_name -> klaxon.v1.AuditRecord
-	1,  // 11: klaxon.admin.v1.AlertService.ListAlerts:input_type -> klaxon.admin.v1.ListAlertsRequest
-	3,  // 12: klaxon.admin.v1.AlertService.GetAlert:input_type -> klaxon.admin.v1.GetAlertRequest
-	5,  // 13: klaxon.admin.v1.AlertService.Tail:input_type -> klaxon.admin.v1.TailRequest
-	2,  // 14: klaxon.admin.v1.AlertService.ListAlerts:output_type -> klaxon.admin.v1.ListAlertsResponse
-	4,  // 15: klaxon.admin.v1.AlertService.GetAlert:output_type -> klaxon.admin.v1.GetAlertResponse
-	6,  // 16: klaxon.admin.v1.AlertService.Tail:output_type -> klaxon.admin.v1.TailResponse
-	14, // [14:17] is the sub-list for method output_type
-	11, // [11:14] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	13, // 11: klaxon.admin.v1.TailResponse.notification:type_name -> klaxon.v1.Notification
+	1,  // 12: klaxon.admin.v1.AlertService.ListAlerts:input_type -> klaxon.admin.v1.ListAlertsRequest
+	3,  // 13: klaxon.admin.v1.AlertService.GetAlert:input_type -> klaxon.admin.v1.GetAlertRequest
+	5,  // 14: klaxon.admin.v1.AlertService.Tail:input_type -> klaxon.admin.v1.TailRequest
+	2,  // 15: klaxon.admin.v1.AlertService.ListAlerts:output_type -> klaxon.admin.v1.ListAlertsResponse
+	4,  // 16: klaxon.admin.v1.AlertService.GetAlert:output_type -> klaxon.admin.v1.GetAlertResponse
+	6,  // 17: klaxon.admin.v1.AlertService.Tail:output_type -> klaxon.admin.v1.TailResponse
+	15, // [15:18] is the sub-list for method output_type
+	12, // [12:15] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_klaxon_admin_v1_alert_proto_init() }
@@ -686,6 +707,7 @@ func file_klaxon_admin_v1_alert_proto_init() {
 	file_klaxon_admin_v1_alert_proto_msgTypes[6].OneofWrappers = []any{
 		(*TailResponse_Envelope)(nil),
 		(*TailResponse_Delivery)(nil),
+		(*TailResponse_Notification)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

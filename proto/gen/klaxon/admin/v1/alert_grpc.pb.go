@@ -35,8 +35,8 @@ type AlertServiceClient interface {
 	ListAlerts(ctx context.Context, in *ListAlertsRequest, opts ...grpc.CallOption) (*ListAlertsResponse, error)
 	// GetAlert returns one alert by fingerprint.
 	GetAlert(ctx context.Context, in *GetAlertRequest, opts ...grpc.CallOption) (*GetAlertResponse, error)
-	// Tail streams every envelope ingested and every delivery made, as they
-	// happen (like `stern` or `kubectl logs -f`), until the client cancels.
+	// Tail streams every envelope ingested, every notification routed and
+	// every delivery attempt, as they happen (like `stern` or `kubectl logs -f`), until the client cancels.
 	Tail(ctx context.Context, in *TailRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TailResponse], error)
 }
 
@@ -98,8 +98,8 @@ type AlertServiceServer interface {
 	ListAlerts(context.Context, *ListAlertsRequest) (*ListAlertsResponse, error)
 	// GetAlert returns one alert by fingerprint.
 	GetAlert(context.Context, *GetAlertRequest) (*GetAlertResponse, error)
-	// Tail streams every envelope ingested and every delivery made, as they
-	// happen (like `stern` or `kubectl logs -f`), until the client cancels.
+	// Tail streams every envelope ingested, every notification routed and
+	// every delivery attempt, as they happen (like `stern` or `kubectl logs -f`), until the client cancels.
 	Tail(*TailRequest, grpc.ServerStreamingServer[TailResponse]) error
 	mustEmbedUnimplementedAlertServiceServer()
 }

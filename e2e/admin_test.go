@@ -1,0 +1,140 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/klaxon-sh/klaxon/e2e/harness"
+)
+
+// tailLine is the part of `klaxonctl tail --output=json` a test reads.
+type tailLine struct {
+	Subject  string `json:"subject"`
+	Envelope *struct {
+		Tenant string `json:"tenant"`
+		Source string `json:"source"`
+		Alert  *struct {
+			Labels map[string]string `json:"labels"`
+		} `json:"alert"`
+	} `json:"envelope"`
+	Notification *tailNotification `json:"notification"`
+	Delivery     *struct {
+		Outcome      string           `json:"outcome"`
+		Notification tailNotification `json:"notification"`
+	} `json:"delivery"`
+}
+
+type tailNotification struct {
+	Receiver       string `json:"receiver"`
+	IdempotencyKey string `json:"idempotency_key"`
+	Alerts         []struct {
+		Labels map[string]string `json:"labels"`
+	} `json:"alerts"`
+}
+
+// TestKlaxonctlTailShowsAlertAndItsNotification is the admin issue's "done
+// when": `klaxonctl tail` shows, live, an alert posted over HTTP and the
+// notification it caused.
+func TestKlaxonctlTailShowsAlertAndItsNotification(t *testing.T) {
+	sink := harness.NewSink(t)
+	rules := harness.WriteRules(t, map[string]string{"default/klaxon.yml": routeAllTo(sink.URL())})
+	k := harness.StartKlaxon(t, harness.KlaxonOptions{Rules: rules})
+
+	ctl := exec.Command(harness.Binary(t, "klaxonctl"), "--addr", k.GRPC, "--output=json", "tail")
+	stdout, err := ctl.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &harness.LogBuffer{}
+	ctl.Stderr = stderr
+	if err := ctl.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ctl.Process.Kill(); _ = ctl.Wait() })
+	harness.Eventually(t, 20*time.Second, "klaxonctl tail to be live", func() bool {
+		return strings.Contains(stderr.String(), "tailing tenant")
+	})
+
+	lines := make(chan tailLine, 16)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var l tailLine
+			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+				t.Errorf("tail printed a line that is not JSON: %q", sc.Text())
+				continue
+			}
+			lines <- l
+		}
+		close(lines)
+	}()
+
+	if code, body := k.Post("/api/v2/alerts", `[{"labels":{"alertname":"TailMe","severity":"page"},"startsAt":"2026-11-24T10:00:00Z"}]`); code != 200 {
+		t.Fatalf("post: %d %s", code, body)
+	}
+
+	var sawIn, sawOut bool
+	var key string // of the notification the alert caused
+	timeout := time.After(30 * time.Second)
+	for !sawIn || !sawOut {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("tail ended: %s", stderr.String())
+			}
+			if e := l.Envelope; e != nil && e.Alert != nil && e.Alert.Labels["alertname"] == "TailMe" {
+				if e.Tenant != "default" || e.Source != "api-v2" || l.Subject != "klaxon.in.default.api-v2" {
+					t.Fatalf("envelope line: %+v", l)
+				}
+				sawIn = true
+			}
+			if n := l.Notification; n != nil && n.Receiver == "sink" && len(n.Alerts) == 1 && n.Alerts[0].Labels["alertname"] == "TailMe" {
+				if !sawIn {
+					t.Fatal("the notification was shown before the alert that caused it")
+				}
+				key = n.IdempotencyKey
+			}
+			if d := l.Delivery; d != nil && key != "" && d.Notification.IdempotencyKey == key {
+				if d.Outcome != "success" || d.Notification.Receiver != "sink" {
+					t.Fatalf("delivery line: %+v", d)
+				}
+				sawOut = true
+			}
+		case <-timeout:
+			t.Fatalf("tail did not show the alert (%v), its notification (%q) and its delivery (%v); stderr: %s", sawIn, key, sawOut, stderr.String())
+		}
+	}
+	if len(sink.Messages()) == 0 {
+		t.Fatal("the sink got nothing, yet tail said it was delivered")
+	}
+}
+
+// TestKlaxonctlAgainstRunningKlaxon: the unary verbs work against a real
+// server, and a stopped server gives the helpful error.
+func TestKlaxonctlAgainstRunningKlaxon(t *testing.T) {
+	sink := harness.NewSink(t)
+	rules := harness.WriteRules(t, map[string]string{"default/klaxon.yml": routeAllTo(sink.URL())})
+	k := harness.StartKlaxon(t, harness.KlaxonOptions{Rules: rules})
+	ctl := func(args ...string) (string, error) {
+		out, err := exec.Command(harness.Binary(t, "klaxonctl"), append([]string{"--addr", k.GRPC}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := ctl("rules", "status"); err != nil || !strings.Contains(out, "default/klaxon.yml") {
+		t.Fatalf("rules status: %v\n%s", err, out)
+	}
+	if out, err := ctl("rules", "reload"); err != nil || !strings.Contains(out, "version 2") {
+		t.Fatalf("rules reload: %v\n%s", err, out)
+	}
+	if out, err := ctl("deliveries", "list"); err != nil || !strings.HasPrefix(out, "SEQ") {
+		t.Fatalf("deliveries list: %v\n%s", err, out)
+	}
+	k.Stop()
+	out, err := ctl("dlq", "list")
+	if err == nil || !strings.Contains(out, "cannot reach klaxon at "+k.GRPC+": is `klaxon run` running?") {
+		t.Fatalf("server down: %v\n%s", err, out)
+	}
+}

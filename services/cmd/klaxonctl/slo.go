@@ -26,7 +26,7 @@ func registerSLO(app *kingpin.Application, add func(*kingpin.CmdClause, adminCom
 		if g.output == "json" {
 			return printJSON(g.stdout, resp)
 		}
-		t := newTable(g.stdout, "NAME", "OBJECTIVE", "PERIOD", "SLI", "BUDGET LEFT", "BURNING")
+		t := newTable(g.stdout, "NAME", "OBJECTIVE", "PERIOD", "SLI", "BUDGET USED", "BUDGET LEFT", "BURNING")
 		for _, s := range resp.GetSlos() {
 			var burning []string
 			for _, b := range s.GetBurnRates() {
@@ -34,20 +34,24 @@ func registerSLO(app *kingpin.Application, add func(*kingpin.CmdClause, adminCom
 					burning = append(burning, b.GetSeverity()+"("+b.GetLongWindow()+"/"+b.GetShortWindow()+")")
 				}
 			}
-			t.row(s.GetName(), s.GetObjective()+"%", s.GetPeriod(), pct(s.GetSli()), pct(s.GetBudgetRemaining()), strings.Join(burning, ","))
+			t.row(s.GetName(), s.GetObjective()+"%", s.GetPeriod(), pct(s.GetSli()), pct(s.GetBudgetConsumed()), pct(s.GetBudgetRemaining()),
+				strings.Join(burning, ","))
 		}
 		return t.flush()
 	})
 
 	report := slo.Command("report", "Achieved SLI over the period and calendar windows.")
 	rreq := &adminv1.GetSLOReportRequest{}
-	var window string
+	var period string
 	report.Arg("name", "One SLO (default all).").StringVar(&rreq.Name)
-	report.Flag("window", "Window: period, weekly, monthly, annually (default all).").EnumVar(&window, "period", "weekly", "monthly", "annually")
+	report.Flag("period", "Window: rolling (the SLO's period), week, month, year (default all).").EnumVar(&period, "rolling", "week", "month", "year")
 	add(report, func(ctx context.Context, g *globals, conn *grpc.ClientConn) error {
-		if window != "" {
-			rreq.Window = adminv1.ReportWindow(adminv1.ReportWindow_value["REPORT_WINDOW_"+strings.ToUpper(window)])
-		}
+		rreq.Window = map[string]adminv1.ReportWindow{
+			"rolling": adminv1.ReportWindow_REPORT_WINDOW_PERIOD,
+			"week":    adminv1.ReportWindow_REPORT_WINDOW_WEEKLY,
+			"month":   adminv1.ReportWindow_REPORT_WINDOW_MONTHLY,
+			"year":    adminv1.ReportWindow_REPORT_WINDOW_ANNUALLY,
+		}[period]
 		ctx, cancel := g.call(ctx)
 		defer cancel()
 		resp, err := adminv1.NewSLOServiceClient(conn).GetSLOReport(ctx, rreq)
@@ -57,14 +61,14 @@ func registerSLO(app *kingpin.Application, add func(*kingpin.CmdClause, adminCom
 		if g.output == "json" {
 			return printJSON(g.stdout, resp)
 		}
-		t := newTable(g.stdout, "NAME", "WINDOW", "START", "END", "OBJECTIVE", "SLI", "MET", "BUDGET LEFT")
+		t := newTable(g.stdout, "NAME", "WINDOW", "START", "END", "OBJECTIVE", "SLI", "MET", "BUDGET USED", "BUDGET LEFT")
 		for _, r := range resp.GetReports() {
 			met := "no"
 			if r.GetMet() {
 				met = "yes"
 			}
 			t.row(r.GetName(), strings.ToLower(strings.TrimPrefix(r.GetWindow().String(), "REPORT_WINDOW_")), ts(r.GetStart()), ts(r.GetEnd()),
-				r.GetObjective()+"%", pct(r.GetSli()), met, pct(r.GetBudgetRemaining()))
+				r.GetObjective()+"%", pct(r.GetSli()), met, pct(r.GetBudgetConsumed()), pct(r.GetBudgetRemaining()))
 		}
 		return t.flush()
 	})

@@ -191,8 +191,10 @@ type SLOStatus struct {
 	Total           int64             `protobuf:"varint,8,opt,name=total,proto3" json:"total,omitempty"`
 	BurnRates       []*BurnRateWindow `protobuf:"bytes,9,rep,name=burn_rates,json=burnRates,proto3" json:"burn_rates,omitempty"`
 	Labels          map[string]string `protobuf:"bytes,10,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Error budget consumed over the period, percent of the budget.
+	BudgetConsumed string `protobuf:"bytes,11,opt,name=budget_consumed,json=budgetConsumed,proto3" json:"budget_consumed,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SLOStatus) Reset() {
@@ -293,6 +295,13 @@ func (x *SLOStatus) GetLabels() map[string]string {
 		return x.Labels
 	}
 	return nil
+}
+
+func (x *SLOStatus) GetBudgetConsumed() string {
+	if x != nil {
+		return x.BudgetConsumed
+	}
+	return ""
 }
 
 // GetSLOStatusRequest selects SLOs.
@@ -399,8 +408,10 @@ type SLOReport struct {
 	BudgetRemaining string                 `protobuf:"bytes,8,opt,name=budget_remaining,json=budgetRemaining,proto3" json:"budget_remaining,omitempty"`
 	Good            int64                  `protobuf:"varint,9,opt,name=good,proto3" json:"good,omitempty"`
 	Total           int64                  `protobuf:"varint,10,opt,name=total,proto3" json:"total,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Error budget consumed in the window, percent of the budget.
+	BudgetConsumed string `protobuf:"bytes,11,opt,name=budget_consumed,json=budgetConsumed,proto3" json:"budget_consumed,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SLOReport) Reset() {
@@ -501,6 +512,13 @@ func (x *SLOReport) GetTotal() int64 {
 		return x.Total
 	}
 	return 0
+}
+
+func (x *SLOReport) GetBudgetConsumed() string {
+	if x != nil {
+		return x.BudgetConsumed
+	}
+	return ""
 }
 
 // GetSLOReportRequest selects SLOs and windows.
@@ -625,7 +643,7 @@ const file_klaxon_admin_v1_slo_proto_rawDesc = "" +
 	"\fshort_window\x18\x04 \x01(\tR\vshortWindow\x12$\n" +
 	"\x0elong_burn_rate\x18\x05 \x01(\tR\flongBurnRate\x12&\n" +
 	"\x0fshort_burn_rate\x18\x06 \x01(\tR\rshortBurnRate\x12\x16\n" +
-	"\x06firing\x18\a \x01(\bR\x06firing\"\x92\x03\n" +
+	"\x06firing\x18\a \x01(\bR\x06firing\"\xbb\x03\n" +
 	"\tSLOStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tobjective\x18\x02 \x01(\tR\tobjective\x12\x16\n" +
@@ -638,14 +656,15 @@ const file_klaxon_admin_v1_slo_proto_rawDesc = "" +
 	"\n" +
 	"burn_rates\x18\t \x03(\v2\x1f.klaxon.admin.v1.BurnRateWindowR\tburnRates\x12>\n" +
 	"\x06labels\x18\n" +
-	" \x03(\v2&.klaxon.admin.v1.SLOStatus.LabelsEntryR\x06labels\x1a9\n" +
+	" \x03(\v2&.klaxon.admin.v1.SLOStatus.LabelsEntryR\x06labels\x12'\n" +
+	"\x0fbudget_consumed\x18\v \x01(\tR\x0ebudgetConsumed\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\")\n" +
 	"\x13GetSLOStatusRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"F\n" +
 	"\x14GetSLOStatusResponse\x12.\n" +
-	"\x04slos\x18\x01 \x03(\v2\x1a.klaxon.admin.v1.SLOStatusR\x04slos\"\xcd\x02\n" +
+	"\x04slos\x18\x01 \x03(\v2\x1a.klaxon.admin.v1.SLOStatusR\x04slos\"\xf6\x02\n" +
 	"\tSLOReport\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x125\n" +
 	"\x06window\x18\x02 \x01(\x0e2\x1d.klaxon.admin.v1.ReportWindowR\x06window\x120\n" +
@@ -657,7 +676,8 @@ const file_klaxon_admin_v1_slo_proto_rawDesc = "" +
 	"\x10budget_remaining\x18\b \x01(\tR\x0fbudgetRemaining\x12\x12\n" +
 	"\x04good\x18\t \x01(\x03R\x04good\x12\x14\n" +
 	"\x05total\x18\n" +
-	" \x01(\x03R\x05total\"\x8c\x01\n" +
+	" \x01(\x03R\x05total\x12'\n" +
+	"\x0fbudget_consumed\x18\v \x01(\tR\x0ebudgetConsumed\"\x8c\x01\n" +
 	"\x13GetSLOReportRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x125\n" +
 	"\x06window\x18\x02 \x01(\x0e2\x1d.klaxon.admin.v1.ReportWindowR\x06window\x12*\n" +

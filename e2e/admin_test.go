@@ -2,7 +2,10 @@ package e2e
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -123,6 +126,9 @@ func TestKlaxonctlAgainstRunningKlaxon(t *testing.T) {
 		out, err := exec.Command(harness.Binary(t, "klaxonctl"), append([]string{"--addr", k.GRPC}, args...)...).CombinedOutput()
 		return string(out), err
 	}
+	if out, err := ctl("health"); err != nil || out != "SERVING\n" {
+		t.Fatalf("health: %v\n%s", err, out)
+	}
 	if out, err := ctl("rules", "status"); err != nil || !strings.Contains(out, "default/klaxon.yml") {
 		t.Fatalf("rules status: %v\n%s", err, out)
 	}
@@ -136,5 +142,41 @@ func TestKlaxonctlAgainstRunningKlaxon(t *testing.T) {
 	out, err := ctl("dlq", "list")
 	if err == nil || !strings.Contains(out, "cannot reach klaxon at "+k.GRPC+": is `klaxon run` running?") {
 		t.Fatalf("server down: %v\n%s", err, out)
+	}
+}
+
+// TestKlaxonctlAuth: with --auth the admin API takes the tenant from
+// --tenant and checks --token against rules/tenants.yml.
+func TestKlaxonctlAuth(t *testing.T) {
+	sum := func(s string) string { h := sha256.Sum256([]byte(s)); return "sha256:" + hex.EncodeToString(h[:]) }
+	rules := harness.WriteRules(t, map[string]string{
+		"team-a/klaxon.yml": routeAllTo("http://127.0.0.1:9"),
+		"team-b/klaxon.yml": routeAllTo("http://127.0.0.1:9"),
+		"tenants.yml": fmt.Sprintf("tenants:\n  team-a: {tokens: [%q]}\n  team-b: {tokens: [%q]}\nadmin_tokens: [%q]\n",
+			sum("a-secret"), sum("b-secret"), sum("root")),
+	})
+	k := harness.StartKlaxon(t, harness.KlaxonOptions{Rules: rules, Extra: []string{"--auth"}})
+	ctl := func(args ...string) (string, error) {
+		out, err := exec.Command(harness.Binary(t, "klaxonctl"), append([]string{"--addr", k.GRPC}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	for _, tc := range []struct {
+		args []string
+		ok   bool
+		want string
+	}{
+		{[]string{"rules", "status"}, false, "not authenticated: missing bearer token"},
+		{[]string{"--token", "wrong", "rules", "status"}, false, "not authenticated: unknown bearer token"},
+		{[]string{"--tenant", "team-b", "--token", "a-secret", "rules", "status"}, false, "permission denied"},
+		{[]string{"--token", "a-secret", "rules", "status"}, true, "team-a/klaxon.yml"},
+		{[]string{"--tenant", "team-b", "--token", "root", "rules", "status"}, true, "team-b/klaxon.yml"},
+	} {
+		out, err := ctl(tc.args...)
+		if (err == nil) != tc.ok || !strings.Contains(out, tc.want) {
+			t.Errorf("klaxonctl %v: err=%v, output:\n%s", tc.args, err, out)
+		}
+		if tc.ok && strings.Contains(tc.want, "team-a") && strings.Contains(out, "team-b") {
+			t.Errorf("team-a's token shows team-b's rules:\n%s", out)
+		}
 	}
 }

@@ -44,7 +44,7 @@ type globals struct {
 type adminCommand func(ctx context.Context, g *globals, conn *grpc.ClientConn) error
 
 // registerAdmin adds the admin-API command groups (alerts, silence, rules
-// reload|status, slo, deliveries, dlq, tail) and the global flags to app.
+// reload|status, slo, deliveries, dlq, tail, health) and the global flags to app.
 // The returned dispatch runs cmd if it is one of them.
 func registerAdmin(app *kingpin.Application, rules *kingpin.CmdClause, stdout, stderr io.Writer) func(cmd string) (code int, ok bool) {
 	g := &globals{stdout: stdout, stderr: stderr}
@@ -63,6 +63,7 @@ func registerAdmin(app *kingpin.Application, rules *kingpin.CmdClause, stdout, s
 	registerSLO(app, add)
 	registerDeliveries(app, add)
 	registerTail(app, add)
+	registerHealth(app, add)
 
 	return func(cmd string) (int, bool) {
 		f, ok := cmds[cmd]

@@ -38,7 +38,7 @@ type server struct {
 	rules string
 }
 
-func startServer(t *testing.T) *server {
+func startServer(t *testing.T, configure ...func(*admin.Config)) *server {
 	t.Helper()
 	s := &server{bus: bustest.New(t), rules: t.TempDir()}
 	if err := os.MkdirAll(filepath.Join(s.rules, "default"), 0o755); err != nil {
@@ -52,7 +52,11 @@ func startServer(t *testing.T) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := admin.New(admin.Config{Bus: s.bus, Rules: holder}, bustest.Logger(t), prometheus.NewRegistry())
+	cfg := admin.Config{Bus: s.bus, Rules: holder}
+	for _, f := range configure {
+		f(&cfg)
+	}
+	srv, err := admin.New(cfg, bustest.Logger(t), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package admin_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	adminv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/admin/v1"
+	"github.com/klaxon-sh/klaxon/services/admin"
 	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
 	"github.com/klaxon-sh/klaxon/services/bus"
 )
@@ -125,4 +127,13 @@ func TestDeadLettersListAndReplay(t *testing.T) {
 	if err != nil || len(everyone.GetDeadLetters()) != 1 || everyone.GetDeadLetters()[0].GetSeq() != theirs {
 		t.Fatalf("all tenants: %v %v", everyone, err)
 	}
+}
+
+// A call without a deadline gets the server's default one, so a slow bus
+// read ends with DeadlineExceeded instead of holding a handler forever.
+func TestCallsWithoutDeadlineGetTheDefault(t *testing.T) {
+	e := start(t, func(c *admin.Config) { c.DefaultTimeout = time.Nanosecond })
+	e.publish(bus.AuditSubject("default"), audit("default", "sink", "success", 1))
+	_, err := adminv1.NewDeliveryServiceClient(e.conn).ListDeliveries(context.Background(), &adminv1.ListDeliveriesRequest{})
+	wantCode(t, err, codes.DeadlineExceeded)
 }

@@ -137,7 +137,9 @@ func (b *Bus) declare(ctx context.Context) error {
 	defer cancel()
 	for _, sc := range b.streamConfigs() {
 		for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
-			_, err := b.JS.CreateOrUpdateStream(ctx, sc)
+			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err := b.JS.CreateOrUpdateStream(actx, sc)
+			cancel()
 			if err == nil {
 				break
 			}

@@ -15,7 +15,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/klaxon-sh/klaxon/lambdas/alerting"
 	"github.com/klaxon-sh/klaxon/lambdas/internal/fakes"
 )
 
@@ -353,7 +352,6 @@ func TestHeartbeatAndDeadman(t *testing.T) {
 	if p.pd.Got.Len() != 3 || p.slack.Got.Len() != 0 {
 		t.Errorf("extra notifications: pd %d slack %d", p.pd.Got.Len(), p.slack.Got.Len())
 	}
-	_ = alerting.AttrLastSeen
 }
 
 func mustSSM(t *testing.T, params map[string]string) string {

@@ -106,9 +106,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 		if err != nil {
 			return nil, err
 		}
-		if cfg.Listen == "" {
-			opts = append(opts, nats.InProcessServer(b.srv))
-		}
+		// Our own connection never goes through a socket, even when the server
+		// also listens for other processes: no syscalls on the hot path.
+		opts = append(opts, nats.InProcessServer(b.srv))
 		b.NC, err = nats.Connect(b.srv.ClientURL(), opts...)
 	} else {
 		if cfg.Replicas == 0 {

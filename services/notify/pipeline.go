@@ -34,7 +34,8 @@ type Config struct {
 	AttemptTimeout time.Duration
 	// MinBackoff and MaxBackoff bound the delay between tries and redeliveries.
 	MinBackoff, MaxBackoff time.Duration
-	// RateLimit per receiver (notifications per second) and its burst.
+	// RateLimit per receiver (notifications per second) and its burst;
+	// 0 means unlimited.
 	RateLimit float64
 	Burst     int
 	// NflogTTL is how long an idempotency key is remembered.
@@ -58,9 +59,6 @@ func (c *Config) defaults() {
 	}
 	if c.MaxBackoff <= 0 {
 		c.MaxBackoff = 5 * time.Minute
-	}
-	if c.RateLimit <= 0 {
-		c.RateLimit = 20
 	}
 	if c.Burst <= 0 {
 		c.Burst = 40
@@ -324,7 +322,11 @@ func (p *Pipeline) limiter(tenant, receiver string) *rate.Limiter {
 	k := tenant + "\x00" + receiver
 	l, ok := p.limiters[k]
 	if !ok {
-		l = rate.NewLimiter(rate.Limit(p.cfg.RateLimit), p.cfg.Burst)
+		lim := rate.Limit(p.cfg.RateLimit)
+		if p.cfg.RateLimit <= 0 {
+			lim = rate.Inf
+		}
+		l = rate.NewLimiter(lim, p.cfg.Burst)
 		p.limiters[k] = l
 	}
 	return l

@@ -90,8 +90,8 @@ func registerRunFlags(cmd *kingpin.CmdClause) *runConfig {
 	flag(cmd, "notify.attempt-timeout", "Timeout of one delivery attempt.").Default("15s").DurationVar(&c.notify.AttemptTimeout)
 	flag(cmd, "notify.min-backoff", "First retry delay (doubles, with jitter).").Default("200ms").DurationVar(&c.notify.MinBackoff)
 	flag(cmd, "notify.max-backoff", "Longest retry delay.").Default("5m").DurationVar(&c.notify.MaxBackoff)
-	flag(cmd, "notify.rate-limit", "Notifications per second per receiver.").Default("20").Float64Var(&c.notify.RateLimit)
-	flag(cmd, "notify.burst", "Burst of the per-receiver rate limit.").Default("40").IntVar(&c.notify.Burst)
+	flag(cmd, "notify.rate-limit", "Notifications per second per receiver (0 = unlimited).").Default("100").Float64Var(&c.notify.RateLimit)
+	flag(cmd, "notify.burst", "Burst of the per-receiver rate limit.").Default("200").IntVar(&c.notify.Burst)
 	return c
 }
 

@@ -1,0 +1,328 @@
+package slo
+
+import (
+	"math/big"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC) // a Monday
+
+func spec(t *testing.T, objective string, period time.Duration, kind Kind) *Spec {
+	t.Helper()
+	obj, err := ParseObjective(objective)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Spec{Name: "test", Objective: obj, Period: period, Kind: kind}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestObjectiveIsExact(t *testing.T) {
+	for obj, want := range map[string]*big.Rat{
+		"99.9": big.NewRat(1, 1000), "99.95": big.NewRat(1, 2000), "99": big.NewRat(1, 100), "99.999": big.NewRat(1, 100000), "99.9%": big.NewRat(1, 1000),
+	} {
+		s := spec(t, obj, 30*24*time.Hour, Ratio)
+		if s.Budget().Cmp(want) != 0 {
+			t.Errorf("objective %s: budget %s, want %s", obj, s.Budget(), want)
+		}
+	}
+	for _, bad := range []string{"", "100", "0", "-1", "abc", "99,9", "1e2", "101"} {
+		if _, err := ParseObjective(bad); err == nil {
+			t.Errorf("objective %q accepted", bad)
+		}
+	}
+}
+
+func TestDefaultRulesScaleWithPeriod(t *testing.T) {
+	cases := map[time.Duration][][2]time.Duration{
+		30 * 24 * time.Hour: {{time.Hour, 5 * time.Minute}, {6 * time.Hour, 30 * time.Minute}, {72 * time.Hour, 6 * time.Hour}},
+		7 * 24 * time.Hour:  {{14 * time.Minute, time.Minute}, {84 * time.Minute, 7 * time.Minute}, {1008 * time.Minute, 84 * time.Minute}},
+	}
+	for period, want := range cases {
+		rules := DefaultRules(period)
+		for i, r := range rules {
+			if r.Long != want[i][0] || r.Short != want[i][1] {
+				t.Errorf("period %s rule %d: %s/%s, want %s/%s", period, i, r.Long, r.Short, want[i][0], want[i][1])
+			}
+		}
+		if rules[0].Factor.Cmp(big.NewRat(144, 10)) != 0 || rules[0].Severity != SeverityPage || rules[2].Severity != SeverityTicket {
+			t.Errorf("rules %+v", rules)
+		}
+	}
+}
+
+func firing(states []AlertState, rule int) bool { return states[rule].Firing }
+
+func TestTotalOutagePagesWithinMinutes(t *testing.T) {
+	s := spec(t, "99.9", 30*24*time.Hour, TimeSlice)
+	var c Counters
+	if firing(s.Evaluate(&c, t0), 0) {
+		t.Fatal("paging with no outage")
+	}
+	c.Fire("checkout-down", t0.Add(time.Minute))
+	st := s.Evaluate(&c, t0.Add(time.Minute))
+	if !firing(st, 0) {
+		t.Fatalf("a total outage of a 99.9%% SLO must page at once: %+v", st)
+	}
+	// The 6h/30m rule needs 6× over 6h: 0.006 × 360 = 2.16 bad minutes.
+	if firing(st, 1) || !firing(s.Evaluate(&c, t0.Add(3*time.Minute)), 1) {
+		t.Fatal("the 6h rule must fire on the third bad minute, not before")
+	}
+	// Recovery: the 5-minute short window clears the fast-burn page.
+	c.Resolve("checkout-down", t0.Add(time.Minute), t0.Add(20*time.Minute))
+	// Bad minutes are 1..19; the 5m window (now−5m, now] still holds minute
+	// 19 at minute 23 and no bad minute at 24.
+	if !firing(s.Evaluate(&c, t0.Add(23*time.Minute)), 0) {
+		t.Fatal("resolved too early: the last bad minute is still in the 5m window")
+	}
+	if firing(s.Evaluate(&c, t0.Add(24*time.Minute)), 0) {
+		t.Fatal("not resolved 5 minutes after recovery")
+	}
+}
+
+// traffic adds one minute of ratio traffic at minute i after from.
+func traffic(c *Counters, from time.Time, i int, perMinute, badPerMinute int64) {
+	c.AddRatio(from.Add(time.Duration(i)*time.Minute), perMinute-badPerMinute, perMinute)
+}
+
+func TestTwoPercentErrorRatePagesAtWorkbookDetectionTime(t *testing.T) {
+	s := spec(t, "99.9", 30*24*time.Hour, Ratio)
+	var c Counters
+	start := t0.Add(-24 * time.Hour)
+	for i := 0; i < 24*60; i++ {
+		traffic(&c, start, i, 1000, 0)
+	}
+	// SRE workbook: detection time = (1−SLO)/error_ratio × window × burn
+	// threshold = 0.001/0.02 × 60 min × 14.4 = 43.2 min.
+	first := -1
+	for i := 0; i < 60; i++ {
+		traffic(&c, t0, i, 1000, 20)
+		if firing(s.Evaluate(&c, t0.Add(time.Duration(i)*time.Minute)), 0) && first < 0 {
+			first = i + 1 // minutes of errors so far
+		}
+	}
+	if first != 44 {
+		t.Fatalf("paged after %d minutes of 2%% errors, want 44 (the first whole minute past 43.2)", first)
+	}
+	// Errors stop: the page resolves within the 5-minute short window.
+	var resolvedAfter int
+	for i := 60; i < 70; i++ {
+		traffic(&c, t0, i, 1000, 0)
+		if !firing(s.Evaluate(&c, t0.Add(time.Duration(i)*time.Minute)), 0) {
+			resolvedAfter = i - 59
+			break
+		}
+	}
+	if resolvedAfter == 0 || resolvedAfter > 5 {
+		t.Fatalf("page resolved %d minutes after recovery, want within 5", resolvedAfter)
+	}
+}
+
+func TestSteadyBudgetRateNeverPages(t *testing.T) {
+	s := spec(t, "99.9", 30*24*time.Hour, Ratio)
+	var c Counters
+	for i := 0; i < 4*24*60; i++ {
+		traffic(&c, t0, i, 1000, 1) // 0.1%: burn exactly 1
+		if i%30 == 0 {
+			st := s.Evaluate(&c, t0.Add(time.Duration(i)*time.Minute))
+			if firing(st, 0) || firing(st, 1) {
+				t.Fatalf("paged at minute %d at a burn rate of exactly 1", i)
+			}
+		}
+	}
+}
+
+func TestSlightlyAboveBudgetRateOpensTicketWithinDays(t *testing.T) {
+	s := spec(t, "99.9", 30*24*time.Hour, Ratio)
+	var c Counters
+	for i := 0; i < 3*24*60; i++ {
+		traffic(&c, t0, i, 10000, 0)
+	}
+	from := t0.Add(3 * 24 * time.Hour)
+	// 0.11% errors: the 3-day ratio reaches 0.1% after 3d × 0.1/0.11 ≈ 2.73 days.
+	opened := -1
+	for i := 0; i < 3*24*60; i++ {
+		traffic(&c, from, i, 10000, 11)
+		if i < 2*24*60 || i%10 != 0 {
+			continue
+		}
+		st := s.Evaluate(&c, from.Add(time.Duration(i)*time.Minute))
+		if firing(st, 0) || firing(st, 1) {
+			t.Fatalf("paged at a burn rate of 1.1")
+		}
+		if firing(st, 2) {
+			opened = i
+			break
+		}
+	}
+	days := float64(opened) / (24 * 60)
+	if opened < 0 || days < 2.7 || days > 2.75 {
+		t.Fatalf("ticket opened after %.3f days, want ≈2.73", days)
+	}
+}
+
+func TestExactThresholdBothSides(t *testing.T) {
+	s := spec(t, "99.9", 30*24*time.Hour, Ratio)
+	for _, tc := range []struct {
+		bad  int64
+		fire bool
+	}{{864, true}, {863, false}, {865, true}} {
+		var c Counters
+		// All traffic in one minute: long (1h) and short (5m) windows agree.
+		c.AddRatio(t0, 60000-tc.bad, 60000)
+		st := s.Evaluate(&c, t0)
+		if st[0].Firing != tc.fire {
+			t.Errorf("bad=%d of 60000 (burn %s): firing=%v, want %v", tc.bad, st[0].LongBurn.FloatString(4), st[0].Firing, tc.fire)
+		}
+	}
+	// Factor 6 over 6h: exactly 0.6% on the boundary.
+	var c Counters
+	c.AddRatio(t0, 1000-6, 1000)
+	if st := s.Evaluate(&c, t0); !st[1].Firing {
+		t.Error("burn exactly 6 must fire the 6h/30m rule")
+	}
+}
+
+func TestMinEventsGuard(t *testing.T) {
+	s := spec(t, "99.9", 30*24*time.Hour, Ratio)
+	s.MinEvents = 100
+	var c Counters
+	c.AddRatio(t0, 0, 10) // 100% errors, but 10 requests
+	if st := s.Evaluate(&c, t0); st[0].Firing {
+		t.Fatal("paged on 10 requests with min_events 100")
+	}
+	c.AddRatio(t0, 0, 90)
+	if st := s.Evaluate(&c, t0); !st[0].Firing {
+		t.Fatal("not paged with 100 failing requests")
+	}
+}
+
+func TestRestartKeepsCounters(t *testing.T) {
+	s := spec(t, "99.9", 30*24*time.Hour, TimeSlice)
+	var c Counters
+	c.Fire("a", t0)
+	s.Evaluate(&c, t0.Add(10*time.Minute))
+	c.Resolve("b", t0.Add(-20*time.Hour), t0.Add(-19*time.Hour))
+	data, err := c.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Counters
+	if err := back.UnmarshalBinary(data); err != nil {
+		t.Fatal(err)
+	}
+	now := t0.Add(30 * time.Minute)
+	a, b := s.Evaluate(&c, now), s.Evaluate(&back, now)
+	for i := range a {
+		if a[i].Firing != b[i].Firing || a[i].LongBurn.Cmp(b[i].LongBurn) != 0 || a[i].ShortBurn.Cmp(b[i].ShortBurn) != 0 {
+			t.Fatalf("rule %d differs after a restart: %+v vs %+v", i, a[i], b[i])
+		}
+	}
+	ra, _ := s.Report(&c, now, Month)
+	rb, _ := s.Report(&back, now, Month)
+	if ra.Consumed != rb.Consumed || ra.Consumed != 31+60 {
+		t.Fatalf("consumed %d / %d, want 91 bad minutes", ra.Consumed, rb.Consumed)
+	}
+}
+
+func TestCalendarPeriods(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Skip("no tzdata")
+	}
+	cases := []struct {
+		name    string
+		p       Period
+		now     time.Time
+		loc     *time.Location
+		minutes int64
+		from    string
+	}{
+		{"leap February", Month, time.Date(2024, 2, 10, 12, 0, 0, 0, time.UTC), time.UTC, 29 * 1440, "2024-02-01"},
+		{"February", Month, time.Date(2026, 2, 10, 12, 0, 0, 0, time.UTC), time.UTC, 28 * 1440, "2026-02-01"},
+		{"31-day month", Month, time.Date(2026, 12, 31, 23, 59, 0, 0, time.UTC), time.UTC, 31 * 1440, "2026-12-01"},
+		{"30-day month", Month, time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC), time.UTC, 30 * 1440, "2026-11-01"},
+		{"leap year", Year, time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC), time.UTC, 366 * 1440, "2024-01-01"},
+		{"year", Year, time.Date(2026, 12, 31, 23, 0, 0, 0, time.UTC), time.UTC, 365 * 1440, "2026-01-01"},
+		{"week starts Monday", Week, time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC), time.UTC, 7 * 1440, "2026-11-23"},
+		{"Sunday is the week's last day", Week, time.Date(2026, 11, 29, 23, 0, 0, 0, time.UTC), time.UTC, 7 * 1440, "2026-11-23"},
+		{"DST month is an hour longer", Month, time.Date(2026, 10, 15, 0, 0, 0, 0, berlin), berlin, 31*1440 + 60, "2026-10-01"},
+		{"time zone decides the day", Week, time.Date(2026, 11, 22, 23, 30, 0, 0, time.UTC), berlin, 7 * 1440, "2026-11-23"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := spec(t, "99.9", 30*24*time.Hour, TimeSlice)
+			s.Location = tc.loc
+			var c Counters
+			r, err := s.Report(&c, tc.now, tc.p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Total != tc.minutes || r.From.Format("2006-01-02") != tc.from {
+				t.Fatalf("%s: from %s, %d minutes; want %s, %d", tc.p, r.From, r.Total, tc.from, tc.minutes)
+			}
+			want := new(big.Rat).Mul(big.NewRat(1, 1000), new(big.Rat).SetInt64(tc.minutes))
+			if r.Budget.Cmp(want) != 0 || r.RemainingRatio().Cmp(big.NewRat(1, 1)) != 0 {
+				t.Fatalf("budget %s, want %s", r.Budget.FloatString(3), want.FloatString(3))
+			}
+		})
+	}
+}
+
+func TestThirtyDayMonthBudgetIs43Point2Minutes(t *testing.T) {
+	s := spec(t, "99.9", 30*24*time.Hour, TimeSlice)
+	var c Counters
+	c.Resolve("x", time.Date(2026, 11, 3, 10, 0, 0, 0, time.UTC), time.Date(2026, 11, 3, 10, 50, 0, 0, time.UTC))
+	r, err := s.Report(&c, time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC), Month)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Budget.Cmp(big.NewRat(432, 10)) != 0 || r.Consumed != 50 {
+		t.Fatalf("budget %s consumed %d", r.Budget.FloatString(2), r.Consumed)
+	}
+	if r.Remaining.Cmp(big.NewRat(-68, 10)) != 0 || r.RemainingRatio().Sign() >= 0 {
+		t.Fatalf("remaining %s (ratio %s): a 50-minute outage overspends 43.2 minutes", r.Remaining.FloatString(2), r.RemainingRatio().FloatString(3))
+	}
+}
+
+func TestOverlappingAlertsCountAMinuteOnce(t *testing.T) {
+	s := spec(t, "99.9", 30*24*time.Hour, TimeSlice)
+	var c Counters
+	c.Resolve("a", t0, t0.Add(10*time.Minute))
+	c.Resolve("b", t0.Add(5*time.Minute), t0.Add(15*time.Minute))
+	if w := s.Window(&c, t0.Add(59*time.Minute), time.Hour); w.Bad != 15 || w.Total != 60 {
+		t.Fatalf("window %+v, want 15 bad minutes of 60", w)
+	}
+}
+
+func FuzzParseObjective(f *testing.F) {
+	for _, s := range []string{"99.9", "0.1", "99.999%", "1e3", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := ParseObjective(s)
+		if err == nil && (r.Sign() <= 0 || r.Cmp(big.NewRat(100, 1)) >= 0) {
+			t.Fatalf("accepted %q = %s", s, r)
+		}
+	})
+}
+
+func FuzzUnmarshalCounters(f *testing.F) {
+	var c Counters
+	c.AddRatio(t0, 5, 10)
+	c.Fire("x", t0)
+	b, _ := c.MarshalBinary()
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var c Counters
+		if c.UnmarshalBinary(data) == nil {
+			s := &Spec{Objective: big.NewRat(999, 10), Period: 30 * 24 * time.Hour}
+			_ = s.Validate()
+			s.Evaluate(&c, t0)
+		}
+	})
+}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/alertmanager/pkg/labels"
+
+	"github.com/klaxon-sh/klaxon/services/slo"
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 )
@@ -268,6 +270,22 @@ func (t *Tenant) checkSLO(s *SLO) []error {
 	})
 	if s.Objective == "" {
 		errs = append(errs, posErr(s.Pos, "slo %q: objective is required (percent, e.g. 99.9)", s.Name))
+	} else if _, err := slo.ParseObjective(s.Objective); err != nil {
+		errs = append(errs, posErr(s.Pos, "slo %q: %v", s.Name, err))
+	}
+	for i, br := range s.BurnRates {
+		if _, err := slo.ParseFactor(br.Factor); err != nil {
+			errs = append(errs, posErr(s.Pos, "slo %q: burn_rates[%d]: %v", s.Name, i, err))
+		}
+		if br.Severity != slo.SeverityPage && br.Severity != slo.SeverityTicket {
+			errs = append(errs, posErr(s.Pos, "slo %q: burn_rates[%d]: severity must be page or ticket", s.Name, i))
+		}
+		if br.ShortWindow <= 0 || br.LongWindow < br.ShortWindow {
+			errs = append(errs, posErr(s.Pos, "slo %q: burn_rates[%d]: need 0 < short_window <= long_window", s.Name, i))
+		}
+	}
+	if s.Period > 0 && (time.Duration(s.Period) < time.Hour || time.Duration(s.Period) > 366*24*time.Hour) {
+		errs = append(errs, posErr(s.Pos, "slo %q: period must be between 1h and 366d", s.Name))
 	}
 	if s.Period <= 0 {
 		errs = append(errs, posErr(s.Pos, "slo %q: period is required and must be > 0", s.Name))

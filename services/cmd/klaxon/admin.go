@@ -1,23 +1,26 @@
 package main
 
 import (
+	"errors"
 	"log/slog"
+	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/klaxon-sh/klaxon/services/admin"
 	"github.com/klaxon-sh/klaxon/services/bus"
 	"github.com/klaxon-sh/klaxon/services/ruleset"
+	slorunner "github.com/klaxon-sh/klaxon/services/slo/runner"
 )
 
 // newAdmin builds the gRPC admin API for the admin target (nil otherwise:
 // the gRPC port then serves only health and reflection). It lives beside
 // run.go so the admin wiring grows here, not in runTargets.
-func newAdmin(c *runConfig, b *bus.Bus, rules *ruleset.Holder, reload func(string) error, log *slog.Logger, reg prometheus.Registerer) (*admin.Server, error) {
+func newAdmin(c *runConfig, b *bus.Bus, rules *ruleset.Holder, reload func(string) error, slos admin.SLOs, log *slog.Logger, reg prometheus.Registerer) (*admin.Server, error) {
 	if !c.has("admin") {
 		return nil, nil
 	}
-	cfg := admin.Config{Bus: b, Rules: rules, Reload: reload}
+	cfg := admin.Config{Bus: b, Rules: rules, Reload: reload, SLOs: slos}
 	if c.auth {
 		tenants, err := ruleset.LoadTenants(c.rules + "/tenants.yml")
 		if err != nil {
@@ -26,4 +29,27 @@ func newAdmin(c *runConfig, b *bus.Bus, rules *ruleset.Holder, reload func(strin
 		cfg.Tenants = tenants
 	}
 	return admin.New(cfg, log, reg)
+}
+
+// sloAuth authorizes GET /api/v1/slo with the same tokens as ingest when
+// --auth is on.
+func sloAuth(c *runConfig) slorunner.Authorizer {
+	if !c.auth {
+		return nil
+	}
+	return func(r *http.Request) (string, int, error) {
+		tenants, err := ruleset.LoadTenants(c.rules + "/tenants.yml")
+		if err != nil {
+			return "", http.StatusServiceUnavailable, err
+		}
+		t, err := tenants.Authorize(ruleset.BearerToken(r), r.Header.Get("X-Scope-OrgID"))
+		if err != nil {
+			var ae *ruleset.AuthError
+			if errors.As(err, &ae) {
+				return "", ae.Status, err
+			}
+			return "", http.StatusUnauthorized, err
+		}
+		return t, 0, nil
+	}
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/klaxon-sh/klaxon/services/policy"
 	"github.com/klaxon-sh/klaxon/services/receiver"
 	"github.com/klaxon-sh/klaxon/services/ruleset"
+	slorunner "github.com/klaxon-sh/klaxon/services/slo/runner"
 )
 
 type runConfig struct {
@@ -54,6 +55,7 @@ type runConfig struct {
 	snsTopics    []string
 	snsNoConfirm []string
 	notify       notify.Config
+	sloTick      time.Duration
 }
 
 // flag registers a flag that can also be set as KLAXON_<NAME>.
@@ -85,6 +87,7 @@ func registerRunFlags(cmd *kingpin.CmdClause) *runConfig {
 	flag(cmd, "web.external-url", "URL Klaxon is reachable at (links in notifications).").Default("").StringVar(&c.externalURL)
 	flag(cmd, "sns.topic-arn", "Accept SNS messages only from these topics (repeatable).").StringsVar(&c.snsTopics)
 	flag(cmd, "sns.no-auto-confirm", "Topic ARNs ('*' = all) whose subscriptions are not auto-confirmed.").StringsVar(&c.snsNoConfirm)
+	flag(cmd, "slo.evaluation-interval", "How often SLO burn rates are evaluated.").Default("15s").DurationVar(&c.sloTick)
 	flag(cmd, "notify.max-deliver", "Deliveries of a notification before it goes to the dead-letter queue.").Default("8").IntVar(&c.notify.MaxDeliver)
 	flag(cmd, "notify.attempts", "In-process tries per delivery.").Default("3").IntVar(&c.notify.Attempts)
 	flag(cmd, "notify.attempt-timeout", "Timeout of one delivery attempt.").Default("15s").DurationVar(&c.notify.AttemptTimeout)
@@ -223,6 +226,16 @@ func runTargets(c *runConfig) error {
 		}
 		goRun("heartbeat", hm.Run)
 	}
+	// SLO counters live in KV: every target can serve their status; the
+	// engine target evaluates them.
+	sloRunner, err := slorunner.New(ctx, slorunner.Config{ExternalURL: ext, Tick: c.sloTick}, b, rules, log.With("component", "slo"), reg)
+	if err != nil {
+		return err
+	}
+	sloRunner.Register(mux, sloAuth(c))
+	if c.has("engine") {
+		goRun("slo", sloRunner.Run)
+	}
 	if c.has("notifier") {
 		p, err := notify.NewPipeline(ctx, c.notify, b, rules, receivers.NewBuilder(ext, receivers.WithBus(b)).Build, log.With("target", "notifier"), reg)
 		if err != nil {
@@ -270,7 +283,7 @@ func runTargets(c *runConfig) error {
 		return nil
 	})
 
-	adm, err := newAdmin(c, b, rules, reload, log.With("target", "admin"), reg)
+	adm, err := newAdmin(c, b, rules, reload, slorunner.Admin{R: sloRunner}, log.With("target", "admin"), reg)
 	if err != nil {
 		return err
 	}

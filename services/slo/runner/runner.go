@@ -1,0 +1,443 @@
+// Package runner runs the SLOs of the rule files against the bus: it counts
+// bad minutes and good/total events from INGEST into counters kept in
+// JetStream KV, evaluates the multiwindow burn-rate rules on a tick,
+// publishes SLOBurnRate derived alerts back into INGEST (so they are routed,
+// silenced and inhibited like any alert), exports budget metrics and serves
+// status and reports. The arithmetic lives in the pure parent package slo.
+package runner
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/common/model"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
+	"github.com/klaxon-sh/klaxon/services/bus"
+	"github.com/klaxon-sh/klaxon/services/ruleset"
+	"github.com/klaxon-sh/klaxon/services/slo"
+)
+
+// Source is the envelope source of SLO burn-rate alerts.
+const Source = "slo-burn"
+
+// keyTTL keeps an SLO's counters a little longer than the longest report.
+const keyTTL = 400 * 24 * time.Hour
+
+// Config of the runner.
+type Config struct {
+	Now         func() time.Time
+	Tick        time.Duration
+	ExternalURL *url.URL
+}
+
+// Runner evaluates SLOs.
+type Runner struct {
+	cfg     Config
+	bus     *bus.Bus
+	kv      *bus.TTLBucket
+	rules   *ruleset.Holder
+	log     *slog.Logger
+	metrics *metrics
+
+	mu    sync.Mutex
+	specs map[string]*slo.Spec // cache per rules version: tenant\x00name
+	ver   uint64
+}
+
+type metrics struct {
+	remaining *prometheus.GaugeVec
+	burn      *prometheus.GaugeVec
+	derived   *prometheus.CounterVec
+	events    *prometheus.CounterVec
+}
+
+// New builds a runner. Several replicas may run: every change is a
+// revision-checked KV write, and only the writer that wins publishes.
+func New(ctx context.Context, cfg Config, b *bus.Bus, rules *ruleset.Holder, log *slog.Logger, reg prometheus.Registerer) (*Runner, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Tick <= 0 {
+		cfg.Tick = 15 * time.Second
+	}
+	if cfg.ExternalURL == nil {
+		cfg.ExternalURL = &url.URL{Scheme: "http", Host: "localhost:9095"}
+	}
+	kv, err := b.TTLKV(ctx, bus.BucketSLO)
+	if err != nil {
+		return nil, err
+	}
+	f := promauto.With(reg)
+	return &Runner{cfg: cfg, bus: b, kv: kv, rules: rules, log: log, specs: map[string]*slo.Spec{},
+		metrics: &metrics{
+			remaining: f.NewGaugeVec(prometheus.GaugeOpts{
+				Name: "klaxon_slo_error_budget_remaining_ratio", Help: "Error budget left over the period (1 = untouched, < 0 overspent).",
+			}, []string{"tenant", "slo", "period"}),
+			burn: f.NewGaugeVec(prometheus.GaugeOpts{
+				Name: "klaxon_slo_burn_rate", Help: "Burn rate (error ratio ÷ budget) over a window.",
+			}, []string{"tenant", "slo", "window"}),
+			derived: f.NewCounterVec(prometheus.CounterOpts{
+				Name: "klaxon_slo_derived_alerts_total", Help: "SLOBurnRate alerts published, by severity and status.",
+			}, []string{"severity", "status"}),
+			events: f.NewCounterVec(prometheus.CounterOpts{
+				Name: "klaxon_slo_events_total", Help: "Alerts and events counted into SLOs, by kind.",
+			}, []string{"kind"}),
+		}}, nil
+}
+
+// record is one SLO's KV value: its counters and which burn rules fire.
+type record struct {
+	counters slo.Counters
+	firing   map[int]time.Time
+}
+
+func (r *record) marshal() []byte {
+	cb, _ := r.counters.MarshalBinary()
+	buf := binary.AppendUvarint(nil, uint64(len(cb)))
+	buf = append(buf, cb...)
+	rules := make([]int, 0, len(r.firing))
+	for i := range r.firing {
+		rules = append(rules, i)
+	}
+	sort.Ints(rules)
+	buf = binary.AppendUvarint(buf, uint64(len(rules)))
+	for _, i := range rules {
+		buf = binary.AppendUvarint(buf, uint64(i))
+		buf = binary.AppendVarint(buf, r.firing[i].UnixNano())
+	}
+	return buf
+}
+
+var errCorrupt = errors.New("slo record: corrupt")
+
+func (r *record) unmarshal(b []byte) error {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || uint64(len(b)-k) < n {
+		return errCorrupt
+	}
+	if err := r.counters.UnmarshalBinary(b[k : k+int(n)]); err != nil {
+		return err
+	}
+	b = b[k+int(n):]
+	cnt, k := binary.Uvarint(b)
+	if k <= 0 || cnt > 64 {
+		return errCorrupt
+	}
+	b = b[k:]
+	r.firing = map[int]time.Time{}
+	for i := uint64(0); i < cnt; i++ {
+		idx, k1 := binary.Uvarint(b)
+		if k1 <= 0 {
+			return errCorrupt
+		}
+		b = b[k1:]
+		ts, k2 := binary.Varint(b)
+		if k2 <= 0 {
+			return errCorrupt
+		}
+		b = b[k2:]
+		r.firing[int(idx)] = time.Unix(0, ts).UTC()
+	}
+	if len(b) != 0 {
+		return errCorrupt
+	}
+	return nil
+}
+
+func key(tenant, name string) string { return bus.Token(tenant) + "." + bus.Token(name) }
+
+// Spec converts a rule-file SLO into the pure model (cached per reload).
+func (r *Runner) Spec(tenant string, s *ruleset.SLO) (*slo.Spec, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if v := r.rules.Version(); v != r.ver {
+		r.ver, r.specs = v, map[string]*slo.Spec{}
+	}
+	k := tenant + "\x00" + s.Name
+	if sp, ok := r.specs[k]; ok {
+		return sp, nil
+	}
+	sp, err := SpecOf(s)
+	if err != nil {
+		return nil, err
+	}
+	r.specs[k] = sp
+	return sp, nil
+}
+
+// SpecOf converts a rule-file SLO into the pure model.
+func SpecOf(s *ruleset.SLO) (*slo.Spec, error) {
+	obj, err := slo.ParseObjective(s.Objective)
+	if err != nil {
+		return nil, fmt.Errorf("slo %s: %w", s.Name, err)
+	}
+	sp := &slo.Spec{Name: s.Name, Objective: obj, Period: time.Duration(s.Period), MinEvents: s.MinEvents, Kind: slo.TimeSlice}
+	if s.Events != nil {
+		sp.Kind = slo.Ratio
+	}
+	if s.TimeZone != "" {
+		if sp.Location, err = time.LoadLocation(s.TimeZone); err != nil {
+			return nil, fmt.Errorf("slo %s: %w", s.Name, err)
+		}
+	}
+	for _, br := range s.BurnRates {
+		f, err := slo.ParseFactor(br.Factor)
+		if err != nil {
+			return nil, fmt.Errorf("slo %s: %w", s.Name, err)
+		}
+		sp.Rules = append(sp.Rules, slo.BurnRule{Severity: br.Severity, Factor: f, Long: time.Duration(br.LongWindow), Short: time.Duration(br.ShortWindow)})
+	}
+	if err := sp.Validate(); err != nil {
+		return nil, fmt.Errorf("slo %s: %w", s.Name, err)
+	}
+	return sp, nil
+}
+
+// Run consumes INGEST and evaluates every tick until ctx ends.
+func (r *Runner) Run(ctx context.Context) error {
+	cc, err := r.bus.Consume(ctx, bus.ConsumerConfig{
+		Stream: bus.StreamIngest, Durable: "slo", Filters: []string{bus.IngestFilter("*")}, MaxAckPending: 1024,
+	}, func(ctx context.Context, msg jetstream.Msg) error {
+		var env klaxonv1.Envelope
+		if err := proto.Unmarshal(msg.Data(), &env); err != nil {
+			return bus.Permanent(err)
+		}
+		return r.Process(ctx, &env)
+	})
+	if err != nil {
+		return err
+	}
+	defer cc.Stop()
+	t := time.NewTicker(r.cfg.Tick)
+	defer t.Stop()
+	for {
+		if err := r.Tick(ctx); err != nil {
+			r.log.Warn("slo evaluation", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Process counts env into every SLO of its tenant it belongs to.
+func (r *Runner) Process(ctx context.Context, env *klaxonv1.Envelope) error {
+	if env.Source == Source {
+		return nil // our own burn alerts never count
+	}
+	t := r.rules.Tenant(env.Tenant)
+	if t == nil || len(t.SLOs) == 0 {
+		return nil
+	}
+	var errs []error
+	for i := range t.SLOs {
+		s := &t.SLOs[i]
+		apply, kind := change(s, env)
+		if apply == nil {
+			continue
+		}
+		r.metrics.events.WithLabelValues(kind).Inc()
+		if err := r.update(ctx, env.Tenant, s, func(rec *record, _ *slo.Spec, _ time.Time) []*klaxonv1.Envelope {
+			apply(&rec.counters)
+			return nil
+		}); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// change returns what env does to an SLO's counters (nil: nothing) and the
+// kind of input, for metrics.
+func change(s *ruleset.SLO, env *klaxonv1.Envelope) (func(*slo.Counters), string) {
+	if a := env.GetAlert(); a != nil && len(s.BadAlerts) > 0 && s.BadAlerts.Matches(a.Labels) {
+		start := a.StartsAt.AsTime()
+		if a.Status == klaxonv1.AlertStatus_ALERT_STATUS_RESOLVED {
+			end := env.ReceivedAt.AsTime()
+			if a.EndsAt != nil {
+				end = a.EndsAt.AsTime()
+			}
+			return func(c *slo.Counters) { c.Resolve(a.Fingerprint, start, end) }, "alert_resolved"
+		}
+		return func(c *slo.Counters) { c.Fire(a.Fingerprint, start) }, "alert_firing"
+	}
+	ev := env.GetEvent()
+	if ev == nil || s.Events == nil {
+		return nil, ""
+	}
+	at := ev.Time.AsTime()
+	if ev.Kind == "slo" && ev.Name == s.Name {
+		good, total := ev.Good, ev.Total
+		return func(c *slo.Counters) { c.AddRatio(at, good, total) }, "counts"
+	}
+	if len(s.Events.Total) > 0 && s.Events.Total.Matches(eventLabels(ev)) {
+		good := int64(1)
+		if len(s.Events.Bad) > 0 && s.Events.Bad.Matches(eventLabels(ev)) {
+			good = 0
+		}
+		return func(c *slo.Counters) { c.AddRatio(at, good, 1) }, "event"
+	}
+	return nil, ""
+}
+
+func eventLabels(ev *klaxonv1.Event) map[string]string {
+	l := make(map[string]string, len(ev.Labels)+2)
+	for k, v := range ev.Labels {
+		l[k] = v
+	}
+	l["kind"] = ev.Kind
+	if ev.Name != "" {
+		l["name"] = ev.Name
+	}
+	return l
+}
+
+// update applies f to an SLO's record with a revision check and publishes
+// what f returns only if this replica's write won.
+func (r *Runner) update(ctx context.Context, tenant string, s *ruleset.SLO, f func(*record, *slo.Spec, time.Time) []*klaxonv1.Envelope) error {
+	sp, err := r.Spec(tenant, s)
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	k := key(tenant, s.Name)
+	for attempt := 0; attempt < 10; attempt++ {
+		raw, rev, err := r.kv.Read(ctx, k)
+		if err != nil {
+			return err
+		}
+		rec := &record{firing: map[int]time.Time{}}
+		if raw != nil {
+			if err := rec.unmarshal(raw); err != nil {
+				r.log.Warn("corrupt SLO state; starting over", "slo", s.Name, "err", err)
+				rec = &record{firing: map[int]time.Time{}}
+			}
+		}
+		now := r.cfg.Now()
+		out := f(rec, sp, now)
+		if _, err := r.kv.Write(ctx, k, rec.marshal(), rev, keyTTL); errors.Is(err, bus.ErrConflict) {
+			continue
+		} else if err != nil {
+			return err
+		}
+		for _, env := range out {
+			if err := r.publish(ctx, env); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return errors.New("slo: too many concurrent updates")
+}
+
+// Tick evaluates every SLO and publishes burn-rate alerts on transitions.
+func (r *Runner) Tick(ctx context.Context) error {
+	var errs []error
+	for tenant, t := range r.rules.Get().Tenants {
+		for i := range t.SLOs {
+			s := &t.SLOs[i]
+			err := r.update(ctx, tenant, s, func(rec *record, sp *slo.Spec, now time.Time) []*klaxonv1.Envelope {
+				states := sp.Evaluate(&rec.counters, now)
+				var out []*klaxonv1.Envelope
+				for _, st := range states {
+					r.metrics.burn.WithLabelValues(tenant, s.Name, model.Duration(st.Long).String()).Set(slo.Float(st.LongBurn))
+					r.metrics.burn.WithLabelValues(tenant, s.Name, model.Duration(st.Short).String()).Set(slo.Float(st.ShortBurn))
+					since, was := rec.firing[st.Rule]
+					switch {
+					case st.Firing && !was:
+						rec.firing[st.Rule] = now
+						out = append(out, r.alert(tenant, s, sp, st, now, now, true))
+					case !st.Firing && was:
+						delete(rec.firing, st.Rule)
+						out = append(out, r.alert(tenant, s, sp, st, since, now, false))
+					}
+				}
+				for _, p := range []slo.Period{slo.Rolling, slo.Week, slo.Month, slo.Year} {
+					if rep, err := sp.Report(&rec.counters, now, p); err == nil {
+						r.metrics.remaining.WithLabelValues(tenant, s.Name, string(p)).Set(slo.Float(rep.RemainingRatio()))
+					}
+				}
+				return out
+			})
+			if err != nil {
+				errs = append(errs, fmt.Errorf("slo %s/%s: %w", tenant, s.Name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (r *Runner) alert(tenant string, s *ruleset.SLO, sp *slo.Spec, st slo.AlertState, since, now time.Time, firing bool) *klaxonv1.Envelope {
+	labels := map[string]string{}
+	for k, v := range s.Labels {
+		labels[k] = v
+	}
+	labels["alertname"] = "SLOBurnRate"
+	labels["slo"] = s.Name
+	labels["severity"] = st.Severity
+	labels["long_window"] = model.Duration(st.Long).String()
+	labels["short_window"] = model.Duration(st.Short).String()
+	ann := map[string]string{
+		"summary": fmt.Sprintf("SLO %s (%s%%) is burning its error budget %s× over %s and %s× over %s (threshold %s×)",
+			s.Name, s.Objective, st.LongBurn.FloatString(2), labels["long_window"], st.ShortBurn.FloatString(2), labels["short_window"], st.Factor.FloatString(1)),
+		"burn_rate_long":  st.LongBurn.FloatString(4),
+		"burn_rate_short": st.ShortBurn.FloatString(4),
+		"factor":          st.Factor.FloatString(2),
+		"objective":       s.Objective,
+	}
+	for k, v := range s.Annotations {
+		ann[k] = v
+	}
+	a := &klaxonv1.Alert{
+		Labels: labels, Annotations: ann, StartsAt: timestamppb.New(since),
+		GeneratorUrl: r.cfg.ExternalURL.JoinPath("api/v1/slo", s.Name).String() + "?tenant=" + url.QueryEscape(tenant),
+		Status:       klaxonv1.AlertStatus_ALERT_STATUS_FIRING,
+	}
+	if !firing {
+		a.Status = klaxonv1.AlertStatus_ALERT_STATUS_RESOLVED
+		a.EndsAt = timestamppb.New(now)
+	}
+	ls := make(model.LabelSet, len(labels))
+	for k, v := range labels {
+		ls[model.LabelName(k)] = model.LabelValue(v)
+	}
+	a.Fingerprint = ls.Fingerprint().String()
+	return &klaxonv1.Envelope{
+		Tenant: tenant, Source: Source, ReceivedAt: timestamppb.New(now),
+		Id:      strings.Join([]string{a.Fingerprint, a.Status.String(), fmt.Sprint(since.UnixNano())}, "-"),
+		Payload: &klaxonv1.Envelope_Alert{Alert: a},
+	}
+}
+
+func (r *Runner) publish(ctx context.Context, env *klaxonv1.Envelope) error {
+	data, err := proto.Marshal(env)
+	if err != nil {
+		return err
+	}
+	if _, err := r.bus.Publish(ctx, bus.Message{Subject: bus.IngestSubject(env.Tenant, env.Source), ID: env.Id, Data: data}); err != nil {
+		return err
+	}
+	status := "firing"
+	if env.GetAlert().Status == klaxonv1.AlertStatus_ALERT_STATUS_RESOLVED {
+		status = "resolved"
+	}
+	r.metrics.derived.WithLabelValues(env.GetAlert().Labels["severity"], status).Inc()
+	r.log.Info("SLO burn rate "+status, "tenant", env.Tenant, "slo", env.GetAlert().Labels["slo"], "severity", env.GetAlert().Labels["severity"],
+		"long_window", env.GetAlert().Labels["long_window"])
+	return nil
+}

@@ -1,0 +1,254 @@
+package runner_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
+	"github.com/klaxon-sh/klaxon/services/bus"
+	"github.com/klaxon-sh/klaxon/services/bus/bustest"
+	"github.com/klaxon-sh/klaxon/services/ruleset"
+	"github.com/klaxon-sh/klaxon/services/slo/runner"
+)
+
+const rules = `
+slos:
+  - name: checkout-availability
+    objective: 99.9
+    period: 30d
+    bad_alerts: ['alertname="CheckoutDown"']
+    labels: {team: payments}
+  - name: api-requests
+    objective: "99.5"
+    period: 30d
+    events: {}
+    min_events: 100
+`
+
+var t0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Set(t time.Time) { c.mu.Lock(); c.now = t; c.mu.Unlock() }
+
+type fixture struct {
+	t     *testing.T
+	dir   string
+	rules *ruleset.Holder
+	clock *clock
+	bus   *bus.Bus
+	r     *runner.Runner
+	reg   *prometheus.Registry
+}
+
+func newFixture(t *testing.T) *fixture {
+	dir := t.TempDir()
+	_ = os.MkdirAll(filepath.Join(dir, "default"), 0o755)
+	if err := os.WriteFile(filepath.Join(dir, "default", "slo.yml"), []byte(rules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h, err := ruleset.NewHolder(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, dir: t.TempDir(), rules: h, clock: &clock{now: t0}}
+	f.open()
+	return f
+}
+
+func (f *fixture) open() {
+	f.bus = bustest.NewAt(f.t, f.dir)
+	f.reg = prometheus.NewRegistry()
+	r, err := runner.New(context.Background(), runner.Config{Now: f.clock.Now}, f.bus, f.rules, bustest.Logger(f.t), f.reg)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.r = r
+}
+
+func (f *fixture) process(env *klaxonv1.Envelope) {
+	f.t.Helper()
+	if err := f.r.Process(context.Background(), env); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *fixture) tick(at time.Time) {
+	f.t.Helper()
+	f.clock.Set(at)
+	if err := f.r.Tick(context.Background()); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *fixture) burnAlerts() []string {
+	f.t.Helper()
+	ctx := context.Background()
+	s, _ := f.bus.JS.Stream(ctx, bus.StreamIngest)
+	info, _ := s.Info(ctx)
+	var out []string
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		var env klaxonv1.Envelope
+		_ = proto.Unmarshal(m.Data, &env)
+		if env.Source != runner.Source {
+			continue
+		}
+		a := env.GetAlert()
+		st := "firing"
+		if a.Status == klaxonv1.AlertStatus_ALERT_STATUS_RESOLVED {
+			st = "resolved"
+		}
+		out = append(out, fmt.Sprintf("%s/%s/%s-%s/%s", a.Labels["slo"], a.Labels["severity"], a.Labels["long_window"], a.Labels["short_window"], st))
+	}
+	return out
+}
+
+func alert(status klaxonv1.AlertStatus, start time.Time, end *time.Time) *klaxonv1.Envelope {
+	a := &klaxonv1.Alert{Labels: map[string]string{"alertname": "CheckoutDown"}, StartsAt: timestamppb.New(start), Fingerprint: "fp1", Status: status}
+	if end != nil {
+		a.EndsAt = timestamppb.New(*end)
+	}
+	return &klaxonv1.Envelope{Tenant: "default", Source: "api-v2", ReceivedAt: timestamppb.New(start), Payload: &klaxonv1.Envelope_Alert{Alert: a}}
+}
+
+func counts(name string, at time.Time, good, total int64) *klaxonv1.Envelope {
+	return &klaxonv1.Envelope{Tenant: "default", Source: "slo", Payload: &klaxonv1.Envelope_Event{Event: &klaxonv1.Event{
+		Kind: "slo", Name: name, Time: timestamppb.New(at), Good: good, Total: total}}}
+}
+
+func TestTimeSliceOutagePagesAndResolves(t *testing.T) {
+	f := newFixture(t)
+	f.tick(t0)
+	f.process(alert(klaxonv1.AlertStatus_ALERT_STATUS_FIRING, t0.Add(time.Minute), nil))
+	f.tick(t0.Add(time.Minute))
+	if got := fmt.Sprint(f.burnAlerts()); got != "[checkout-availability/page/1h-5m/firing]" {
+		t.Fatalf("after the first bad minute: %v", got)
+	}
+	// A restart in the middle keeps the counters: the outage goes on.
+	f.bus.Close()
+	f.open()
+	f.tick(t0.Add(5 * time.Minute))
+	end := t0.Add(10 * time.Minute)
+	f.process(alert(klaxonv1.AlertStatus_ALERT_STATUS_RESOLVED, t0.Add(time.Minute), &end))
+	for m := 10; m <= 40; m++ {
+		f.tick(t0.Add(time.Duration(m) * time.Minute))
+	}
+	got := f.burnAlerts()
+	// Nine bad minutes are a fifth of a 30-day budget of 43.2 minutes: the
+	// pages resolve with their short windows, the ticket (1× over 3d and 6h)
+	// stays open.
+	want := []string{"checkout-availability/page/1h-5m/firing", "checkout-availability/page/6h-30m/firing", "checkout-availability/ticket/3d-6h/firing",
+		"checkout-availability/page/1h-5m/resolved", "checkout-availability/page/6h-30m/resolved"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("burn alerts %v\nwant %v", got, want)
+	}
+	if v := testutil.ToFloat64(prometheusGauge(t, f.reg, "klaxon_slo_error_budget_remaining_ratio", "checkout-availability", "month")); v >= 1 || v < 0.5 {
+		t.Errorf("month budget remaining %v after 9 bad minutes of 43.2", v)
+	}
+}
+
+func prometheusGauge(t *testing.T, reg *prometheus.Registry, name, sloName, period string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["slo"] == sloName && labels["period"] == period {
+				g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "x"})
+				g.Set(m.GetGauge().GetValue())
+				return g
+			}
+		}
+	}
+	t.Fatalf("no %s{slo=%q,period=%q}", name, sloName, period)
+	return nil
+}
+
+func TestRatioCountsPageAndStatus(t *testing.T) {
+	f := newFixture(t)
+	// 50 requests, all failing: below min_events, no page.
+	f.process(counts("api-requests", t0, 0, 50))
+	f.tick(t0)
+	if len(f.burnAlerts()) != 0 {
+		t.Fatalf("paged below min_events: %v", f.burnAlerts())
+	}
+	f.process(counts("api-requests", t0, 0, 50))
+	f.tick(t0.Add(time.Second))
+	if got := fmt.Sprint(f.burnAlerts()); got != "[api-requests/page/1h-5m/firing api-requests/page/6h-30m/firing api-requests/ticket/3d-6h/firing]" {
+		t.Fatalf("100 failed requests of 100: %v", got)
+	}
+	srv := httptest.NewServer(func() http.Handler { m := http.NewServeMux(); f.r.Register(m, nil); return m }())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/api/v1/slo/api-requests")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st runner.Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("status %d %v", resp.StatusCode, err)
+	}
+	resp.Body.Close()
+	if st.SLI != "ratio" || len(st.Budgets) != 4 || st.Budgets[0].Consumed != 100 || st.Budgets[0].BudgetExact != "1/2" {
+		t.Fatalf("status %+v", st)
+	}
+	if resp, _ := http.Get(srv.URL + "/api/v1/slo/nope"); resp.StatusCode != 404 {
+		t.Fatalf("unknown SLO: %d", resp.StatusCode)
+	}
+	resp, _ = http.Get(srv.URL + "/api/v1/slo")
+	var all struct{ SLOs []runner.Status }
+	_ = json.NewDecoder(resp.Body).Decode(&all)
+	if len(all.SLOs) != 2 {
+		t.Fatalf("list: %d SLOs", len(all.SLOs))
+	}
+}
+
+func TestTwoReplicasPublishOnce(t *testing.T) {
+	f := newFixture(t)
+	other, err := runner.New(context.Background(), runner.Config{Now: f.clock.Now}, f.bus, f.rules, bustest.Logger(t), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.process(alert(klaxonv1.AlertStatus_ALERT_STATUS_FIRING, t0, nil))
+	f.clock.Set(t0.Add(time.Minute))
+	var wg sync.WaitGroup
+	for _, r := range []*runner.Runner{f.r, other} {
+		wg.Add(1)
+		go func(r *runner.Runner) { defer wg.Done(); _ = r.Tick(context.Background()) }(r)
+	}
+	wg.Wait()
+	if got := f.burnAlerts(); len(got) != 1 {
+		t.Fatalf("two replicas published %v", got)
+	}
+}

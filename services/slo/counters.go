@@ -6,7 +6,7 @@ import (
 
 // Resolutions: per minute for windows up to 7 days, per hour up to 366 days.
 // The rings are fixed arrays, allocated on first use: at most
-// 10080×12 + 8784×20 bytes ≈ 290 KiB per SLO, whatever the traffic.
+// 10080×12 + 8784×24 bytes ≈ 324 KiB per SLO, whatever the traffic.
 const (
 	minuteSlots = 7 * 24 * 60
 	hourSlots   = 366 * 24

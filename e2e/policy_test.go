@@ -65,6 +65,11 @@ func TestRestartPoliciesEndToEnd(t *testing.T) {
 		got := sink.AlertsByLabel("alertname", "firing")
 		return got["FrequentRestarts"] >= 1 && got["RecurringRestarts"] >= 1
 	})
+	// The derived alert's generatorURL: the policy and its keys.
+	code, body := getBody(t, k.URL()+"/api/v1/policies/restarts-short")
+	if code != 200 || !strings.Contains(body, `"pod": "web-1"`) || !strings.Contains(body, `"firing": true`) {
+		t.Errorf("GET /api/v1/policies/restarts-short: %d %s", code, body)
+	}
 	for _, m := range sink.Messages() {
 		for _, a := range m.Alerts {
 			if a.Labels["alertname"] == "FrequentRestarts" {
@@ -94,6 +99,9 @@ heartbeats:
 	harness.Eventually(t, 15*time.Second, "DeadMansSwitch page", func() bool {
 		return sink.AlertsByLabel("heartbeat", "firing")["backup"] >= 1
 	})
+	if code, body := getBody(t, k.URL()+"/api/v1/heartbeats/backup"); code != 200 || !strings.Contains(body, `"firing": true`) {
+		t.Errorf("GET /api/v1/heartbeats/backup: %d %s", code, body)
+	}
 	if code, _ := k.Post("/api/v1/heartbeat/backup", ""); code != 200 {
 		t.Fatal(code)
 	}

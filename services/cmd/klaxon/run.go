@@ -212,18 +212,22 @@ func runTargets(c *runConfig) error {
 		}, b, log.With("target", "receiver"), reg)
 		rc.Register(mux)
 	}
+	// Window policies and heartbeats keep their state in KV: every target can
+	// serve their views (derived alerts link there); the engine runs them.
+	pe, err := policy.New(ctx, policy.Config{ExternalURL: ext}, b, rules, log.With("component", "policy"), reg)
+	if err != nil {
+		return err
+	}
+	pe.Register(mux, sloAuth(c))
+	hm, err := heartbeat.New(ctx, heartbeat.Config{ExternalURL: ext}, b, rules, log.With("component", "heartbeat"), reg)
+	if err != nil {
+		return err
+	}
+	hm.Register(mux, sloAuth(c))
 	if c.has("engine") {
 		e := engine.New(b, rules, log.With("target", "engine"), reg)
 		goRun("engine", e.Run)
-		pe, err := policy.New(ctx, policy.Config{ExternalURL: ext}, b, rules, log.With("target", "engine", "component", "policy"), reg)
-		if err != nil {
-			return err
-		}
 		goRun("policy", pe.Run)
-		hm, err := heartbeat.New(ctx, heartbeat.Config{ExternalURL: ext}, b, rules, log.With("target", "engine", "component", "heartbeat"), reg)
-		if err != nil {
-			return err
-		}
 		goRun("heartbeat", hm.Run)
 	}
 	// SLO counters live in KV: every target can serve their status; the

@@ -166,7 +166,16 @@ func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request, endpoint strin
 		return writeError(w, http.StatusBadRequest, "X-Scope-OrgID: tenant must match "+tenantRE.String())
 	}
 	if rc.cfg.Auth != nil {
-		t, err := rc.cfg.Auth.Authorize(ruleset.BearerToken(r), tenant)
+		token := ruleset.BearerToken(r)
+		if u, p, ok := r.BasicAuth(); ok && token == "" {
+			// Senders that cannot set a bearer token (SNS subscriptions,
+			// old webhooks) put tenant:token in the URL's user info.
+			token = p
+			if tenant == "" && ValidTenant(u) {
+				tenant = u
+			}
+		}
+		t, err := rc.cfg.Auth.Authorize(token, tenant)
 		if err != nil {
 			var ae *ruleset.AuthError
 			if errors.As(err, &ae) {

@@ -2,6 +2,7 @@ package receiver_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"context"
 	"encoding/json"
 	"errors"
@@ -309,11 +310,15 @@ func TestTenantHeaderAndAuth(t *testing.T) {
 		{"own token", "secret-a", "team-a", 200, "team-a"},
 		{"token implies tenant", "secret-b", "", 200, "team-b"},
 		{"admin for any tenant", "root", "team-c", 200, "team-c"},
+		{"basic auth tenant:token (SNS subscription URL)", "basic:team-a:secret-a", "", 200, "team-a"},
+		{"basic auth with another tenant's token", "basic:team-a:secret-b", "", 403, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var hdr []string
-			if c.token != "" {
+			if up, ok := strings.CutPrefix(c.token, "basic:"); ok {
+				hdr = append(hdr, "Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(up)))
+			} else if c.token != "" {
 				hdr = append(hdr, "Authorization", "Bearer "+c.token)
 			}
 			if c.tenant != "" {

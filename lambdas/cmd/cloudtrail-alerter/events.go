@@ -191,13 +191,13 @@ func fromMessage(msg []byte) ([]event, error) {
 	case probe["Records"] != nil:
 		var recs []json.RawMessage
 		if err := json.Unmarshal(probe["Records"], &recs); err != nil {
-			return nil, fmt.Errorf("Records: %w", err)
+			return nil, fmt.Errorf("field Records: %w", err)
 		}
 		out := make([]event, 0, len(recs))
 		for i, r := range recs {
 			ev, err := fromRecord(r)
 			if err != nil {
-				return nil, fmt.Errorf("Records[%d]: %w", i, err)
+				return nil, fmt.Errorf("field Records[%d]: %w", i, err)
 			}
 			out = append(out, ev)
 		}

@@ -14,8 +14,8 @@ import (
 	"strings"
 	"time"
 
-	commoncfg "github.com/prometheus/common/config"
 	amconfig "github.com/prometheus/alertmanager/config"
+	commoncfg "github.com/prometheus/common/config"
 	"gopkg.in/yaml.v3"
 )
 
@@ -84,7 +84,8 @@ func IsRuleFile(name string) bool {
 
 // Load reads every tenant directory under dir. It returns every error found,
 // joined; the returned Set is nil when any error was found.
-func Load(dir string) (*Set, error) {
+func Load(dir string, opts ...Option) (*Set, error) {
+	o := buildOptions(opts)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("read rules dir: %w", err)
@@ -95,7 +96,7 @@ func Load(dir string) (*Set, error) {
 		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
-		t, terrs := LoadTenant(e.Name(), filepath.Join(dir, e.Name()))
+		t, terrs := o.loadTenant(e.Name(), filepath.Join(dir, e.Name()))
 		errs = append(errs, terrs...)
 		if t != nil {
 			set.Tenants[t.Name] = t
@@ -108,7 +109,11 @@ func Load(dir string) (*Set, error) {
 }
 
 // LoadTenant loads one tenant directory.
-func LoadTenant(name, dir string) (*Tenant, []error) {
+func LoadTenant(name, dir string, opts ...Option) (*Tenant, []error) {
+	return buildOptions(opts).loadTenant(name, dir)
+}
+
+func (o *options) loadTenant(name, dir string) (*Tenant, []error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*"))
 	if err != nil {
 		return nil, []error{err}
@@ -120,7 +125,7 @@ func LoadTenant(name, dir string) (*Tenant, []error) {
 		if !IsRuleFile(f) {
 			continue
 		}
-		ferrs := t.loadFile(f)
+		ferrs := t.loadFile(f, o)
 		errs = append(errs, ferrs...)
 	}
 	if len(errs) > 0 {
@@ -129,7 +134,27 @@ func LoadTenant(name, dir string) (*Tenant, []error) {
 	return t, nil
 }
 
-func (t *Tenant) loadFile(path string) []error {
+func (t *Tenant) loadFile(path string, o *options) []error {
+	return sortErrors(t.loadFileUnsorted(path, o))
+}
+
+// sortErrors orders positioned errors by line and column.
+func sortErrors(errs []error) []error {
+	sort.SliceStable(errs, func(i, j int) bool {
+		a, aok := errs[i].(*Error)
+		b, bok := errs[j].(*Error)
+		if !aok || !bok {
+			return aok && !bok
+		}
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.Col < b.Col
+	})
+	return errs
+}
+
+func (t *Tenant) loadFileUnsorted(path string, o *options) []error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return []error{err}
@@ -181,8 +206,10 @@ func (t *Tenant) loadFile(path string) []error {
 	}
 	cfg, err := amconfig.Load(strings.Join(lines, ""))
 	if err != nil {
-		errs = append(errs, amError(path, root, err))
-		return errs
+		return append(errs, amErrors(path, root, err)...)
+	}
+	if rerrs := o.checkReceivers(path, root, cfg); len(rerrs) > 0 {
+		return append(errs, rerrs...)
 	}
 	resolvePaths(filepath.Dir(path), cfg)
 	t.Config = cfg

@@ -157,3 +157,34 @@ func findScalar(n *yaml.Node, s string) *yaml.Node {
 	}
 	return nil
 }
+
+// YAMLError turns an error of yaml.v3 (syntax, or the type errors of a
+// strict decode) into file:line:col errors, joined. root, when not nil, is
+// the parsed document: it gives columns to errors that only carry a line.
+func YAMLError(path string, root *yaml.Node, err error) error {
+	var msgs []string
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	} else {
+		msgs = []string{err.Error()}
+	}
+	var errs []error
+	for _, m := range msgs {
+		e := lineError(path, m)
+		if root != nil {
+			if f := unknownFieldV3RE.FindStringSubmatch(e.Msg); f != nil {
+				e.Msg = fmt.Sprintf("unknown field %q", f[1])
+				if k := findKeyOnLine(root, f[1], e.Line); k != nil {
+					e.Col = k.Column
+				}
+			} else if n := firstOnLine(root, e.Line); n != nil {
+				e.Col = n.Column
+			}
+		}
+		errs = append(errs, e)
+	}
+	return errors.Join(errs...)
+}
+
+var unknownFieldV3RE = regexp.MustCompile(`^field (\S+) not found in type \S+$`)

@@ -119,6 +119,16 @@ func (o *options) loadTenant(name, dir string) (*Tenant, []error) {
 		return nil, []error{err}
 	}
 	sort.Strings(files)
+	return o.loadFiles(name, files)
+}
+
+// LoadFiles loads the given rule files as one tenant's rules (rule tests
+// name the files they test).
+func LoadFiles(name string, files []string, opts ...Option) (*Tenant, []error) {
+	return buildOptions(opts).loadFiles(name, files)
+}
+
+func (o *options) loadFiles(name string, files []string) (*Tenant, []error) {
 	t := &Tenant{Name: name}
 	var errs []error
 	for _, f := range files {

@@ -3,14 +3,11 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
 
 	"github.com/alecthomas/kingpin/v2"
-
-	"github.com/klaxon-sh/klaxon/services/ruleset"
 )
 
 var version = "dev"
@@ -18,6 +15,9 @@ var version = "dev"
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
+
+// dispatcher runs cmd (a kingpin FullCommand) if its group registered it.
+type dispatcher func(cmd string) (code int, ok bool)
 
 func run(args []string, stdout, stderr io.Writer) int {
 	app := kingpin.New("klaxonctl", "Klaxon's command line.")
@@ -27,43 +27,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.ErrorWriter(stderr)
 	app.Terminate(nil)
 
+	// Each command group registers its commands from its own file and
+	// returns the dispatcher that runs them.
 	rules := app.Command("rules", "Work with rule files.")
-	lint := rules.Command("lint", "Validate every rule file under DIR; errors as file:line:col: message.")
-	lintDir := lint.Arg("dir", "Rules directory (rules/<tenant>/*.yml).").Default("rules").String()
-	runAdmin := registerAdmin(app, rules, stdout, stderr) // admin-API groups, client.go
+	groups := []dispatcher{
+		registerRules(rules, stdout, stderr),      // lint, test: rules.go
+		registerAdmin(app, rules, stdout, stderr), // admin-API groups: client.go
+	}
 
 	cmd, err := app.Parse(args)
 	if err != nil {
 		fmt.Fprintln(stderr, "klaxonctl:", err)
 		return 2
 	}
-	if code, ok := runAdmin(cmd); ok {
-		return code
-	}
-	switch cmd {
-	case lint.FullCommand():
-		return lintRules(*lintDir, stdout, stderr)
-	}
-	return 0
-}
-
-func lintRules(dir string, stdout, stderr io.Writer) int {
-	set, err := ruleset.Load(dir)
-	if err != nil {
-		var joined interface{ Unwrap() []error }
-		if errors.As(err, &joined) {
-			for _, e := range joined.Unwrap() {
-				fmt.Fprintln(stderr, e)
-			}
-		} else {
-			fmt.Fprintln(stderr, err)
+	for _, g := range groups {
+		if code, ok := g(cmd); ok {
+			return code
 		}
-		return 1
 	}
-	files := 0
-	for _, t := range set.Tenants {
-		files += len(t.Files)
-	}
-	fmt.Fprintf(stdout, "%d tenants, %d rule files: OK\n", len(set.Tenants), files)
 	return 0
 }

@@ -1,0 +1,241 @@
+// Package rulerfile validates Prometheus and Loki ruler files (YAML with
+// `groups:` of alerting and recording rules) that live beside Klaxon's rule
+// files, reporting every error as file:line:col: message. Expression syntax
+// is checked by an ExprCheck the caller passes (klaxonctl passes the PromQL
+// parser), so the server never links an expression parser.
+package rulerfile
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/prometheus/common/model"
+	"gopkg.in/yaml.v3"
+
+	"github.com/klaxon-sh/klaxon/services/ruleset"
+)
+
+// ExprCheck validates one expression. It returns skipped=true when it cannot
+// judge the expression (a LogQL pipeline given to a PromQL parser); err is
+// then ignored.
+type ExprCheck func(expr string) (skipped bool, err error)
+
+// IsRulerFile reports whether the YAML document root is a ruler file.
+func IsRulerFile(root *yaml.Node) bool {
+	if root == nil || root.Kind != yaml.MappingNode {
+		return false
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value == "groups" {
+			return true
+		}
+	}
+	return false
+}
+
+// Result is what validating a file found.
+type Result struct {
+	Errors []error
+	// Skipped counts expressions the ExprCheck could not judge.
+	Skipped int
+	Rules   int
+}
+
+// ValidateFile reads and validates path.
+func ValidateFile(path string, check ExprCheck) Result {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Result{Errors: []error{err}}
+	}
+	return Validate(path, data, check)
+}
+
+var (
+	groupKeys = map[string]bool{"name": true, "interval": true, "query_offset": true, "limit": true, "rules": true, "labels": true}
+	ruleKeys  = map[string]bool{"record": true, "alert": true, "expr": true, "for": true, "keep_firing_for": true, "labels": true, "annotations": true}
+	// metricNameRE is the legacy metric name syntax recording rules need.
+	metricNameRE = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
+)
+
+type validator struct {
+	path string
+	res  Result
+}
+
+func (v *validator) at(n *yaml.Node, format string, args ...any) {
+	v.res.Errors = append(v.res.Errors, &ruleset.Error{File: v.path, Line: n.Line, Col: n.Column, Msg: fmt.Sprintf(format, args...)})
+}
+
+// Validate checks data (read from path): structure, names, durations,
+// labels, and each expr with check (if not nil).
+func Validate(path string, data []byte, check ExprCheck) Result {
+	v := &validator{path: path}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return Result{Errors: []error{ruleset.YAMLError(path, nil, err)}}
+	}
+	if len(doc.Content) == 0 {
+		return v.res
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		v.at(root, "expected a mapping with groups:")
+		return v.res
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, val := root.Content[i], root.Content[i+1]
+		if k.Value != "groups" {
+			v.at(k, "unknown field %q", k.Value)
+			continue
+		}
+		if val.Kind != yaml.SequenceNode {
+			v.at(val, "groups: expected a list")
+			continue
+		}
+		seen := map[string]*yaml.Node{}
+		for _, g := range val.Content {
+			v.group(g, seen, check)
+		}
+	}
+	return v.res
+}
+
+func (v *validator) group(g *yaml.Node, seen map[string]*yaml.Node, check ExprCheck) {
+	if g.Kind != yaml.MappingNode {
+		v.at(g, "group: expected a mapping")
+		return
+	}
+	var name *yaml.Node
+	for i := 0; i+1 < len(g.Content); i += 2 {
+		k, val := g.Content[i], g.Content[i+1]
+		switch {
+		case !groupKeys[k.Value]:
+			v.at(k, "unknown field %q in group", k.Value)
+		case k.Value == "name":
+			name = val
+		case k.Value == "interval" || k.Value == "query_offset":
+			v.duration(k.Value, val)
+		case k.Value == "limit":
+			var n int
+			if err := val.Decode(&n); err != nil || n < 0 {
+				v.at(val, "limit: want a non-negative integer")
+			}
+		case k.Value == "labels":
+			v.labels("labels", val)
+		case k.Value == "rules":
+			if val.Kind != yaml.SequenceNode {
+				if !(val.Kind == yaml.ScalarNode && val.Tag == "!!null") {
+					v.at(val, "rules: expected a list")
+				}
+				continue
+			}
+			for _, r := range val.Content {
+				v.rule(r, check)
+			}
+		}
+	}
+	switch {
+	case name == nil || name.Value == "":
+		v.at(g, "group name is required")
+	case seen[name.Value] != nil:
+		v.at(name, "group %q: duplicate name (first at line %d)", name.Value, seen[name.Value].Line)
+	default:
+		seen[name.Value] = name
+	}
+}
+
+func (v *validator) rule(r *yaml.Node, check ExprCheck) {
+	if r.Kind != yaml.MappingNode {
+		v.at(r, "rule: expected a mapping")
+		return
+	}
+	v.res.Rules++
+	vals := map[string]*yaml.Node{}
+	for i := 0; i+1 < len(r.Content); i += 2 {
+		k, val := r.Content[i], r.Content[i+1]
+		if !ruleKeys[k.Value] {
+			v.at(k, "unknown field %q in rule", k.Value)
+			continue
+		}
+		vals[k.Value] = val
+	}
+	rec, alert := vals["record"], vals["alert"]
+	switch {
+	case rec != nil && alert != nil:
+		v.at(r, "only one of record and alert may be set")
+	case rec == nil && alert == nil:
+		v.at(r, "one of record or alert is required")
+	case rec != nil:
+		if !metricNameRE.MatchString(rec.Value) {
+			v.at(rec, "record: invalid metric name %q", rec.Value)
+		}
+		for _, k := range []string{"for", "keep_firing_for", "annotations"} {
+			if vals[k] != nil {
+				v.at(vals[k], "%s: only alerting rules may have %s", k, k)
+			}
+		}
+	case alert != nil:
+		if strings.TrimSpace(alert.Value) == "" {
+			v.at(alert, "alert: name is required")
+		}
+	}
+	for _, k := range []string{"for", "keep_firing_for"} {
+		if vals[k] != nil {
+			v.duration(k, vals[k])
+		}
+	}
+	if vals["labels"] != nil {
+		v.labels("labels", vals["labels"])
+	}
+	if a := vals["annotations"]; a != nil && a.Kind != yaml.MappingNode {
+		v.at(a, "annotations: expected a mapping")
+	}
+	e := vals["expr"]
+	if e == nil || strings.TrimSpace(e.Value) == "" {
+		n := r
+		if e != nil {
+			n = e
+		}
+		v.at(n, "expr is required")
+		return
+	}
+	if check == nil {
+		return
+	}
+	skipped, err := check(e.Value)
+	if skipped {
+		v.res.Skipped++
+		return
+	}
+	if err != nil {
+		// Block scalars start on the line after the indicator.
+		n := *e
+		if e.Style == yaml.LiteralStyle || e.Style == yaml.FoldedStyle {
+			n.Line++
+		}
+		v.at(&n, "expr: %v", err)
+	}
+}
+
+func (v *validator) duration(key string, n *yaml.Node) {
+	if _, err := model.ParseDuration(n.Value); err != nil {
+		v.at(n, "%s: %v", key, err)
+	}
+}
+
+func (v *validator) labels(key string, n *yaml.Node) {
+	if n.Kind != yaml.MappingNode {
+		if !(n.Kind == yaml.ScalarNode && n.Tag == "!!null") {
+			v.at(n, "%s: expected a mapping", key)
+		}
+		return
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		if !model.LabelName(k.Value).IsValid() || k.Value == "" {
+			v.at(k, "%s: invalid label name %q", key, k.Value)
+		}
+	}
+}

@@ -7,9 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
-	"github.com/prometheus/common/model"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
@@ -128,18 +126,13 @@ func validateAlert(path string, a *wireAlert) error {
 	if len(a.Labels) == 0 {
 		return badInput("field %q: required, at least one label", path+".labels")
 	}
-	for k, v := range a.Labels {
-		if !model.UTF8Validation.IsValidLabelName(k) || k == "" {
-			return badInput("field %q: invalid label name %q", path+".labels", k)
-		}
-		if !utf8.ValidString(v) {
-			return badInput("field %q: label %q has invalid UTF-8", path+".labels", k)
-		}
+	// encoding/json already guarantees valid UTF-8 (Alertmanager's names are
+	// UTF-8 too): only the empty name is left to reject.
+	if _, ok := a.Labels[""]; ok {
+		return badInput("field %q: invalid label name %q", path+".labels", "")
 	}
-	for k := range a.Annotations {
-		if !model.UTF8Validation.IsValidLabelName(k) || k == "" {
-			return badInput("field %q: invalid annotation name %q", path+".annotations", k)
-		}
+	if _, ok := a.Annotations[""]; ok {
+		return badInput("field %q: invalid annotation name %q", path+".annotations", "")
 	}
 	if a.StartsAt != nil && a.EndsAt != nil && !a.EndsAt.IsZero() && !a.StartsAt.IsZero() && a.EndsAt.Before(*a.StartsAt) {
 		return badInput("field %q: endsAt is before startsAt", path+".endsAt")

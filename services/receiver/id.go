@@ -3,7 +3,7 @@ package receiver
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -24,13 +24,21 @@ func EnvelopeID(tenant, source, identity string) string {
 // Fingerprint is Alertmanager's fingerprint of a label set, so Klaxon and
 // Alertmanager agree on alert identity.
 func Fingerprint(labels map[string]string) string {
-	ls := make(model.LabelSet, len(labels))
-	for k, v := range labels {
-		ls[model.LabelName(k)] = model.LabelValue(v)
-	}
-	return ls.Fingerprint().String()
+	// LabelsToSignature is the same hash as LabelSet.Fingerprint, without
+	// copying the map into a LabelSet first.
+	return model.Fingerprint(model.LabelsToSignature(labels)).String()
 }
 
 func alertIdentity(fp, status string, startsAt, endsAt time.Time) string {
-	return strings.Join([]string{fp, status, startsAt.UTC().Format(time.RFC3339Nano), endsAt.UTC().Format(time.RFC3339Nano)}, "|")
+	b := make([]byte, 0, len(fp)+len(status)+44)
+	b = append(b, fp...)
+	b = append(b, '|')
+	b = append(b, status...)
+	b = append(b, '|')
+	b = strconv.AppendInt(b, startsAt.UnixNano(), 10)
+	b = append(b, '|')
+	if !endsAt.IsZero() {
+		b = strconv.AppendInt(b, endsAt.UnixNano(), 10)
+	}
+	return string(b)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 	"google.golang.org/protobuf/proto"
 
 	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
@@ -498,5 +499,19 @@ func TestAlertmanagerHAReplicasStoredOnce(t *testing.T) {
 	}
 	if envs[0].GetAlert().EndsAt != nil {
 		t.Fatalf("a firing webhook alert must not carry the sender's endsAt: %v", envs[0].GetAlert().EndsAt.AsTime())
+	}
+}
+
+func TestFingerprintIsAlertmanagers(t *testing.T) {
+	for _, labels := range []map[string]string{
+		{"alertname": "A"}, {"alertname": "HighLatency", "instance": "10.0.0.1:9100", "job": "node"}, {"a": "", "b": "ü"},
+	} {
+		ls := model.LabelSet{}
+		for k, v := range labels {
+			ls[model.LabelName(k)] = model.LabelValue(v)
+		}
+		if got, want := receiver.Fingerprint(labels), ls.Fingerprint().String(); got != want {
+			t.Errorf("Fingerprint(%v) = %s, Alertmanager's is %s", labels, got, want)
+		}
 	}
 }

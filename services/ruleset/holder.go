@@ -16,6 +16,7 @@ type Holder struct {
 	status  ReloadStatus
 	version atomic.Uint64
 	hooks   []func(*Set)
+	opts    []Option
 }
 
 // ReloadStatus is the outcome of the last reload.
@@ -28,8 +29,8 @@ type ReloadStatus struct {
 
 // NewHolder loads dir once; it fails if the first load fails (there is no
 // previous set to keep).
-func NewHolder(dir string) (*Holder, error) {
-	h := &Holder{dir: dir}
+func NewHolder(dir string, opts ...Option) (*Holder, error) {
+	h := &Holder{dir: dir, opts: opts}
 	if err := h.Reload(); err != nil {
 		return nil, err
 	}
@@ -64,7 +65,7 @@ func (h *Holder) OnReload(f func(*Set)) {
 func (h *Holder) Reload() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	set, err := Load(h.dir)
+	set, err := Load(h.dir, h.opts...)
 	h.status = ReloadStatus{At: time.Now(), Success: err == nil, Err: err}
 	if err != nil {
 		h.status.Version = h.version.Load()

@@ -143,7 +143,7 @@ func runTargets(c *runConfig) error {
 		Name: "klaxon_config_last_reload_success_timestamp_seconds", Help: "Time of the last successful rules reload.",
 	})
 
-	rules, err := ruleset.NewHolder(c.rules)
+	rules, err := ruleset.NewHolder(c.rules, ruleset.WithReceiverCheck(receivers.Unsupported))
 	if err != nil {
 		return err
 	}
@@ -305,6 +305,7 @@ func runTargets(c *runConfig) error {
 	goRun("grpc", func(context.Context) error { return gs.Serve(gl) })
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 
+	goRun("rules-watcher", ruleset.NewWatcher(c.rules, reload, log.With("target", "rules"), 0).Run)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {

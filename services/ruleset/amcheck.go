@@ -228,7 +228,7 @@ func (c *amChecker) checkMatchMap(m *yaml.Node, key string, re bool) {
 // an integration's config are found for every receiver, not only the first.
 // Only errors without a line are kept: line errors come from the full load,
 // which has the true lines.
-func (c *amChecker) isolated(key string, item *yaml.Node) []string {
+func (c *amChecker) isolated(key string, item *yaml.Node) ([]string, *amconfig.Receiver) {
 	doc := &yaml.Node{Kind: yaml.MappingNode}
 	add := func(k string, v *yaml.Node) {
 		doc.Content = append(doc.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: k}, v)
@@ -241,7 +241,7 @@ func (c *amChecker) isolated(key string, item *yaml.Node) []string {
 	if key == "receivers" {
 		_, name := mapGet(item, "name")
 		if name == nil {
-			return nil
+			return nil, nil
 		}
 		recv = name.Value
 		items.Content = []*yaml.Node{item}
@@ -256,23 +256,36 @@ func (c *amChecker) isolated(key string, item *yaml.Node) []string {
 		{Kind: yaml.ScalarNode, Value: "receiver"}, {Kind: yaml.ScalarNode, Value: recv, Style: yaml.DoubleQuotedStyle}}})
 	b, err := yaml.Marshal(doc)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
-	_, err = amconfig.Load(string(b))
-	if err == nil || strings.Contains(err.Error(), "line ") {
-		return nil
+	cfg, err := amconfig.Load(string(b))
+	if err == nil {
+		if key == "receivers" && len(cfg.Receivers) == 1 {
+			return nil, &cfg.Receivers[0]
+		}
+		return nil, nil
 	}
-	return []string{err.Error()}
+	if strings.Contains(err.Error(), "line ") {
+		return nil, nil
+	}
+	return []string{err.Error()}, nil
 }
 
 // checkIsolated runs isolated on every receiver and time interval and
 // positions each error at the item, or at the value it quotes if that value
 // is written inside the item.
-func (c *amChecker) checkIsolated() {
+func (c *amChecker) checkIsolated(o *options) {
 	for _, key := range []string{"receivers", "time_intervals", "mute_time_intervals"} {
 		_, seq := mapGet(c.root, key)
 		for _, item := range seqItems(seq) {
-			for _, msg := range c.isolated(key, item) {
+			msgs, rcv := c.isolated(key, item)
+			if rcv != nil {
+				// A receiver that loads alone still gets the caller's checks.
+				for _, e := range o.checkReceivers(c.file, c.root, &amconfig.Config{Receivers: []amconfig.Receiver{*rcv}}) {
+					c.errs = append(c.errs, e.(*Error))
+				}
+			}
+			for _, msg := range msgs {
 				n := item
 				for _, m := range quotedRE.FindAllStringSubmatch(msg, -1) {
 					if s := findScalar(item, m[1]+m[2]); s != nil {

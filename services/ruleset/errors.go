@@ -45,10 +45,10 @@ var unknownFieldRE = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
 // decode (given a column from the node on that line), and the semantic
 // checks of amChecker, which Alertmanager would report one at a time and
 // without a position.
-func amErrors(path string, root *yaml.Node, err error) []error {
+func amErrors(path string, root *yaml.Node, err error, o *options) []error {
 	c := &amChecker{file: path, root: root}
 	c.check()
-	c.checkIsolated()
+	c.checkIsolated(o)
 	msg := err.Error()
 	if strings.Contains(msg, "line ") {
 		for _, part := range strings.Split(msg, "\n") {

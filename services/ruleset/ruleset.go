@@ -216,7 +216,7 @@ func (t *Tenant) loadFileUnsorted(path string, o *options) []error {
 	}
 	cfg, err := amconfig.Load(strings.Join(lines, ""))
 	if err != nil {
-		return append(errs, amErrors(path, root, err)...)
+		return append(errs, amErrors(path, root, err, o)...)
 	}
 	if rerrs := o.checkReceivers(path, root, cfg); len(rerrs) > 0 {
 		return append(errs, rerrs...)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"sort"
 	"strings"
 
 	"github.com/prometheus/common/model"
@@ -99,6 +100,10 @@ func Validate(path string, data []byte, check ExprCheck) Result {
 			v.group(g, seen, check)
 		}
 	}
+	sort.SliceStable(v.res.Errors, func(i, j int) bool {
+		a, b := v.res.Errors[i].(*ruleset.Error), v.res.Errors[j].(*ruleset.Error)
+		return a.Line < b.Line || (a.Line == b.Line && a.Col < b.Col)
+	})
 	return v.res
 }
 

@@ -11,16 +11,26 @@ import (
 	"github.com/klaxon-sh/klaxon/e2e/harness"
 )
 
-// exampleRulesTo copies the repository's example rules, pointing their
-// webhooks at the sink.
+// exampleRulesTo copies the repository's example rules (rules/default/*.yml),
+// pointing their webhooks at the sink.
 func exampleRulesTo(t *testing.T, sinkURL string) string {
 	t.Helper()
-	src, err := os.ReadFile(filepath.Join("..", "rules", "default", "klaxon.yml"))
-	if err != nil {
-		t.Fatal(err)
+	files, err := filepath.Glob(filepath.Join("..", "rules", "default", "*.yml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("example rules: %v", err)
 	}
-	content := strings.ReplaceAll(string(src), "http://127.0.0.1:9099", sinkURL)
-	return harness.WriteRules(t, map[string]string{"default/klaxon.yml": content})
+	out := map[string]string{}
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.yml") {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out["default/"+filepath.Base(f)] = strings.ReplaceAll(string(src), "http://127.0.0.1:9099", sinkURL)
+	}
+	return harness.WriteRules(t, out)
 }
 
 func restartAlert(pod string, startsAt time.Time) string {

@@ -54,7 +54,16 @@ type state struct {
 	ArmedAt     time.Time `json:"armed_at"`
 	LastSeen    time.Time `json:"last_seen,omitzero"`
 	FiringSince time.Time `json:"firing_since,omitzero"`
+	// ResentAt is when the firing alert was last re-sent.
+	ResentAt time.Time `json:"resent_at,omitzero"`
 }
+
+// Firing alerts are re-sent every resendEvery with endsAt validity ahead, as
+// Prometheus does: the engine ends an alert whose endsAt passes unrefreshed.
+const (
+	resendEvery = time.Minute
+	validity    = 5 * time.Minute
+)
 
 func (s *state) ref() time.Time {
 	if s.LastSeen.After(s.ArmedAt) {
@@ -167,7 +176,7 @@ func (m *Monitor) beat(ctx context.Context, tenant string, hb *ruleset.Heartbeat
 		}
 		if !s.FiringSince.IsZero() && !m.stale(hb, s, now) {
 			env := m.alert(tenant, hb, s, now, false)
-			s.FiringSince = time.Time{}
+			s.FiringSince, s.ResentAt = time.Time{}, time.Time{}
 			return env
 		}
 		return nil
@@ -185,8 +194,12 @@ func (m *Monitor) Tick(ctx context.Context) error {
 		for i := range t.Heartbeats {
 			hb := &t.Heartbeats[i]
 			err := m.update(ctx, name, hb, func(s *state, now time.Time) *klaxonv1.Envelope {
-				if s.FiringSince.IsZero() && m.stale(hb, s, now) {
-					s.FiringSince = now
+				switch {
+				case s.FiringSince.IsZero() && m.stale(hb, s, now):
+					s.FiringSince, s.ResentAt = now, now
+					return m.alert(name, hb, s, now, true)
+				case !s.FiringSince.IsZero() && now.Sub(s.ResentAt) >= resendEvery:
+					s.ResentAt = now
 					return m.alert(name, hb, s, now, true)
 				}
 				return nil
@@ -255,7 +268,9 @@ func (m *Monitor) alert(tenant string, hb *ruleset.Heartbeat, s *state, now time
 		GeneratorUrl: m.cfg.ExternalURL.JoinPath("api/v1/heartbeats", hb.Name).String() + "?tenant=" + url.QueryEscape(tenant),
 		Status:       klaxonv1.AlertStatus_ALERT_STATUS_FIRING,
 	}
-	if !firing {
+	if firing {
+		a.EndsAt = timestamppb.New(now.Add(validity))
+	} else {
 		a.Status = klaxonv1.AlertStatus_ALERT_STATUS_RESOLVED
 		a.EndsAt = timestamppb.New(now)
 	}
@@ -266,7 +281,7 @@ func (m *Monitor) alert(tenant string, hb *ruleset.Heartbeat, s *state, now time
 	a.Fingerprint = ls.Fingerprint().String()
 	return &klaxonv1.Envelope{
 		Tenant: tenant, Source: Source, ReceivedAt: timestamppb.New(now),
-		Id:      fmt.Sprintf("%s-%s-%d", a.Fingerprint, a.Status, s.FiringSince.UnixNano()),
+		Id:      fmt.Sprintf("%s-%s-%d-%d", a.Fingerprint, a.Status, s.FiringSince.UnixNano(), a.EndsAt.AsTime().UnixNano()),
 		Payload: &klaxonv1.Envelope_Alert{Alert: a},
 	}
 }

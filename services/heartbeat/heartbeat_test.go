@@ -51,6 +51,8 @@ type fixture struct {
 	clock *clock
 	bus   *bus.Bus
 	m     *heartbeat.Monitor
+	// resends counts re-sends of a firing alert seen by derived().
+	resends int
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -117,7 +119,12 @@ func (f *fixture) derived() []string {
 		if a.Status == klaxonv1.AlertStatus_ALERT_STATUS_RESOLVED {
 			st = "resolved"
 		}
-		out = append(out, a.Labels["heartbeat"]+"/"+st)
+		k := a.Labels["heartbeat"] + "/" + st
+		if len(out) > 0 && out[len(out)-1] == k && st == "firing" {
+			f.resends++ // a firing alert is re-sent every minute
+			continue
+		}
+		out = append(out, k)
 	}
 	return out
 }
@@ -142,6 +149,9 @@ func TestWatchdogMissAndReturn(t *testing.T) {
 	f.tick(30 * time.Minute)
 	if got := fmt.Sprint(f.derived()); got != "[prometheus-watchdog/firing]" {
 		t.Fatalf("want one page for the silence, got %v", got)
+	}
+	if f.resends == 0 {
+		t.Fatal("a firing dead-man alert must be re-sent while it fires")
 	}
 	f.watchdog(31 * time.Minute)
 	if got := fmt.Sprint(f.derived()); got != "[prometheus-watchdog/firing prometheus-watchdog/resolved]" {

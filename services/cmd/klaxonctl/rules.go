@@ -16,6 +16,7 @@ import (
 	"github.com/klaxon-sh/klaxon/services/ruleset"
 	"github.com/klaxon-sh/klaxon/services/ruleset/rulerfile"
 	"github.com/klaxon-sh/klaxon/services/ruleset/ruletest"
+	"github.com/klaxon-sh/klaxon/services/simulator"
 )
 
 // registerRules adds the offline rule commands, `rules lint` and `rules
@@ -120,7 +121,9 @@ func lintRules(dir string, stdout, stderr io.Writer) int {
 }
 
 func testRules(files []string, stdout, stderr io.Writer) int {
-	results, err := ruletest.Run(files, ruletest.NewRefSim, stdout, loadOptions()...)
+	// Policies, heartbeats and SLOs run for real on the simulated clock.
+	defer simulator.CloseAll()
+	results, err := ruletest.Run(files, simulator.New, stdout, loadOptions()...)
 	if err != nil {
 		printErrors(stderr, err)
 		return 1

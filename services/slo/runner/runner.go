@@ -362,6 +362,10 @@ func (r *Runner) Tick(ctx context.Context) error {
 					case st.Firing && !was:
 						rec.firing[st.Rule] = now
 						out = append(out, r.alert(tenant, s, sp, st, now, now, true))
+					case st.Firing && was:
+						// Re-send while firing, as Prometheus does: the engine ends an
+						// alert whose endsAt passes without a refresh.
+						out = append(out, r.alert(tenant, s, sp, st, since, now, true))
 					case !st.Firing && was:
 						delete(rec.firing, st.Rule)
 						out = append(out, r.alert(tenant, s, sp, st, since, now, false))
@@ -408,7 +412,9 @@ func (r *Runner) alert(tenant string, s *ruleset.SLO, sp *slo.Spec, st slo.Alert
 		GeneratorUrl: r.cfg.ExternalURL.JoinPath("api/v1/slo", s.Name).String() + "?tenant=" + url.QueryEscape(tenant),
 		Status:       klaxonv1.AlertStatus_ALERT_STATUS_FIRING,
 	}
-	if !firing {
+	if firing {
+		a.EndsAt = timestamppb.New(now.Add(r.validity()))
+	} else {
 		a.Status = klaxonv1.AlertStatus_ALERT_STATUS_RESOLVED
 		a.EndsAt = timestamppb.New(now)
 	}
@@ -419,10 +425,14 @@ func (r *Runner) alert(tenant string, s *ruleset.SLO, sp *slo.Spec, st slo.Alert
 	a.Fingerprint = ls.Fingerprint().String()
 	return &klaxonv1.Envelope{
 		Tenant: tenant, Source: Source, ReceivedAt: timestamppb.New(now),
-		Id:      strings.Join([]string{a.Fingerprint, a.Status.String(), fmt.Sprint(since.UnixNano())}, "-"),
+		Id:      strings.Join([]string{a.Fingerprint, a.Status.String(), fmt.Sprint(since.UnixNano()), fmt.Sprint(a.EndsAt.AsTime().UnixNano())}, "-"),
 		Payload: &klaxonv1.Envelope_Alert{Alert: a},
 	}
 }
+
+// validity is how long a firing burn alert stays valid without a re-send:
+// four evaluation intervals, and never less than five minutes.
+func (r *Runner) validity() time.Duration { return max(4*r.cfg.Tick, 5*time.Minute) }
 
 func (r *Runner) publish(ctx context.Context, env *klaxonv1.Envelope) error {
 	data, err := proto.Marshal(env)

@@ -58,6 +58,8 @@ type fixture struct {
 	bus   *bus.Bus
 	r     *runner.Runner
 	reg   *prometheus.Registry
+	// refreshes counts re-sends of firing alerts seen by the last burnAlerts.
+	refreshes int
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -106,6 +108,8 @@ func (f *fixture) burnAlerts() []string {
 	s, _ := f.bus.JS.Stream(ctx, bus.StreamIngest)
 	info, _ := s.Info(ctx)
 	var out []string
+	last := map[string]string{}
+	refreshes := 0
 	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
 		m, err := s.GetMsg(ctx, seq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -121,8 +125,15 @@ func (f *fixture) burnAlerts() []string {
 		if a.Status == klaxonv1.AlertStatus_ALERT_STATUS_RESOLVED {
 			st = "resolved"
 		}
-		out = append(out, fmt.Sprintf("%s/%s/%s-%s/%s", a.Labels["slo"], a.Labels["severity"], a.Labels["long_window"], a.Labels["short_window"], st))
+		k := fmt.Sprintf("%s/%s/%s-%s", a.Labels["slo"], a.Labels["severity"], a.Labels["long_window"], a.Labels["short_window"])
+		if last[k] == st {
+			refreshes++ // a firing alert is re-sent every evaluation
+			continue
+		}
+		last[k] = st
+		out = append(out, k+"/"+st)
 	}
+	f.refreshes = refreshes
 	return out
 }
 
@@ -164,6 +175,9 @@ func TestTimeSliceOutagePagesAndResolves(t *testing.T) {
 		"checkout-availability/page/1h-5m/resolved", "checkout-availability/page/6h-30m/resolved"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("burn alerts %v\nwant %v", got, want)
+	}
+	if f.refreshes == 0 {
+		t.Error("firing burn alerts must be re-sent while they fire (their endsAt expires otherwise)")
 	}
 	if v := testutil.ToFloat64(prometheusGauge(t, f.reg, "klaxon_slo_error_budget_remaining_ratio", "checkout-availability", "month")); v >= 1 || v < 0.5 {
 		t.Errorf("month budget remaining %v after 9 bad minutes of 43.2", v)

@@ -10,8 +10,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	adminv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/admin/v1"
-	"github.com/klaxon-sh/klaxon/services/admin"
 	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
+	"github.com/klaxon-sh/klaxon/services/admin"
 	"github.com/klaxon-sh/klaxon/services/bus"
 )
 

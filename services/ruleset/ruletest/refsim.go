@@ -7,8 +7,8 @@ import (
 
 	amconfig "github.com/prometheus/alertmanager/config"
 	amcommon "github.com/prometheus/alertmanager/config/common"
-	"github.com/prometheus/alertmanager/pkg/labels"
 	"github.com/prometheus/alertmanager/dispatch"
+	"github.com/prometheus/alertmanager/pkg/labels"
 	"github.com/prometheus/alertmanager/timeinterval"
 	"github.com/prometheus/common/model"
 	"google.golang.org/protobuf/types/known/timestamppb"

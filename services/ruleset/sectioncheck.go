@@ -189,7 +189,7 @@ func (t *Tenant) checkName(kind, name string, f *fields, seen func(string) (Pos,
 func checkLabels(what string, m map[string]string, f *fields) []error {
 	var errs []error
 	for k, v := range m {
-		if !model.LabelName(k).IsValid() {
+		if !model.UTF8Validation.IsValidLabelName(k) {
 			errs = append(errs, posErr(f.labelPos(what, k), "%s: invalid label name %q", what, k))
 		}
 		if !model.LabelValue(v).IsValid() {
@@ -214,7 +214,7 @@ func (t *Tenant) checkPolicy(p *Policy, f *fields) []error {
 		errs = append(errs, posErr(f.pos("match"), "policy %q: match is required", p.Name))
 	}
 	for i, k := range p.Key {
-		if !model.LabelName(k).IsValid() { // UTF-8 names, as Alertmanager
+		if !model.UTF8Validation.IsValidLabelName(k) { // UTF-8 names, as Alertmanager
 			n := f.vals["key"]
 			pos := f.pos("key")
 			if n != nil && i < len(n.Content) {

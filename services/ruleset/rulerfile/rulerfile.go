@@ -239,7 +239,7 @@ func (v *validator) labels(key string, n *yaml.Node) {
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k := n.Content[i]
-		if !model.LabelName(k.Value).IsValid() || k.Value == "" {
+		if !model.UTF8Validation.IsValidLabelName(k.Value) || k.Value == "" {
 			v.at(k, "%s: invalid label name %q", key, k.Value)
 		}
 	}

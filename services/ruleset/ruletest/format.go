@@ -225,7 +225,7 @@ func (v *validator) alert(n *yaml.Node, a Alert, input bool) {
 		v.at(n, "alert: labels are required")
 	}
 	for k := range a.Labels {
-		if !model.LabelName(k).IsValid() {
+		if !model.UTF8Validation.IsValidLabelName(k) {
 			v.at(valueOf(n, "labels"), "alert: invalid label name %q", k)
 		}
 	}

@@ -1,0 +1,475 @@
+// Command bench measures Klaxon against a real Alertmanager on the same
+// machine, in the same run: ingest rate (1 and 256 alerts per request),
+// POST-to-webhook latency at a steady rate, memory per active alert (and per
+// window-policy key), restart time and CPU per 100k alerts. Loopback only,
+// bounded in count and time. `make bench` runs it; it prints a markdown
+// table and writes the raw figures as JSON under bench/results/.
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+var (
+	klaxonBin = flag.String("klaxon", "bin/klaxon", "klaxon binary")
+	amBin     = flag.String("alertmanager", "prometheus-alertmanager", "Alertmanager binary")
+	duration  = flag.Duration("duration", 8*time.Second, "length of each ingest phase")
+	active    = flag.Int("active", 100000, "active alerts (and policy keys) for the memory phase")
+	rate      = flag.Int("rate", 1000, "alerts/s of the latency phase")
+	out       = flag.String("out", "bench/results", "directory for the JSON results")
+)
+
+type system struct {
+	name string
+	url  string // the alert API
+	// start runs the process in a mode: "notify" routes every alert to the
+	// webhook sink, "null" to a receiver without integrations, "hold" also
+	// counts every alert in a window policy (Klaxon).
+	start func(mode string) *exec.Cmd
+	ready string
+	cmd   *exec.Cmd
+	dir   string
+}
+
+// fresh starts the system on empty storage and waits until it is ready.
+func (s *system) fresh(mode string) {
+	_ = os.RemoveAll(s.dir)
+	s.cmd = s.start(mode)
+	waitReady(s.ready, 60*time.Second)
+}
+
+type results map[string]map[string]float64 // figure → system → value
+
+func main() {
+	flag.Parse()
+	sink := newSink()
+	work, _ := os.MkdirTemp("", "klaxon-bench")
+	defer os.RemoveAll(work)
+
+	kx := klaxonSystem(work, sink.url)
+	am := amSystem(work, sink.url)
+	res := results{}
+	for _, s := range []*system{kx, am} {
+		progress("== %s", s.name)
+		// Latency first, on a fresh process whose only work is this load.
+		s.fresh("notify")
+		p50, p90, p99 := latency(s.url, sink, *rate, *duration)
+		res.put(fmt.Sprintf("latency POST→webhook p50 ms (%d alerts/s)", *rate), s.name, p50)
+		res.put(fmt.Sprintf("latency POST→webhook p90 ms (%d alerts/s)", *rate), s.name, p90)
+		res.put(fmt.Sprintf("latency POST→webhook p99 ms (%d alerts/s)", *rate), s.name, p99)
+		stop(s.cmd)
+
+		// Ingest: alerts routed to a receiver without integrations, so both
+		// measure accepting (Klaxon: and durably storing, and routing) alerts.
+		s.fresh("null")
+		res.put("ingest alerts/s, 1 alert/request, 32 connections", s.name, ingest(s.url, 32, 1, *duration))
+		stop(s.cmd)
+		s.fresh("null")
+		res.put("ingest alerts/s, 256 alerts/request, 8 connections", s.name, ingest(s.url, 8, 256, *duration))
+		stop(s.cmd)
+
+		// Memory and CPU: a fresh process holding `active` alerts.
+		s.fresh("hold")
+		base := rssBytes(s.cmd.Process.Pid)
+		cpu0 := cpuSeconds(s.cmd.Process.Pid)
+		hold(s.url, *active)
+		cpu1 := cpuSeconds(s.cmd.Process.Pid)
+		time.Sleep(3 * time.Second) // let the engine catch up before measuring
+		rss := rssBytes(s.cmd.Process.Pid)
+		res.put(fmt.Sprintf("RSS MiB holding %d active alerts", *active), s.name, float64(rss)/(1<<20))
+		res.put("bytes of RSS per active alert (delta)", s.name, float64(rss-base)/float64(*active))
+		res.put("CPU seconds per 100k alerts ingested", s.name, (cpu1-cpu0)*100000/float64(*active))
+		stop(s.cmd)
+		t0 := time.Now()
+		s.cmd = s.start("hold")
+		waitReady(s.ready, 120*time.Second)
+		res.put(fmt.Sprintf("restart to ready, s, %d alerts on disk", *active), s.name, time.Since(t0).Seconds())
+		stop(s.cmd)
+	}
+	print(res)
+	save(res)
+}
+
+func klaxonSystem(work, sink string) *system {
+	for _, kind := range []string{"notify", "null", "hold"} {
+		rules := filepath.Join(work, "rules-"+kind, "default")
+		_ = os.MkdirAll(rules, 0o755)
+		policies := ""
+		if kind == "hold" {
+			// The memory phase also holds one window-policy key per alert.
+			policies = `
+policies:
+  - name: per-instance
+    match: ['alertname="Bench"']
+    key: [instance]
+    threshold: 1000
+    window: 1h
+    labels: {alertname: Flapping}
+`
+		}
+		_ = os.WriteFile(filepath.Join(rules, "klaxon.yml"), []byte(config(kind == "notify", sink+"/klaxon")+policies), 0o644)
+	}
+	s := &system{name: "Klaxon", dir: filepath.Join(work, "kx-data")}
+	addr, grpc := freeAddr(), freeAddr()
+	s.url = "http://" + addr + "/api/v2/alerts"
+	s.ready = "http://" + addr + "/readyz"
+	s.start = func(mode string) *exec.Cmd {
+		rules := filepath.Join(work, "rules-"+mode)
+		return startCmd(*klaxonBin, "run", "--target=all", "--rules", rules, "--data", s.dir,
+			"--http", addr, "--grpc", grpc, "--nats.listen", "", "--log.level", "error", "--notify.rate-limit", "0")
+	}
+	return s
+}
+
+// config is the same Alertmanager configuration for both systems.
+func config(notify bool, url string) string {
+	if !notify {
+		return `
+route:
+  receiver: "null"
+  group_by: ['...']
+  group_wait: 0s
+receivers:
+  - name: "null"
+`
+	}
+	return fmt.Sprintf(`
+route:
+  receiver: sink
+  group_by: ['...']
+  group_wait: 0s
+  group_interval: 1m
+  repeat_interval: 4h
+receivers:
+  - name: sink
+    webhook_configs: [{url: %q}]
+`, url)
+}
+
+func amSystem(work, sink string) *system {
+	for _, kind := range []string{"notify", "null"} {
+		_ = os.WriteFile(filepath.Join(work, "alertmanager-"+kind+".yml"), []byte(config(kind == "notify", sink+"/alertmanager")), 0o644)
+	}
+	s := &system{name: "Alertmanager", dir: filepath.Join(work, "am-data")}
+	addr := freeAddr()
+	s.url = "http://" + addr + "/api/v2/alerts"
+	s.ready = "http://" + addr + "/-/ready"
+	s.start = func(mode string) *exec.Cmd {
+		_ = os.MkdirAll(s.dir, 0o755)
+		cfg := filepath.Join(work, "alertmanager-null.yml")
+		if mode == "notify" {
+			cfg = filepath.Join(work, "alertmanager-notify.yml")
+		}
+		return startCmd(*amBin, "--config.file="+cfg, "--storage.path="+s.dir, "--web.listen-address="+addr,
+			"--cluster.listen-address=", "--log.level=error")
+	}
+	return s
+}
+
+var seq atomic.Int64
+
+func alertJSON(b *bytes.Buffer, n int) {
+	b.WriteByte('[')
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(b, `{"labels":{"alertname":"Bench","instance":"10.%d:9100","job":"node","severity":"warning"},"annotations":{"summary":"benchmark alert"}}`, seq.Add(1))
+	}
+	b.WriteByte(']')
+}
+
+func client(conns int) *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}}
+}
+
+// ingest posts as fast as the system accepts for d; only 2xx count.
+func ingest(url string, conns, batch int, d time.Duration) float64 {
+	cl := client(conns)
+	var ok atomic.Int64
+	stopAt := time.Now().Add(d)
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	go ticker(fmt.Sprintf("ingest %d/request", batch), &ok, done)
+	for i := 0; i < conns; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var b bytes.Buffer
+			for time.Now().Before(stopAt) {
+				b.Reset()
+				alertJSON(&b, batch)
+				resp, err := cl.Post(url, "application/json", &b)
+				if err != nil {
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode/100 == 2 {
+					ok.Add(int64(batch))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(done)
+	return float64(ok.Load()) / d.Seconds()
+}
+
+// latency posts one unique alert every 1/rate s and measures POST → sink.
+func latency(url string, s *sink, rate int, d time.Duration) (p50, p90, p99 float64) {
+	cl := client(64)
+	s.reset()
+	n := int(d.Seconds() * float64(rate))
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	defer tick.Stop()
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		<-tick.C
+		id := fmt.Sprintf("lat-%d", seq.Add(1))
+		body := fmt.Sprintf(`[{"labels":{"alertname":"Latency","id":%q}}]`, id)
+		s.sent(id)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if resp, err := cl.Post(url, "application/json", strings.NewReader(body)); err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}()
+		if i%rate == 0 {
+			progress("latency: %d/%d sent, %d received", i, n, s.count())
+		}
+	}
+	wg.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.count() < n && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	l := s.latencies()
+	if len(l) == 0 {
+		return -1, -1, -1
+	}
+	sort.Float64s(l)
+	q := func(p float64) float64 { return l[int(p*float64(len(l)-1))] }
+	progress("latency: %d/%d received", len(l), n)
+	return q(.5), q(.9), q(.99)
+}
+
+// hold posts n unique alerts in batches of 256.
+func hold(url string, n int) {
+	cl := client(4)
+	var ok atomic.Int64
+	done := make(chan struct{})
+	go ticker("hold", &ok, done)
+	var wg sync.WaitGroup
+	per := n / 4
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var b bytes.Buffer
+			for sent := 0; sent < per; sent += 256 {
+				b.Reset()
+				alertJSON(&b, min(256, per-sent))
+				if resp, err := cl.Post(url, "application/json", &b); err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					ok.Add(int64(min(256, per-sent)))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(done)
+}
+
+func ticker(what string, n *atomic.Int64, done chan struct{}) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			progress("%s: %d alerts accepted", what, n.Load())
+		}
+	}
+}
+
+type sink struct {
+	url     string
+	mu      sync.Mutex
+	pending map[string]time.Time
+	lat     []float64
+}
+
+func newSink() *sink {
+	s := &sink{pending: map[string]time.Time{}}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	s.url = "http://" + l.Addr().String()
+	go http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m struct {
+			Alerts []struct{ Labels map[string]string } `json:"alerts"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&m)
+		now := time.Now()
+		s.mu.Lock()
+		for _, a := range m.Alerts {
+			if t, ok := s.pending[a.Labels["id"]]; ok {
+				s.lat = append(s.lat, float64(now.Sub(t).Microseconds())/1000)
+				delete(s.pending, a.Labels["id"])
+			}
+		}
+		s.mu.Unlock()
+	}))
+	return s
+}
+
+func (s *sink) reset()         { s.mu.Lock(); s.pending = map[string]time.Time{}; s.lat = nil; s.mu.Unlock() }
+func (s *sink) sent(id string) { s.mu.Lock(); s.pending[id] = time.Now(); s.mu.Unlock() }
+func (s *sink) count() int     { s.mu.Lock(); defer s.mu.Unlock(); return len(s.lat) }
+func (s *sink) latencies() []float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]float64(nil), s.lat...)
+}
+
+func startCmd(bin string, args ...string) *exec.Cmd {
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	return cmd
+}
+
+func stop(cmd *exec.Cmd) {
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+func waitReady(url string, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	fmt.Fprintln(os.Stderr, "bench: not ready:", url)
+	os.Exit(1)
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func rssBytes(pid int) int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// cpuSeconds is utime+stime of the process (clock ticks of 100 Hz).
+func cpuSeconds(pid int) float64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndex(s, ")")+2:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	k, _ := strconv.ParseFloat(f[12], 64)
+	return (u + k) / 100
+}
+
+func (r results) put(figure, sys string, v float64) {
+	if r[figure] == nil {
+		r[figure] = map[string]float64{}
+	}
+	r[figure][sys] = v
+	progress("%s: %s = %.2f", sys, figure, v)
+}
+
+func print(r results) {
+	figs := make([]string, 0, len(r))
+	for f := range r {
+		figs = append(figs, f)
+	}
+	sort.Strings(figs)
+	fmt.Printf("\n| figure | Klaxon | Alertmanager | ratio |\n|---|---:|---:|---:|\n")
+	for _, f := range figs {
+		k, a := r[f]["Klaxon"], r[f]["Alertmanager"]
+		ratio := "—"
+		if a != 0 {
+			ratio = fmt.Sprintf("%.2f×", k/a)
+		}
+		fmt.Printf("| %s | %.2f | %.2f | %s |\n", f, k, a, ratio)
+	}
+	fmt.Printf("\n%d cores, commit %s. Klaxon acknowledges an alert only once JetStream stored it (file storage); Alertmanager keeps alerts in memory.\n", runtime.NumCPU(), commit())
+}
+
+func commit() string {
+	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func save(r results) {
+	_ = os.MkdirAll(*out, 0o755)
+	name := filepath.Join(*out, time.Now().UTC().Format("2006-01-02T150405Z")+"-"+commit()+".json")
+	data, _ := json.MarshalIndent(map[string]any{"cores": runtime.NumCPU(), "commit": commit(), "at": time.Now().UTC(), "results": r}, "", "  ")
+	if err := os.WriteFile(name, data, 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return
+	}
+	fmt.Println("raw results:", name)
+}
+
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "[bench %s] "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}

@@ -34,6 +34,9 @@ type Config struct {
 	Now         func() time.Time
 	Tick        time.Duration
 	ExternalURL *url.URL
+	// NoConsumer: Run only ticks; the caller feeds Process from a consumer
+	// it shares with the other derived-alert components.
+	NoConsumer bool
 }
 
 // Monitor tracks heartbeats and fires when one goes silent.
@@ -100,19 +103,21 @@ func New(ctx context.Context, cfg Config, b *bus.Bus, rules *ruleset.Holder, log
 
 // Run consumes INGEST for heartbeats and checks for silence every tick.
 func (m *Monitor) Run(ctx context.Context) error {
-	cc, err := m.bus.Consume(ctx, bus.ConsumerConfig{
-		Stream: bus.StreamIngest, Durable: "heartbeat", Filters: []string{bus.IngestFilter("*")}, MaxAckPending: 4096,
-	}, func(ctx context.Context, msg jetstream.Msg) error {
-		var env klaxonv1.Envelope
-		if err := proto.Unmarshal(msg.Data(), &env); err != nil {
-			return bus.Permanent(err)
+	if !m.cfg.NoConsumer {
+		cc, err := m.bus.Consume(ctx, bus.ConsumerConfig{
+			Stream: bus.StreamIngest, Durable: "heartbeat", Filters: []string{bus.IngestFilter("*")}, MaxAckPending: 4096,
+		}, func(ctx context.Context, msg jetstream.Msg) error {
+			var env klaxonv1.Envelope
+			if err := proto.Unmarshal(msg.Data(), &env); err != nil {
+				return bus.Permanent(err)
+			}
+			return m.Process(ctx, &env)
+		})
+		if err != nil {
+			return err
 		}
-		return m.Process(ctx, &env)
-	})
-	if err != nil {
-		return err
+		defer cc.Stop()
 	}
-	defer cc.Stop()
 	// Check at once: a heartbeat missed while Klaxon was down fires now.
 	if err := m.Tick(ctx); err != nil {
 		m.log.Warn("heartbeat check", "err", err)

@@ -45,6 +45,9 @@ type Config struct {
 	Tick time.Duration
 	// ExternalURL is the base of derived alerts' generatorURL.
 	ExternalURL *url.URL
+	// NoConsumer: Run only ticks; the caller feeds Process from a consumer
+	// it shares with the other derived-alert components.
+	NoConsumer bool
 }
 
 // Evaluator counts occurrences and emits derived alerts.
@@ -111,19 +114,21 @@ func (e *Evaluator) Run(ctx context.Context) error {
 		return fmt.Errorf("watch windows: %w", err)
 	}
 	defer func() { _ = w.Stop() }()
-	cc, err := e.bus.Consume(ctx, bus.ConsumerConfig{
-		Stream: bus.StreamIngest, Durable: "policy", Filters: []string{bus.IngestFilter("*")}, MaxAckPending: 4096,
-	}, func(ctx context.Context, msg jetstream.Msg) error {
-		var env klaxonv1.Envelope
-		if err := proto.Unmarshal(msg.Data(), &env); err != nil {
-			return bus.Permanent(err)
+	if !e.cfg.NoConsumer {
+		cc, err := e.bus.Consume(ctx, bus.ConsumerConfig{
+			Stream: bus.StreamIngest, Durable: "policy", Filters: []string{bus.IngestFilter("*")}, MaxAckPending: 4096,
+		}, func(ctx context.Context, msg jetstream.Msg) error {
+			var env klaxonv1.Envelope
+			if err := proto.Unmarshal(msg.Data(), &env); err != nil {
+				return bus.Permanent(err)
+			}
+			return e.Process(ctx, &env)
+		})
+		if err != nil {
+			return err
 		}
-		return e.Process(ctx, &env)
-	})
-	if err != nil {
-		return err
+		defer cc.Stop()
 	}
-	defer cc.Stop()
 	tick := time.NewTicker(e.cfg.Tick)
 	defer tick.Stop()
 	for {

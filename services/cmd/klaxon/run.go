@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -25,7 +26,9 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/protobuf/proto"
 
+	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
 	"github.com/klaxon-sh/klaxon/services/bus"
 	"github.com/klaxon-sh/klaxon/services/engine"
 	"github.com/klaxon-sh/klaxon/services/heartbeat"
@@ -214,12 +217,12 @@ func runTargets(c *runConfig) error {
 	}
 	// Window policies and heartbeats keep their state in KV: every target can
 	// serve their views (derived alerts link there); the engine runs them.
-	pe, err := policy.New(ctx, policy.Config{ExternalURL: ext}, b, rules, log.With("component", "policy"), reg)
+	pe, err := policy.New(ctx, policy.Config{ExternalURL: ext, NoConsumer: true}, b, rules, log.With("component", "policy"), reg)
 	if err != nil {
 		return err
 	}
 	pe.Register(mux, sloAuth(c))
-	hm, err := heartbeat.New(ctx, heartbeat.Config{ExternalURL: ext}, b, rules, log.With("component", "heartbeat"), reg)
+	hm, err := heartbeat.New(ctx, heartbeat.Config{ExternalURL: ext, NoConsumer: true}, b, rules, log.With("component", "heartbeat"), reg)
 	if err != nil {
 		return err
 	}
@@ -232,13 +235,34 @@ func runTargets(c *runConfig) error {
 	}
 	// SLO counters live in KV: every target can serve their status; the
 	// engine target evaluates them.
-	sloRunner, err := slorunner.New(ctx, slorunner.Config{ExternalURL: ext, Tick: c.sloTick}, b, rules, log.With("component", "slo"), reg)
+	sloRunner, err := slorunner.New(ctx, slorunner.Config{ExternalURL: ext, Tick: c.sloTick, NoConsumer: true}, b, rules, log.With("component", "slo"), reg)
 	if err != nil {
 		return err
 	}
 	sloRunner.Register(mux, sloAuth(c))
 	if c.has("engine") {
 		goRun("slo", sloRunner.Run)
+		// One consumer feeds every derived-alert component, so each ingested
+		// message is delivered and decoded once for all three.
+		goRun("derived", func(ctx context.Context) error {
+			cc, err := b.Consume(ctx, bus.ConsumerConfig{
+				Stream: bus.StreamIngest, Durable: "derived", Filters: []string{bus.IngestFilter("*")}, MaxAckPending: 4096,
+			}, func(ctx context.Context, msg jetstream.Msg) error {
+				var env klaxonv1.Envelope
+				if err := proto.Unmarshal(msg.Data(), &env); err != nil {
+					return bus.Permanent(err)
+				}
+				// Each component is idempotent, so a redelivery after one of
+				// them failed is harmless to the others.
+				return errors.Join(pe.Process(ctx, &env), hm.Process(ctx, &env), sloRunner.Process(ctx, &env))
+			})
+			if err != nil {
+				return err
+			}
+			<-ctx.Done()
+			cc.Stop()
+			return nil
+		})
 	}
 	if c.has("notifier") {
 		p, err := notify.NewPipeline(ctx, c.notify, b, rules, receivers.NewBuilder(ext, receivers.WithBus(b)).Build, log.With("target", "notifier"), reg)

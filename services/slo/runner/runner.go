@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net/url"
 	"sort"
@@ -42,6 +43,9 @@ type Config struct {
 	Now         func() time.Time
 	Tick        time.Duration
 	ExternalURL *url.URL
+	// NoConsumer: Run only ticks; the caller feeds Process from a consumer
+	// it shares with the other derived-alert components.
+	NoConsumer bool
 }
 
 // Runner evaluates SLOs.
@@ -99,10 +103,28 @@ func New(ctx context.Context, cfg Config, b *bus.Bus, rules *ruleset.Holder, log
 		}}, nil
 }
 
-// record is one SLO's KV value: its counters and which burn rules fire.
+// record is one SLO's KV value: its counters, which burn rules fire, and the
+// ids of the latest counted events (a redelivered count is not added twice).
 type record struct {
 	counters slo.Counters
 	firing   map[int]time.Time
+	recent   []uint64
+}
+
+// recentIDs bounds the remembered event ids per SLO.
+const recentIDs = 256
+
+func (r *record) seen(id uint64) bool {
+	for _, x := range r.recent {
+		if x == id {
+			return true
+		}
+	}
+	r.recent = append(r.recent, id)
+	if len(r.recent) > recentIDs {
+		r.recent = r.recent[len(r.recent)-recentIDs:]
+	}
+	return false
 }
 
 func (r *record) marshal() []byte {
@@ -118,6 +140,10 @@ func (r *record) marshal() []byte {
 	for _, i := range rules {
 		buf = binary.AppendUvarint(buf, uint64(i))
 		buf = binary.AppendVarint(buf, r.firing[i].UnixNano())
+	}
+	buf = binary.AppendUvarint(buf, uint64(len(r.recent)))
+	for _, id := range r.recent {
+		buf = binary.LittleEndian.AppendUint64(buf, id)
 	}
 	return buf
 }
@@ -152,10 +178,29 @@ func (r *record) unmarshal(b []byte) error {
 		b = b[k2:]
 		r.firing[int(idx)] = time.Unix(0, ts).UTC()
 	}
-	if len(b) != 0 {
+	if len(b) == 0 {
+		return nil // written before ids were remembered
+	}
+	n, k = binary.Uvarint(b)
+	if k <= 0 || n > recentIDs || uint64(len(b)-k) != n*8 {
 		return errCorrupt
 	}
+	b = b[k:]
+	r.recent = make([]uint64, n)
+	for i := range r.recent {
+		r.recent[i] = binary.LittleEndian.Uint64(b[i*8:])
+	}
 	return nil
+}
+
+// envelopeID hashes the envelope's id (0 when it has none).
+func envelopeID(env *klaxonv1.Envelope) uint64 {
+	if env.Id == "" {
+		return 0
+	}
+	h := fnv.New64a()
+	h.Write([]byte(env.Id))
+	return h.Sum64()
 }
 
 func key(tenant, name string) string { return bus.Token(tenant) + "." + bus.Token(name) }
@@ -209,19 +254,21 @@ func SpecOf(s *ruleset.SLO) (*slo.Spec, error) {
 
 // Run consumes INGEST and evaluates every tick until ctx ends.
 func (r *Runner) Run(ctx context.Context) error {
-	cc, err := r.bus.Consume(ctx, bus.ConsumerConfig{
-		Stream: bus.StreamIngest, Durable: "slo", Filters: []string{bus.IngestFilter("*")}, MaxAckPending: 1024,
-	}, func(ctx context.Context, msg jetstream.Msg) error {
-		var env klaxonv1.Envelope
-		if err := proto.Unmarshal(msg.Data(), &env); err != nil {
-			return bus.Permanent(err)
+	if !r.cfg.NoConsumer {
+		cc, err := r.bus.Consume(ctx, bus.ConsumerConfig{
+			Stream: bus.StreamIngest, Durable: "slo", Filters: []string{bus.IngestFilter("*")}, MaxAckPending: 1024,
+		}, func(ctx context.Context, msg jetstream.Msg) error {
+			var env klaxonv1.Envelope
+			if err := proto.Unmarshal(msg.Data(), &env); err != nil {
+				return bus.Permanent(err)
+			}
+			return r.Process(ctx, &env)
+		})
+		if err != nil {
+			return err
 		}
-		return r.Process(ctx, &env)
-	})
-	if err != nil {
-		return err
+		defer cc.Stop()
 	}
-	defer cc.Stop()
 	t := time.NewTicker(r.cfg.Tick)
 	defer t.Stop()
 	for {
@@ -253,7 +300,11 @@ func (r *Runner) Process(ctx context.Context, env *klaxonv1.Envelope) error {
 			continue
 		}
 		r.metrics.events.WithLabelValues(kind).Inc()
+		id := envelopeID(env)
 		if err := r.update(ctx, env.Tenant, s, func(rec *record, _ *slo.Spec, _ time.Time) []*klaxonv1.Envelope {
+			if id != 0 && kind != "alert_firing" && kind != "alert_resolved" && rec.seen(id) {
+				return nil // a redelivered count (alerts are idempotent by themselves)
+			}
 			apply(&rec.counters)
 			return nil
 		}); err != nil {
@@ -313,7 +364,10 @@ func eventLabels(ev *klaxonv1.Event) map[string]string {
 func (r *Runner) update(ctx context.Context, tenant string, s *ruleset.SLO, f func(*record, *slo.Spec, time.Time) []*klaxonv1.Envelope) error {
 	sp, err := r.Spec(tenant, s)
 	if err != nil {
-		return bus.Permanent(err)
+		// The loader validates SLOs, so this is a rules bug: skip this SLO
+		// rather than failing the message for every other consumer of it.
+		r.log.Error("invalid SLO skipped", "tenant", tenant, "slo", s.Name, "err", err)
+		return nil
 	}
 	k := key(tenant, s.Name)
 	for attempt := 0; attempt < 10; attempt++ {

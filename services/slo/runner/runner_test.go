@@ -266,3 +266,18 @@ func TestTwoReplicasPublishOnce(t *testing.T) {
 		t.Fatalf("two replicas published %v", got)
 	}
 }
+
+func TestRedeliveredCountsAreCountedOnce(t *testing.T) {
+	f := newFixture(t)
+	env := counts("api-requests", t0, 90, 100)
+	env.Id = "post-1"
+	f.process(env)
+	f.process(env) // JetStream redelivery after a crash before the ack
+	st, err := f.r.Status(context.Background(), "default", "api-requests", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st[0].Budgets[0].Consumed; got != 10 {
+		t.Fatalf("consumed %d, want 10: a redelivered count was added twice", got)
+	}
+}

@@ -8,6 +8,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
 )
 
 // ErrNotStored means JetStream did not acknowledge a message: the caller must
@@ -200,4 +203,25 @@ func withProgress(msg jetstream.Msg, ackWait time.Duration, f func() error) erro
 	close(stop)
 	<-done
 	return err
+}
+
+// EnvelopeHandler processes one decoded envelope.
+type EnvelopeHandler func(ctx context.Context, env *klaxonv1.Envelope) error
+
+// ConsumeEnvelopes is Consume for the INGEST stream: it decodes each message
+// into an Envelope (an undecodable one is poison: terminated) and passes it on.
+func (b *Bus) ConsumeEnvelopes(ctx context.Context, cc ConsumerConfig, h EnvelopeHandler) (jetstream.ConsumeContext, error) {
+	if cc.Stream == "" {
+		cc.Stream = StreamIngest
+	}
+	if len(cc.Filters) == 0 {
+		cc.Filters = []string{IngestFilter("*")}
+	}
+	return b.Consume(ctx, cc, func(ctx context.Context, msg jetstream.Msg) error {
+		var env klaxonv1.Envelope
+		if err := proto.Unmarshal(msg.Data(), &env); err != nil {
+			return Permanent(fmt.Errorf("decode envelope: %w", err))
+		}
+		return h(ctx, &env)
+	})
 }

@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/common/model"
@@ -104,15 +103,7 @@ func New(ctx context.Context, cfg Config, b *bus.Bus, rules *ruleset.Holder, log
 // Run consumes INGEST for heartbeats and checks for silence every tick.
 func (m *Monitor) Run(ctx context.Context) error {
 	if !m.cfg.NoConsumer {
-		cc, err := m.bus.Consume(ctx, bus.ConsumerConfig{
-			Stream: bus.StreamIngest, Durable: "heartbeat", Filters: []string{bus.IngestFilter("*")}, MaxAckPending: 4096,
-		}, func(ctx context.Context, msg jetstream.Msg) error {
-			var env klaxonv1.Envelope
-			if err := proto.Unmarshal(msg.Data(), &env); err != nil {
-				return bus.Permanent(err)
-			}
-			return m.Process(ctx, &env)
-		})
+		cc, err := m.bus.ConsumeEnvelopes(ctx, bus.ConsumerConfig{Durable: "heartbeat", MaxAckPending: 4096}, m.Process)
 		if err != nil {
 			return err
 		}

@@ -115,15 +115,7 @@ func (e *Evaluator) Run(ctx context.Context) error {
 	}
 	defer func() { _ = w.Stop() }()
 	if !e.cfg.NoConsumer {
-		cc, err := e.bus.Consume(ctx, bus.ConsumerConfig{
-			Stream: bus.StreamIngest, Durable: "policy", Filters: []string{bus.IngestFilter("*")}, MaxAckPending: 4096,
-		}, func(ctx context.Context, msg jetstream.Msg) error {
-			var env klaxonv1.Envelope
-			if err := proto.Unmarshal(msg.Data(), &env); err != nil {
-				return bus.Permanent(err)
-			}
-			return e.Process(ctx, &env)
-		})
+		cc, err := e.bus.ConsumeEnvelopes(ctx, bus.ConsumerConfig{Durable: "policy", MaxAckPending: 4096}, e.Process)
 		if err != nil {
 			return err
 		}

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -26,7 +25,6 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
-	"google.golang.org/protobuf/proto"
 
 	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
 	"github.com/klaxon-sh/klaxon/services/bus"
@@ -245,17 +243,12 @@ func runTargets(c *runConfig) error {
 		// One consumer feeds every derived-alert component, so each ingested
 		// message is delivered and decoded once for all three.
 		goRun("derived", func(ctx context.Context) error {
-			cc, err := b.Consume(ctx, bus.ConsumerConfig{
-				Stream: bus.StreamIngest, Durable: "derived", Filters: []string{bus.IngestFilter("*")}, MaxAckPending: 4096,
-			}, func(ctx context.Context, msg jetstream.Msg) error {
-				var env klaxonv1.Envelope
-				if err := proto.Unmarshal(msg.Data(), &env); err != nil {
-					return bus.Permanent(err)
-				}
-				// Each component is idempotent, so a redelivery after one of
-				// them failed is harmless to the others.
-				return errors.Join(pe.Process(ctx, &env), hm.Process(ctx, &env), sloRunner.Process(ctx, &env))
-			})
+			cc, err := b.ConsumeEnvelopes(ctx, bus.ConsumerConfig{Durable: "derived", MaxAckPending: 4096},
+				func(ctx context.Context, env *klaxonv1.Envelope) error {
+					// Each component is idempotent, so a redelivery after one of
+					// them failed is harmless to the others.
+					return errors.Join(pe.Process(ctx, env), hm.Process(ctx, env), sloRunner.Process(ctx, env))
+				})
 			if err != nil {
 				return err
 			}

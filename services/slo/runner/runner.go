@@ -19,7 +19,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/common/model"
@@ -255,15 +254,7 @@ func SpecOf(s *ruleset.SLO) (*slo.Spec, error) {
 // Run consumes INGEST and evaluates every tick until ctx ends.
 func (r *Runner) Run(ctx context.Context) error {
 	if !r.cfg.NoConsumer {
-		cc, err := r.bus.Consume(ctx, bus.ConsumerConfig{
-			Stream: bus.StreamIngest, Durable: "slo", Filters: []string{bus.IngestFilter("*")}, MaxAckPending: 1024,
-		}, func(ctx context.Context, msg jetstream.Msg) error {
-			var env klaxonv1.Envelope
-			if err := proto.Unmarshal(msg.Data(), &env); err != nil {
-				return bus.Permanent(err)
-			}
-			return r.Process(ctx, &env)
-		})
+		cc, err := r.bus.ConsumeEnvelopes(ctx, bus.ConsumerConfig{Durable: "slo", MaxAckPending: 1024}, r.Process)
 		if err != nil {
 			return err
 		}

@@ -3,7 +3,6 @@ package bus
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -25,17 +24,21 @@ var ErrConflict = errors.New("kv: revision conflict")
 
 // TTLKV opens (creating if needed) a bucket with per-key TTLs enabled.
 func (b *Bus) TTLKV(ctx context.Context, bucket string) (*TTLBucket, error) {
-	kv, err := b.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:   bucket,
-		History:  1,
-		Storage:  jetstream.FileStorage,
-		Replicas: b.cfg.Replicas,
-		// Enables per-message TTLs on the bucket's stream; markers of expired
-		// keys are kept briefly so watchers see the expiry.
-		LimitMarkerTTL: time.Minute,
+	var kv jetstream.KeyValue
+	err := b.retry(ctx, "kv bucket "+bucket, func(ctx context.Context) (err error) {
+		kv, err = b.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:   bucket,
+			History:  1,
+			Storage:  jetstream.FileStorage,
+			Replicas: b.cfg.Replicas,
+			// Enables per-message TTLs on the bucket's stream; markers of
+			// expired keys are kept briefly so watchers see the expiry.
+			LimitMarkerTTL: time.Minute,
+		})
+		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("kv bucket %s: %w", bucket, err)
+		return nil, err
 	}
 	return &TTLBucket{KeyValue: kv, name: bucket, js: b.JS}, nil
 }

@@ -129,43 +129,55 @@ func (b *Bus) streamConfigs() []jetstream.StreamConfig {
 	}
 }
 
-// declare creates or updates the streams. A cluster that is still electing
-// its JetStream leader (every pod starting at once) answers with errors for
-// a while: retry for up to a minute before giving up.
+// declare creates or updates the streams.
 func (b *Bus) declare(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
 	for _, sc := range b.streamConfigs() {
-		for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
-			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			_, err := b.JS.CreateOrUpdateStream(actx, sc)
-			cancel()
-			if err == nil {
-				break
-			}
-			b.log.Warn("declaring stream; retrying", "stream", sc.Name, "err", err)
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("declare stream %s: %w", sc.Name, err)
-			case <-time.After(wait):
-			}
+		if err := b.retry(ctx, "declare stream "+sc.Name, func(ctx context.Context) error {
+			_, err := b.JS.CreateOrUpdateStream(ctx, sc)
+			return err
+		}); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
+// retry runs a JetStream API call until it succeeds, each attempt bounded to
+// 5s, for up to a minute: a cluster that is still electing its JetStream
+// leader, or that just lost a node, answers with errors or not at all for a
+// while (every pod starting at once, a rolling restart).
+func (b *Bus) retry(ctx context.Context, what string, call func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+		err := call(actx)
+		acancel()
+		if err == nil {
+			return nil
+		}
+		b.log.Warn(what+"; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", what, err)
+		case <-time.After(wait):
+		}
+	}
+}
+
 // KV opens (creating if needed) a key-value bucket with the bus replication.
 // ttl bounds the age of entries (0 = forever).
 func (b *Bus) KV(ctx context.Context, bucket string, ttl time.Duration) (jetstream.KeyValue, error) {
-	kv, err := b.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:   bucket,
-		History:  1,
-		TTL:      ttl,
-		Storage:  jetstream.FileStorage,
-		Replicas: b.cfg.Replicas,
+	var kv jetstream.KeyValue
+	err := b.retry(ctx, "kv bucket "+bucket, func(ctx context.Context) (err error) {
+		kv, err = b.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:   bucket,
+			History:  1,
+			TTL:      ttl,
+			Storage:  jetstream.FileStorage,
+			Replicas: b.cfg.Replicas,
+		})
+		return err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("kv bucket %s: %w", bucket, err)
-	}
-	return kv, nil
+	return kv, err
 }

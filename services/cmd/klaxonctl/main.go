@@ -19,13 +19,26 @@ func main() {
 // dispatcher runs cmd (a kingpin FullCommand) if its group registered it.
 type dispatcher func(cmd string) (code int, ok bool)
 
-func run(args []string, stdout, stderr io.Writer) int {
+// exit carries kingpin's exit code (after --help, --version, completion)
+// out of Parse, so run returns it instead of the process exiting in tests.
+type exit struct{ code int }
+
+func run(args []string, stdout, stderr io.Writer) (code int) {
 	app := kingpin.New("klaxonctl", "Klaxon's command line.")
 	app.Version(version)
 	app.HelpFlag.Short('h')
 	app.UsageWriter(stdout)
 	app.ErrorWriter(stderr)
-	app.Terminate(nil)
+	app.Terminate(func(c int) { panic(exit{c}) })
+	defer func() {
+		if r := recover(); r != nil {
+			e, ok := r.(exit)
+			if !ok {
+				panic(r)
+			}
+			code = e.code
+		}
+	}()
 
 	// Each command group registers its commands from its own file and
 	// returns the dispatcher that runs them.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -125,7 +127,7 @@ type ConsumerConfig struct {
 
 // Consume runs h for every message of a durable pull consumer until ctx ends.
 // Messages are acked only after h returns nil, so a crash means redelivery.
-func (b *Bus) Consume(ctx context.Context, cc ConsumerConfig, h Handler) (jetstream.ConsumeContext, error) {
+func (b *Bus) Consume(ctx context.Context, cc ConsumerConfig, h Handler) (*Consumption, error) {
 	if cc.AckWait == 0 {
 		cc.AckWait = 10 * time.Second
 	}
@@ -148,12 +150,8 @@ func (b *Bus) Consume(ctx context.Context, cc ConsumerConfig, h Handler) (jetstr
 	if cc.DeliverNew {
 		cfg.DeliverPolicy = jetstream.DeliverNewPolicy
 	}
-	cons, err := b.JS.CreateOrUpdateConsumer(ctx, cc.Stream, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("consumer %s on %s: %w", cc.Durable, cc.Stream, err)
-	}
 	log := b.log.With("stream", cc.Stream, "consumer", cc.Durable)
-	return cons.Consume(func(msg jetstream.Msg) {
+	handle := func(msg jetstream.Msg) {
 		err := withProgress(msg, cc.AckWait, func() error { return h(ctx, msg) })
 		var perm *PermanentError
 		var delay *DelayError
@@ -173,11 +171,95 @@ func (b *Bus) Consume(ctx context.Context, cc ConsumerConfig, h Handler) (jetstr
 			log.Warn("handler failed; redelivering", "subject", msg.Subject(), "err", err)
 			_ = msg.NakWithDelay(cc.NakDelay)
 		}
-	}, jetstream.PullMaxMessages(256), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
-			log.Debug("consume", "err", err)
+	}
+	start := func() (jetstream.ConsumeContext, error) {
+		var cons jetstream.Consumer
+		// In a cluster the consumer answers only once its leader is elected:
+		// wait for that, so the first pulls do not fail with no responders.
+		if err := b.retry(ctx, "consumer "+cc.Durable+" on "+cc.Stream, func(ctx context.Context) (err error) {
+			if cons, err = b.JS.CreateOrUpdateConsumer(ctx, cc.Stream, cfg); err != nil {
+				return err
+			}
+			_, err = cons.Info(ctx)
+			return err
+		}); err != nil {
+			return nil, err
 		}
-	}))
+		return cons.Consume(handle, jetstream.PullMaxMessages(256), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
+				log.Debug("consume", "err", err)
+			}
+		}))
+	}
+	cur, err := start()
+	if err != nil {
+		return nil, err
+	}
+	c := &Consumption{cur: cur, done: make(chan struct{})}
+	go c.supervise(ctx, start, log)
+	return c, nil
+}
+
+// Consumption is a running consumer. If the client's consume loop ends
+// while the caller still wants messages (a cluster that lost the consumer's
+// leader for too long), it starts it again.
+type Consumption struct {
+	mu      sync.Mutex
+	cur     jetstream.ConsumeContext
+	stopped bool
+	done    chan struct{}
+}
+
+// Stop ends the consumption; unacknowledged messages are redelivered.
+func (c *Consumption) Stop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return
+	}
+	c.stopped = true
+	c.cur.Stop()
+	close(c.done)
+}
+
+func (c *Consumption) supervise(ctx context.Context, start func() (jetstream.ConsumeContext, error), log *slog.Logger) {
+	for {
+		c.mu.Lock()
+		closed := c.cur.Closed()
+		c.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.done:
+			return
+		case <-closed:
+		}
+		c.mu.Lock()
+		stopped := c.stopped
+		c.mu.Unlock()
+		if stopped || ctx.Err() != nil {
+			return
+		}
+		log.Warn("consume loop ended; starting it again")
+		next, err := start()
+		if err != nil {
+			log.Error("cannot restart consumer", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		c.mu.Lock()
+		if c.stopped {
+			next.Stop()
+			c.mu.Unlock()
+			return
+		}
+		c.cur = next
+		c.mu.Unlock()
+	}
 }
 
 // withProgress runs f while telling JetStream the message is still being
@@ -210,7 +292,7 @@ type EnvelopeHandler func(ctx context.Context, env *klaxonv1.Envelope) error
 
 // ConsumeEnvelopes is Consume for the INGEST stream: it decodes each message
 // into an Envelope (an undecodable one is poison: terminated) and passes it on.
-func (b *Bus) ConsumeEnvelopes(ctx context.Context, cc ConsumerConfig, h EnvelopeHandler) (jetstream.ConsumeContext, error) {
+func (b *Bus) ConsumeEnvelopes(ctx context.Context, cc ConsumerConfig, h EnvelopeHandler) (*Consumption, error) {
 	if cc.Stream == "" {
 		cc.Stream = StreamIngest
 	}

@@ -1,45 +1,64 @@
-// Package engine turns ingested alerts into notifications: it consumes the
-// INGEST stream, matches each alert against its tenant's Alertmanager route
-// tree and publishes one notification per matched receiver on the NOTIFY
-// stream. Grouping, inhibition, silences and policies grow here as stages
-// between decode and publish.
+// Package engine turns ingested alerts into notifications with
+// Alertmanager's semantics: it consumes the INGEST stream, runs each alert
+// through its tenant's route tree into aggregation groups (Dispatcher, the
+// pure core), and publishes the notifications the groups decide on to the
+// NOTIFY stream, deduplicated by their idempotency key. Group state lives in
+// JetStream KV; one replica at a time is active, holding a KV lease (see
+// README.md).
 package engine
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/alertmanager/dispatch"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
-	"github.com/prometheus/common/model"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
 	"github.com/klaxon-sh/klaxon/services/bus"
+	"github.com/klaxon-sh/klaxon/services/engine/silence"
 	"github.com/klaxon-sh/klaxon/services/ruleset"
+)
+
+// Config tunes the engine; zero values take the defaults.
+type Config struct {
+	// LeaseTTL bounds failover: a dead leader's lease expires after it.
+	LeaseTTL time.Duration
+	// AckWait of the INGEST consumer: how soon a dead leader's unacknowledged
+	// alerts are redelivered.
+	AckWait time.Duration
+	// MaxTick is the longest the engine sleeps between flush checks.
+	MaxTick time.Duration
+	// Owner names this replica in the lease (default: random).
+	Owner string
+}
+
+// Defaults.
+const (
+	DefaultLeaseTTL = 6 * time.Second
+	DefaultAckWait  = 10 * time.Second
+	DefaultMaxTick  = time.Second
 )
 
 // Engine routes alerts.
 type Engine struct {
-	bus     *bus.Bus
-	rules   *ruleset.Holder
-	log     *slog.Logger
-	now     func() time.Time
-	metrics *metrics
-
-	mu      sync.Mutex
-	version uint64
-	trees   map[string]*dispatch.Route
+	cfg      Config
+	bus      *bus.Bus
+	rules    *ruleset.Holder
+	log      *slog.Logger
+	now      func() time.Time
+	metrics  *metrics
+	silences *silence.Store
+	wake     chan struct{}
 }
 
 // Option configures an Engine.
@@ -48,11 +67,32 @@ type Option func(*Engine)
 // WithClock injects the clock.
 func WithClock(now func() time.Time) Option { return func(e *Engine) { e.now = now } }
 
+// WithConfig sets the engine's tuning.
+func WithConfig(c Config) Option { return func(e *Engine) { e.cfg = c } }
+
+// WithSilences shares a silence store (otherwise the engine opens its own
+// over KV).
+func WithSilences(s *silence.Store) Option { return func(e *Engine) { e.silences = s } }
+
 // New builds an engine.
 func New(b *bus.Bus, rules *ruleset.Holder, log *slog.Logger, reg prometheus.Registerer, opts ...Option) *Engine {
-	e := &Engine{bus: b, rules: rules, log: log, now: time.Now, metrics: newMetrics(reg), trees: map[string]*dispatch.Route{}}
+	e := &Engine{bus: b, rules: rules, log: log, now: time.Now, metrics: newMetrics(reg), wake: make(chan struct{}, 1)}
 	for _, o := range opts {
 		o(e)
+	}
+	if e.cfg.LeaseTTL <= 0 {
+		e.cfg.LeaseTTL = DefaultLeaseTTL
+	}
+	if e.cfg.AckWait <= 0 {
+		e.cfg.AckWait = DefaultAckWait
+	}
+	if e.cfg.MaxTick <= 0 {
+		e.cfg.MaxTick = DefaultMaxTick
+	}
+	if e.cfg.Owner == "" {
+		var r [8]byte
+		_, _ = rand.Read(r[:])
+		e.cfg.Owner = hex.EncodeToString(r[:])
 	}
 	return e
 }
@@ -61,6 +101,7 @@ type metrics struct {
 	received  *prometheus.CounterVec
 	unrouted  *prometheus.CounterVec
 	published prometheus.Counter
+	leader    prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -75,127 +116,186 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		published: f.NewCounter(prometheus.CounterOpts{
 			Name: "klaxon_engine_notifications_published_total", Help: "Notifications published to the NOTIFY stream.",
 		}),
+		leader: f.NewGauge(prometheus.GaugeOpts{
+			Name: "klaxon_engine_leader", Help: "1 while this replica holds the engine lease and dispatches.",
+		}),
 	}
 }
 
-// Run consumes the INGEST stream until ctx ends.
+// Run waits for the engine lease, then dispatches until ctx ends or the
+// lease is lost (then it waits for the lease again).
 func (e *Engine) Run(ctx context.Context) error {
-	cc, err := e.bus.Consume(ctx, bus.ConsumerConfig{
-		Stream:        bus.StreamIngest,
-		Durable:       "engine",
-		Filters:       []string{bus.IngestFilter("*")},
-		AckWait:       10 * time.Second,
-		MaxAckPending: 4096,
-	}, e.handle)
+	kv, err := e.bus.TTLKV(ctx, bus.BucketGroups)
+	if err != nil {
+		return fmt.Errorf("groups bucket: %w", err)
+	}
+	if e.silences == nil {
+		if e.silences, err = silence.NewKV(ctx, e.bus, silence.WithClock(e.now)); err != nil {
+			return err
+		}
+	}
+	if err := e.silences.Load(ctx); err != nil {
+		return fmt.Errorf("load silences: %w", err)
+	}
+	l := &lease{kv: kv, js: e.bus.JS, owner: e.cfg.Owner, ttl: e.cfg.LeaseTTL}
+	poll := time.NewTicker(e.cfg.LeaseTTL / 6)
+	defer poll.Stop()
+	for {
+		ok, err := l.tryAcquire(ctx)
+		if err != nil && ctx.Err() == nil {
+			e.log.Warn("engine lease", "err", err)
+		}
+		if ok {
+			e.log.Info("engine lease acquired; dispatching", "owner", e.cfg.Owner)
+			e.metrics.leader.Set(1)
+			err := e.lead(ctx, l)
+			e.metrics.leader.Set(0)
+			if ctx.Err() != nil {
+				rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				l.release(rctx)
+				cancel()
+				return nil
+			}
+			e.log.Warn("engine lease lost; standing by", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-poll.C:
+		}
+	}
+}
+
+// lead dispatches while this replica holds the lease.
+func (e *Engine) lead(ctx context.Context, l *lease) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	store, err := NewKVStore(ctx, e.bus)
 	if err != nil {
 		return err
 	}
-	<-ctx.Done()
-	cc.Stop()
-	return nil
-}
-
-func (e *Engine) handle(ctx context.Context, msg jetstream.Msg) error {
-	var env klaxonv1.Envelope
-	if err := proto.Unmarshal(msg.Data(), &env); err != nil {
-		return bus.Permanent(fmt.Errorf("decode envelope: %w", err))
+	d := NewDispatcher(DispatcherConfig{Rules: e.rules.Tenant, Store: store, Silences: e.silences, Log: e.log})
+	if err := d.Load(ctx); err != nil {
+		return err
 	}
-	return e.Process(ctx, &env)
-}
-
-// Process routes one envelope. It is idempotent: the notifications it
-// publishes carry deterministic ids, so a redelivered envelope is deduplicated
-// by JetStream.
-func (e *Engine) Process(ctx context.Context, env *klaxonv1.Envelope) error {
-	a := env.GetAlert()
-	if a == nil {
-		e.metrics.received.WithLabelValues("event").Inc()
-		return nil
-	}
-	e.metrics.received.WithLabelValues("alert").Inc()
-	tree := e.tree(env.Tenant)
-	if tree == nil {
-		e.metrics.unrouted.WithLabelValues(env.Tenant).Inc()
-		e.log.Debug("no route tree for tenant; alert dropped", "tenant", env.Tenant)
-		return nil
-	}
-	lset := labelSet(a.Labels)
-	var msgs []bus.Message
-	for _, r := range tree.Match(lset) {
-		n := &klaxonv1.Notification{
-			Tenant:      env.Tenant,
-			Receiver:    r.RouteOpts.Receiver,
-			GroupLabels: groupLabels(r, lset),
-			Alerts:      []*klaxonv1.Alert{a},
-			Status:      a.Status,
-			CreatedAt:   timestamppb.New(e.now()),
+	cc, err := e.bus.ConsumeEnvelopes(ctx, bus.ConsumerConfig{
+		Durable: "engine", AckWait: e.cfg.AckWait, MaxAckPending: 4096,
+	}, func(ctx context.Context, env *klaxonv1.Envelope) error {
+		if !l.valid() {
+			return bus.RetryAfter(errors.New("engine lease not held"), e.cfg.LeaseTTL)
 		}
-		n.GroupKey = groupKey(r, n.GroupLabels)
-		n.IdempotencyKey = IdempotencyKey(n)
+		err := e.Process(ctx, d, env)
+		if errors.Is(err, ErrLostOwnership) {
+			cancel(err)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	defer cc.Stop()
+	renew := time.NewTicker(e.cfg.LeaseTTL / 3)
+	defer renew.Stop()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-renew.C:
+			ok, err := l.renew(ctx)
+			if !ok {
+				return fmt.Errorf("renew lease: %w", errors.Join(err, errors.New("lease taken or expired")))
+			}
+			continue
+		case <-e.wake:
+		case <-timer.C:
+		}
+		if !l.valid() {
+			return errors.New("lease not renewed in time")
+		}
+		if err := e.tick(ctx, d); err != nil {
+			if errors.Is(err, ErrLostOwnership) {
+				return err
+			}
+			e.log.Warn("flush failed; retrying", "err", err)
+		}
+		wait := e.cfg.MaxTick
+		if next, ok := d.NextDue(); ok {
+			if w := next.Sub(e.now()); w < wait {
+				wait = max(w, time.Millisecond)
+			}
+		}
+		timer.Reset(wait)
+	}
+}
+
+// tick flushes due groups and publishes their notifications.
+func (e *Engine) tick(ctx context.Context, d *Dispatcher) error {
+	ns, err := d.Tick(ctx, e.now())
+	if len(ns) > 0 {
+		if perr := e.publish(ctx, ns); perr != nil {
+			return errors.Join(err, perr)
+		}
+		if aerr := d.Ack(ctx, ns...); aerr != nil {
+			return errors.Join(err, aerr)
+		}
+	}
+	return err
+}
+
+func (e *Engine) publish(ctx context.Context, ns []*klaxonv1.Notification) error {
+	msgs := make([]bus.Message, 0, len(ns))
+	for _, n := range ns {
 		data, err := proto.Marshal(n)
 		if err != nil {
 			return err
 		}
 		msgs = append(msgs, bus.Message{Subject: bus.NotifySubject(n.Tenant, n.Receiver), ID: n.IdempotencyKey, Data: data})
 	}
-	if len(msgs) == 0 {
-		return nil
-	}
-	if _, err := e.bus.Publish(ctx, msgs...); err != nil {
+	res, err := e.bus.Publish(ctx, msgs...)
+	if err != nil {
 		return err
 	}
-	e.metrics.published.Add(float64(len(msgs)))
+	for _, r := range res {
+		if !r.Duplicate {
+			e.metrics.published.Inc()
+		}
+	}
 	return nil
 }
 
-// tree returns the tenant's route tree, rebuilt after each rules reload.
-func (e *Engine) tree(tenant string) *dispatch.Route {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if v := e.rules.Version(); v != e.version {
-		e.version = v
-		e.trees = map[string]*dispatch.Route{}
+// Process puts one envelope's alert into the dispatcher; it returns once the
+// change is stored, so the envelope may be acknowledged.
+func (e *Engine) Process(ctx context.Context, d *Dispatcher, env *klaxonv1.Envelope) error {
+	a := env.GetAlert()
+	if a == nil {
+		e.metrics.received.WithLabelValues("event").Inc()
+		return nil
 	}
-	if r, ok := e.trees[tenant]; ok {
-		return r
+	e.metrics.received.WithLabelValues("alert").Inc()
+	if t := e.rules.Tenant(env.Tenant); t == nil || t.Config == nil {
+		e.metrics.unrouted.WithLabelValues(env.Tenant).Inc()
+		e.log.Debug("no route tree for tenant; alert dropped", "tenant", env.Tenant)
+		return nil
 	}
-	t := e.rules.Tenant(tenant)
-	var r *dispatch.Route
-	if t != nil && t.Config != nil && t.Config.Route != nil {
-		r = dispatch.NewRoute(t.Config.Route, nil)
+	at := e.now()
+	if err := d.Receive(ctx, env.Tenant, a, at); err != nil {
+		return err
 	}
-	e.trees[tenant] = r
-	return r
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+	return nil
 }
 
-func labelSet(m map[string]string) model.LabelSet {
-	ls := make(model.LabelSet, len(m))
-	for k, v := range m {
-		ls[model.LabelName(k)] = model.LabelValue(v)
-	}
-	return ls
-}
-
-func groupLabels(r *dispatch.Route, lset model.LabelSet) map[string]string {
-	out := map[string]string{}
-	for ln, lv := range lset {
-		if _, ok := r.RouteOpts.GroupBy[ln]; ok || r.RouteOpts.GroupByAll {
-			out[string(ln)] = string(lv)
-		}
-	}
-	return out
-}
-
-// groupKey is Alertmanager's group key: the route key and the group labels.
-func groupKey(r *dispatch.Route, gl map[string]string) string {
-	return fmt.Sprintf("%s:%s", r.Key(), labelSet(gl).String())
-}
-
-// IdempotencyKey identifies (receiver, group key, alert set, status) so
-// redelivery never sends the same notification twice.
+// IdempotencyKey identifies (receiver, group key, alert set, status, flush
+// time) so redelivery never sends the same notification twice while a
+// repeat_interval re-send of an unchanged group is a new notification.
 func IdempotencyKey(n *klaxonv1.Notification) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%d\x00", n.Tenant, n.Receiver, n.GroupKey, n.Status)
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%d\x00%d\x00", n.Tenant, n.Receiver, n.GroupKey, n.Status, n.GetCreatedAt().AsTime().UnixNano())
 	parts := make([]string, 0, len(n.Alerts))
 	for _, a := range n.Alerts {
 		parts = append(parts, a.Fingerprint+"|"+a.Status.String()+"|"+a.StartsAt.AsTime().UTC().Format(time.RFC3339Nano))

@@ -1,0 +1,503 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/alertmanager/dispatch"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
+	"github.com/klaxon-sh/klaxon/services/bus"
+	"github.com/klaxon-sh/klaxon/services/engine/silence"
+	"github.com/klaxon-sh/klaxon/services/ruleset"
+)
+
+// DispatcherConfig configures a Dispatcher.
+type DispatcherConfig struct {
+	// Rules returns a tenant's rules (nil: the tenant has none). A changed
+	// pointer means the rules were reloaded.
+	Rules func(tenant string) *ruleset.Tenant
+	// Store persists groups; nil keeps them in memory only.
+	Store Store
+	// Silences mute alerts before notification; nil means none.
+	Silences *silence.Store
+	Log      *slog.Logger
+}
+
+// Dispatcher is the pure core of the engine: Alertmanager's dispatcher
+// (route tree, aggregation groups and their timers) and its notification
+// pipeline up to the integrations (inhibition, time intervals, silences,
+// dedup against the notification log), driven by explicit calls instead of
+// goroutines and timers: Receive when an alert arrives, Tick(now) when time
+// passes. Time is whatever the caller says, so the same code runs on the
+// wall clock in the server and on a simulated clock in `klaxonctl rules test`.
+//
+// Every state change is written to the Store before the call returns, so a
+// caller may acknowledge its input once Receive returns nil.
+type Dispatcher struct {
+	cfg DispatcherConfig
+
+	mu      sync.Mutex
+	tenants map[string]*tenantState
+}
+
+type tenantState struct {
+	name   string
+	rules  *tenantRules
+	groups map[string]*group    // by group id (route id + group labels)
+	alerts map[string]*alertRef // every alert held by some group, by fingerprint
+	inhib  inhibitIndex         // nil when stale
+}
+
+type alertRef struct {
+	alert *Alert
+	refs  int
+}
+
+type group struct {
+	*GroupState
+	route *dispatch.Route
+}
+
+// NewDispatcher builds an empty dispatcher; call Load to resume stored state.
+func NewDispatcher(cfg DispatcherConfig) *Dispatcher {
+	if cfg.Store == nil {
+		cfg.Store = NewMemStore()
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Rules == nil {
+		cfg.Rules = func(string) *ruleset.Tenant { return nil }
+	}
+	return &Dispatcher{cfg: cfg, tenants: map[string]*tenantState{}}
+}
+
+// Load replaces the in-memory state with the stored one (at start, or when
+// this replica takes over from another).
+func (d *Dispatcher) Load(ctx context.Context) error {
+	gs, err := d.cfg.Store.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("load groups: %w", err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.tenants = map[string]*tenantState{}
+	for _, g := range gs {
+		ts := d.tenant(g.Tenant)
+		r := ts.rules.routes[g.RouteID]
+		if r == nil {
+			// The route is gone (rules changed while down): regroup its alerts.
+			if err := d.regroup(ctx, ts, g, time.Now()); err != nil {
+				return err
+			}
+			continue
+		}
+		d.addGroup(ts, &group{GroupState: g, route: r})
+	}
+	return nil
+}
+
+// tenant returns the tenant's state, recompiling its rules after a reload.
+// Callers hold d.mu.
+func (d *Dispatcher) tenant(name string) *tenantState {
+	src := d.cfg.Rules(name)
+	ts := d.tenants[name]
+	if ts == nil {
+		ts = &tenantState{name: name, rules: compileRules(src), groups: map[string]*group{}, alerts: map[string]*alertRef{}}
+		d.tenants[name] = ts
+		return ts
+	}
+	if ts.rules.src != src {
+		ts.rules = compileRules(src)
+		ts.inhib = nil
+		for id, g := range ts.groups {
+			if r := ts.rules.routes[g.RouteID]; r != nil {
+				g.route = r
+				continue
+			}
+			// Regrouping happens on the next call that has a context.
+			g.route = nil
+			_ = id
+		}
+	}
+	return ts
+}
+
+func (d *Dispatcher) addGroup(ts *tenantState, g *group) {
+	ts.groups[groupID(g.RouteID, g.Labels)] = g
+	for fp, a := range g.Alerts {
+		d.ref(ts, fp, a)
+	}
+	ts.inhib = nil
+}
+
+func (d *Dispatcher) ref(ts *tenantState, fp string, a *Alert) {
+	r := ts.alerts[fp]
+	if r == nil {
+		r = &alertRef{alert: a}
+		ts.alerts[fp] = r
+	}
+	if a.UpdatedAt.After(r.alert.UpdatedAt) || r.alert == a {
+		r.alert = a
+	}
+	r.refs++
+}
+
+func (d *Dispatcher) unref(ts *tenantState, fp string) {
+	if r := ts.alerts[fp]; r != nil {
+		if r.refs--; r.refs <= 0 {
+			delete(ts.alerts, fp)
+		}
+	}
+}
+
+func groupID(routeID string, labels map[string]string) string {
+	return routeID + ":" + labelSet(labels).String()
+}
+
+// Receive puts an ingested alert into the groups of every route it matches.
+// now is when it was received.
+func (d *Dispatcher) Receive(ctx context.Context, tenant string, pa *klaxonv1.Alert, now time.Time) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ts := d.tenant(tenant)
+	if err := d.regroupOrphans(ctx, ts, now); err != nil {
+		return err
+	}
+	a := fromProto(pa, now, ts.rules.resolveTimeout)
+	return d.insert(ctx, ts, a, now)
+}
+
+func (d *Dispatcher) insert(ctx context.Context, ts *tenantState, a *Alert, now time.Time) error {
+	if old := ts.alerts[a.Fingerprint]; old != nil {
+		a = merge(old.alert, a, now)
+	}
+	lset := a.LabelSet()
+	for _, r := range ts.rules.match(lset) {
+		labels := groupLabelsOf(r, lset)
+		id := groupID(r.ID(), labels)
+		g := ts.groups[id]
+		if g == nil {
+			g = &group{route: r, GroupState: &GroupState{
+				Tenant: ts.name, ID: id, Key: fmt.Sprintf("%s:%s", r.Key(), labelSet(labels)), RouteID: r.ID(),
+				Receiver: r.RouteOpts.Receiver, Labels: labels, Alerts: map[string]*Alert{},
+				Next: now.Add(r.RouteOpts.GroupWait),
+			}}
+			// Like Alertmanager: an alert older than group_wait flushes its
+			// new group at once.
+			if a.StartsAt.Add(r.RouteOpts.GroupWait).Before(now) {
+				g.Next = now
+			}
+			ts.groups[id] = g
+		}
+		if _, had := g.Alerts[a.Fingerprint]; had {
+			d.unref(ts, a.Fingerprint)
+		}
+		g.Alerts[a.Fingerprint] = a
+		d.ref(ts, a.Fingerprint, a)
+		if err := d.cfg.Store.Put(ctx, g.GroupState); err != nil {
+			return fmt.Errorf("store group %s: %w", g.Key, err)
+		}
+	}
+	// Every group holding the alert sees its latest version.
+	for _, g := range ts.groups {
+		if old, ok := g.Alerts[a.Fingerprint]; ok && old != a {
+			g.Alerts[a.Fingerprint] = a
+		}
+	}
+	ts.inhib = nil
+	return nil
+}
+
+// regroupOrphans moves the alerts of groups whose route disappeared in a
+// rules reload into the groups of the new tree.
+func (d *Dispatcher) regroupOrphans(ctx context.Context, ts *tenantState, now time.Time) error {
+	for id, g := range ts.groups {
+		if g.route != nil {
+			continue
+		}
+		delete(ts.groups, id)
+		for fp := range g.Alerts {
+			d.unref(ts, fp)
+		}
+		if err := d.regroup(ctx, ts, g.GroupState, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *Dispatcher) regroup(ctx context.Context, ts *tenantState, g *GroupState, now time.Time) error {
+	if err := d.cfg.Store.Delete(ctx, g.Tenant, g.ID); err != nil {
+		return err
+	}
+	for _, a := range g.Alerts {
+		if err := d.insert(ctx, ts, a, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func fromProto(pa *klaxonv1.Alert, now time.Time, resolveTimeout time.Duration) *Alert {
+	a := &Alert{Fingerprint: pa.GetFingerprint(), Labels: pa.GetLabels(), Annotations: pa.GetAnnotations(),
+		GeneratorURL: pa.GetGeneratorUrl(), UpdatedAt: now}
+	if a.Fingerprint == "" {
+		a.Fingerprint = labelSet(a.Labels).Fingerprint().String()
+	}
+	if a.Labels == nil {
+		a.Labels = map[string]string{}
+	}
+	a.StartsAt = now
+	if pa.GetStartsAt() != nil {
+		a.StartsAt = pa.GetStartsAt().AsTime()
+	}
+	switch {
+	case pa.GetEndsAt() != nil:
+		a.EndsAt = pa.GetEndsAt().AsTime()
+	case pa.GetStatus() == klaxonv1.AlertStatus_ALERT_STATUS_RESOLVED:
+		a.EndsAt = now
+	default:
+		// Like Alertmanager: an alert without an end resolves
+		// resolve_timeout after it was last received.
+		a.EndsAt = now.Add(resolveTimeout)
+		a.Timeout = true
+	}
+	return a
+}
+
+// merge is Alertmanager's rule for a re-sent alert (provider/mem Put and
+// types.Alert.Merge): when the activity ranges overlap, keep the earliest
+// start and the newer alert's end, unless the older one has a later explicit
+// end; otherwise the new alert replaces the old one.
+func merge(old, a *Alert, now time.Time) *Alert {
+	overlap := (a.EndsAt.After(old.StartsAt) && a.EndsAt.Before(old.EndsAt)) ||
+		(a.StartsAt.After(old.StartsAt) && a.StartsAt.Before(old.EndsAt))
+	if !overlap {
+		return a
+	}
+	if a.UpdatedAt.Before(old.UpdatedAt) {
+		old, a = a, old
+	}
+	res := *a
+	if old.StartsAt.Before(a.StartsAt) {
+		res.StartsAt = old.StartsAt
+	}
+	if a.ResolvedAt(now) {
+		if old.ResolvedAt(now) && old.EndsAt.After(a.EndsAt) {
+			res.EndsAt = old.EndsAt
+		}
+	} else if old.EndsAt.After(a.EndsAt) && !old.Timeout {
+		res.EndsAt = old.EndsAt
+		res.Timeout = false
+	}
+	return &res
+}
+
+// NextDue is when the earliest group flushes, or false if none is waiting.
+func (d *Dispatcher) NextDue() (time.Time, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var next time.Time
+	found := false
+	for _, ts := range d.tenants {
+		for _, g := range ts.groups {
+			if len(g.Alerts) == 0 {
+				continue
+			}
+			if !found || g.Next.Before(next) {
+				next, found = g.Next, true
+			}
+		}
+	}
+	return next, found
+}
+
+// Tick flushes every group due at or before now, in due order, and returns
+// the notifications to publish: new ones and any earlier ones not yet
+// acknowledged with Ack. Each is stored as pending in its group before it
+// is returned, so after a crash the same notification (same idempotency
+// key) is published again rather than lost or recomputed differently.
+func (d *Dispatcher) Tick(ctx context.Context, now time.Time) ([]*klaxonv1.Notification, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []*klaxonv1.Notification
+	var due []*group
+	for _, ts := range d.tenants {
+		d.tenant(ts.name)
+		if err := d.regroupOrphans(ctx, ts, now); err != nil {
+			return nil, err
+		}
+		for _, g := range ts.groups {
+			if g.Pending != nil {
+				var n klaxonv1.Notification
+				if err := proto.Unmarshal(g.Pending, &n); err == nil {
+					out = append(out, &n)
+				}
+			}
+			if len(g.Alerts) > 0 && !g.Next.After(now) {
+				due = append(due, g)
+			}
+		}
+	}
+	sort.Slice(due, func(i, j int) bool {
+		if !due[i].Next.Equal(due[j].Next) {
+			return due[i].Next.Before(due[j].Next)
+		}
+		if due[i].Tenant != due[j].Tenant {
+			return due[i].Tenant < due[j].Tenant
+		}
+		return due[i].ID < due[j].ID
+	})
+	for _, g := range due {
+		n, err := d.flush(ctx, d.tenants[g.Tenant], g, now)
+		if err != nil {
+			return out, err
+		}
+		if n != nil {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// flush is Alertmanager's aggrGroup.flush followed by its notification
+// pipeline for one group: time intervals, inhibition and silences filter,
+// the notification log decides, resolved alerts that were dealt with leave
+// the group, and an empty group is destroyed.
+func (d *Dispatcher) flush(ctx context.Context, ts *tenantState, g *group, now time.Time) (*klaxonv1.Notification, error) {
+	ro := g.route.RouteOpts
+	g.Next = now.Add(ro.GroupInterval)
+	g.Flushed = true
+
+	var resolvedHere []string
+	var notify *klaxonv1.Notification
+	for fp, a := range g.Alerts {
+		if a.ResolvedAt(now) {
+			resolvedHere = append(resolvedHere, fp)
+		}
+	}
+	if g.Pending == nil && !ts.rules.muted(g.route, now) {
+		firing, resolved := map[string]struct{}{}, map[string]struct{}{}
+		var alerts []*Alert
+		for fp, a := range g.Alerts {
+			ls := a.LabelSet()
+			if ts.inhibited(ls, now) || (d.cfg.Silences != nil && len(d.cfg.Silences.Mutes(ts.name, ls)) > 0) {
+				continue
+			}
+			alerts = append(alerts, a)
+			if a.ResolvedAt(now) {
+				resolved[fp] = struct{}{}
+			} else {
+				firing[fp] = struct{}{}
+			}
+		}
+		reason := needsUpdate(g.Nflog, firing, resolved, ts.rules.sendResolved[g.Receiver], ro.RepeatInterval, now)
+		d.cfg.Log.Debug("flush", "tenant", ts.name, "group", g.Key, "alerts", len(alerts), "reason", reason)
+		if reason.Notify() {
+			notify = d.notification(g, alerts, len(firing) > 0, now)
+			data, err := proto.Marshal(notify)
+			if err != nil {
+				return nil, err
+			}
+			g.Pending = data
+			g.Nflog = &NflogEntry{Firing: keys(firing), Resolved: keys(resolved), At: now}
+		}
+	}
+	for _, fp := range resolvedHere {
+		delete(g.Alerts, fp)
+		d.unref(ts, fp)
+		ts.inhib = nil
+	}
+	if len(g.Alerts) == 0 && g.Pending == nil {
+		delete(ts.groups, g.ID)
+		if err := d.cfg.Store.Delete(ctx, g.Tenant, g.ID); err != nil {
+			return nil, fmt.Errorf("delete group %s: %w", g.Key, err)
+		}
+		return nil, nil
+	}
+	if err := d.cfg.Store.Put(ctx, g.GroupState); err != nil {
+		return nil, fmt.Errorf("store group %s: %w", g.Key, err)
+	}
+	return notify, nil
+}
+
+func (d *Dispatcher) notification(g *group, alerts []*Alert, firing bool, now time.Time) *klaxonv1.Notification {
+	sortAlerts(alerts)
+	n := &klaxonv1.Notification{Tenant: g.Tenant, Receiver: g.Receiver, GroupKey: g.Key, GroupLabels: g.Labels,
+		Status: klaxonv1.AlertStatus_ALERT_STATUS_RESOLVED, CreatedAt: timestamppb.New(now)}
+	if firing {
+		n.Status = klaxonv1.AlertStatus_ALERT_STATUS_FIRING
+	}
+	for _, a := range alerts {
+		n.Alerts = append(n.Alerts, a.proto(now))
+	}
+	n.IdempotencyKey = IdempotencyKey(n)
+	return n
+}
+
+// Ack records that notifications returned by Tick are published: their
+// groups forget them (and an emptied group is destroyed).
+func (d *Dispatcher) Ack(ctx context.Context, ns ...*klaxonv1.Notification) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, n := range ns {
+		ts := d.tenants[n.Tenant]
+		if ts == nil {
+			continue
+		}
+		for id, g := range ts.groups {
+			if g.Key != n.GroupKey || g.Receiver != n.Receiver || g.Pending == nil {
+				continue
+			}
+			var p klaxonv1.Notification
+			if proto.Unmarshal(g.Pending, &p) != nil || p.IdempotencyKey != n.IdempotencyKey {
+				continue
+			}
+			g.Pending = nil
+			if len(g.Alerts) == 0 {
+				delete(ts.groups, id)
+				if err := d.cfg.Store.Delete(ctx, g.Tenant, g.ID); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := d.cfg.Store.Put(ctx, g.GroupState); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func keys(m map[string]struct{}) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// sortAlerts orders alerts like Alertmanager's types.AlertSlice: by job,
+// then instance, then the whole label set.
+func sortAlerts(as []*Alert) {
+	sort.SliceStable(as, func(i, j int) bool {
+		for _, k := range []string{"job", "instance"} {
+			a, b := as[i].Labels[k], as[j].Labels[k]
+			if a != b {
+				return a < b
+			}
+		}
+		return as[i].LabelSet().Before(as[j].LabelSet())
+	})
+}
+
+func tenantToken(t string) string { return bus.Token(t) }

@@ -1,0 +1,328 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
+	"github.com/klaxon-sh/klaxon/services/engine/silence"
+	"github.com/klaxon-sh/klaxon/services/ruleset"
+)
+
+// Monday 2026-01-05 10:00 UTC.
+var t0 = time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
+
+func loadTenant(t testing.TB, name, yml string) *ruleset.Tenant {
+	t.Helper()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "alertmanager.yml")
+	if err := os.WriteFile(p, []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tn, errs := ruleset.LoadFiles(name, []string{p})
+	if len(errs) > 0 {
+		t.Fatalf("load rules: %v", errs)
+	}
+	return tn
+}
+
+// step is one input: an alert (labels as "k=v,k=v"), ending at end after
+// t0 if non-zero (negative: resolved now), or a silence.
+type step struct {
+	at      time.Duration
+	alert   string
+	end     time.Duration
+	silence []silence.Matcher
+	// old: the alert started at t0, not at `at`.
+	old bool
+}
+
+func alertOf(spec string, at time.Time, end time.Duration) *klaxonv1.Alert {
+	ls := map[string]string{}
+	for _, kv := range strings.Split(spec, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		ls[k] = v
+	}
+	a := &klaxonv1.Alert{Labels: ls, StartsAt: timestamppb.New(at), Status: klaxonv1.AlertStatus_ALERT_STATUS_FIRING}
+	switch {
+	case end < 0:
+		a.EndsAt = timestamppb.New(at)
+		a.Status = klaxonv1.AlertStatus_ALERT_STATUS_RESOLVED
+	case end > 0:
+		a.EndsAt = timestamppb.New(t0.Add(end))
+	}
+	return a
+}
+
+// describe renders a notification as "<offset> <receiver> <status> [ids]",
+// ids being the alerts' "id" labels with a "-" suffix when resolved.
+func describe(n *klaxonv1.Notification) string {
+	var ids []string
+	for _, a := range n.Alerts {
+		id := a.Labels["id"]
+		if a.Status == klaxonv1.AlertStatus_ALERT_STATUS_RESOLVED {
+			id += "-"
+		}
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	st := "firing"
+	if n.Status == klaxonv1.AlertStatus_ALERT_STATUS_RESOLVED {
+		st = "resolved"
+	}
+	return fmt.Sprintf("%v %s %s [%s]", n.CreatedAt.AsTime().Sub(t0), n.Receiver, st, strings.Join(ids, " "))
+}
+
+func runSim(t *testing.T, yml string, steps []step, until time.Duration) []string {
+	t.Helper()
+	sim, err := NewSim(loadTenant(t, "team-a", yml), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range steps {
+		for _, n := range sim.Advance(t0.Add(s.at)) {
+			got = append(got, describe(n))
+		}
+		if s.silence != nil {
+			sim.now = t0.Add(s.at)
+			if _, err := sim.Silences.Set(context.Background(), &silence.Silence{Tenant: "team-a", Matchers: s.silence,
+				EndsAt: t0.Add(s.at + 24*time.Hour), CreatedBy: "test"}); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		a := alertOf(s.alert, t0.Add(s.at), s.end)
+		if s.old {
+			a.StartsAt = timestamppb.New(t0)
+		}
+		sim.Ingest(t0.Add(s.at), &klaxonv1.Envelope{Tenant: "team-a", Payload: &klaxonv1.Envelope_Alert{Alert: a}})
+	}
+	for _, n := range sim.Advance(t0.Add(until)) {
+		got = append(got, describe(n))
+	}
+	return got
+}
+
+const baseRoute = `
+global:
+  resolve_timeout: 1m
+receivers:
+  - name: default
+    webhook_configs: [{url: "http://127.0.0.1:1/", send_resolved: true}]
+  - name: quiet
+    webhook_configs: [{url: "http://127.0.0.1:1/", send_resolved: false}]
+  - name: db
+    webhook_configs: [{url: "http://127.0.0.1:1/", send_resolved: true}]
+  - name: ops
+    webhook_configs: [{url: "http://127.0.0.1:1/", send_resolved: true}]
+`
+
+func TestDispatcherTiming(t *testing.T) {
+	timing := baseRoute + `
+route:
+  receiver: default
+  group_by: [alertname]
+  group_wait: 30s
+  group_interval: 5m
+  repeat_interval: 1h
+`
+	cases := []struct {
+		name  string
+		yml   string
+		steps []step
+		until time.Duration
+		want  []string
+		// unordered: notifications due at the same instant, in any order.
+		unordered bool
+	}{
+		{
+			name: "group_wait then group_interval only on change then repeat_interval",
+			yml:  timing,
+			steps: []step{
+				{at: 0, alert: "alertname=A,id=1", end: 3 * time.Hour},
+				{at: time.Minute, alert: "alertname=A,id=2", end: 3 * time.Hour},
+			},
+			until: 75 * time.Minute,
+			want:  []string{"30s default firing [1]", "5m30s default firing [1 2]", "1h10m30s default firing [1 2]"},
+		},
+		{
+			name: "resolved sent once with send_resolved, then the group is gone",
+			yml:  timing,
+			steps: []step{
+				{at: 0, alert: "alertname=A,id=1", end: 3 * time.Hour},
+				{at: 2 * time.Minute, alert: "alertname=A,id=1", end: -1},
+				{at: 20 * time.Minute, alert: "alertname=A,id=3", end: 3 * time.Hour},
+			},
+			until: 30 * time.Minute,
+			want:  []string{"30s default resolved [1-]", "20m30s default firing [3]"}[:0],
+		},
+		{
+			name: "alert older than group_wait flushes its new group at once",
+			yml:  timing,
+			steps: []step{
+				{at: 10 * time.Minute, alert: "alertname=A,id=1", end: 3 * time.Hour, old: true},
+			},
+			until: 11 * time.Minute,
+			want:  []string{"10m0s default firing [1]"},
+		},
+		{
+			name: "resolve_timeout resolves an alert without endsAt",
+			yml:  timing,
+			steps: []step{
+				{at: 0, alert: "alertname=A,id=1"},
+			},
+			until: 20 * time.Minute,
+			want:  []string{"30s default firing [1]", "5m30s default resolved [1-]"},
+		},
+		{
+			name: "without send_resolved only the all-resolved notification clears the log",
+			yml:  strings.Replace(timing, "receiver: default\n  group_by", "receiver: quiet\n  group_by", 1),
+			steps: []step{
+				{at: 0, alert: "alertname=A,id=1", end: 3 * time.Hour},
+				{at: 0, alert: "alertname=A,id=2", end: 3 * time.Hour},
+				{at: time.Minute, alert: "alertname=A,id=2", end: -1},
+				{at: 6 * time.Minute, alert: "alertname=A,id=1", end: -1},
+			},
+			until: 20 * time.Minute,
+			want:  []string{"30s quiet firing [1 2]", "10m30s quiet resolved [1-]"},
+		},
+		{
+			name: "group_by ... makes a group per alert",
+			yml:  strings.Replace(timing, "group_by: [alertname]", "group_by: ['...']", 1),
+			steps: []step{
+				{at: 0, alert: "alertname=A,id=1", end: 3 * time.Hour},
+				{at: 0, alert: "alertname=A,id=2", end: 3 * time.Hour},
+			},
+			until: time.Minute,
+			want:  []string{"30s default firing [1]", "30s default firing [2]"},
+		},
+		{
+			name: "continue sends to every matching sibling; first match wins otherwise",
+			yml: baseRoute + `
+route:
+  receiver: default
+  group_wait: 10s
+  routes:
+    - matchers: ['team="db"']
+      receiver: db
+      continue: true
+    - match: {severity: critical}
+      receiver: ops
+    - match_re: {team: "d.*"}
+      receiver: quiet
+`,
+			steps: []step{
+				{at: 0, alert: "alertname=A,id=1,team=db,severity=critical", end: 3 * time.Hour},
+				{at: 0, alert: "alertname=B,id=2,team=dx", end: 3 * time.Hour},
+				{at: 0, alert: "alertname=C,id=3", end: 3 * time.Hour},
+			},
+			until:     time.Minute,
+			want:      []string{"10s db firing [1]", "10s default firing [3]", "10s ops firing [1]", "10s quiet firing [2]"},
+			unordered: true,
+		},
+		{
+			name: "inhibition by equal labels; a two-sided match does not inhibit itself",
+			yml: timing + `
+inhibit_rules:
+  - source_matchers: ['severity="critical"']
+    target_matchers: ['severity=~"warning|critical"']
+    equal: [cluster]
+`,
+			steps: []step{
+				{at: 0, alert: "alertname=A,id=1,severity=critical,cluster=x", end: 3 * time.Hour},
+				{at: 0, alert: "alertname=A,id=2,severity=warning,cluster=x", end: 3 * time.Hour},
+				{at: 0, alert: "alertname=A,id=3,severity=warning,cluster=y", end: 3 * time.Hour},
+			},
+			until: time.Minute,
+			want:  []string{"30s default firing [1 3]"},
+		},
+		{
+			name: "silence mutes matching alerts",
+			yml:  timing,
+			steps: []step{
+				{at: 0, silence: []silence.Matcher{{Name: "id", Value: "2", IsEqual: true}}},
+				{at: 0, alert: "alertname=A,id=1", end: 3 * time.Hour},
+				{at: 0, alert: "alertname=A,id=2", end: 3 * time.Hour},
+				{at: 0, alert: "alertname=B,id=3", end: 3 * time.Hour},
+				{at: 0, silence: []silence.Matcher{{Name: "alertname", Value: "B|C", IsRegex: true, IsEqual: true}}},
+			},
+			until: time.Minute,
+			want:  []string{"30s default firing [1]"},
+		},
+		{
+			name: "mute_time_intervals hold notifications back until the interval ends",
+			yml: timing + `
+time_intervals:
+  - name: morning
+    time_intervals: [{times: [{start_time: "10:00", end_time: "10:07"}]}]
+`,
+			steps: []step{
+				{at: 0, alert: "alertname=A,id=1", end: 3 * time.Hour},
+			},
+			until: 20 * time.Minute,
+			want:  []string{"10m30s default firing [1]"},
+		},
+		{
+			name: "active_time_intervals send only inside the interval",
+			yml: timing + `
+time_intervals:
+  - name: weekend
+    time_intervals: [{weekdays: [saturday, sunday]}]
+`,
+			steps: []step{
+				{at: 0, alert: "alertname=A,id=1", end: 3 * time.Hour},
+			},
+			until: 20 * time.Minute,
+			want:  nil,
+		},
+	}
+	// Wire the intervals into the routes of the last two cases.
+	cases[len(cases)-2].yml = strings.Replace(cases[len(cases)-2].yml, "repeat_interval: 1h", "repeat_interval: 1h\n  routes: [{matchers: [alertname=A], mute_time_intervals: [morning]}]", 1)
+	cases[len(cases)-1].yml = strings.Replace(cases[len(cases)-1].yml, "repeat_interval: 1h", "repeat_interval: 1h\n  routes: [{matchers: [alertname=A], active_time_intervals: [weekend]}]", 1)
+	cases[1].want = []string{"30s default firing [1]", "5m30s default resolved [1-]", "20m30s default firing [3]"}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := runSim(t, c.yml, c.steps, c.until)
+			if c.unordered {
+				slices.Sort(got)
+			}
+			if !slices.Equal(got, c.want) {
+				t.Errorf("notifications\n got %q\nwant %q", got, c.want)
+			}
+		})
+	}
+}
+
+func TestTenantsAreIsolated(t *testing.T) {
+	yml := baseRoute + "route: {receiver: default, group_by: [alertname], group_wait: 10s}\n"
+	ta, tb := loadTenant(t, "a", yml), loadTenant(t, "b", yml)
+	sil := silence.NewMemory(silence.WithClock(func() time.Time { return t0 }))
+	d := NewDispatcher(DispatcherConfig{Silences: sil, Rules: func(n string) *ruleset.Tenant {
+		return map[string]*ruleset.Tenant{"a": ta, "b": tb}[n]
+	}})
+	ctx := context.Background()
+	if _, err := sil.Set(ctx, &silence.Silence{Tenant: "a", Matchers: []silence.Matcher{{Name: "alertname", Value: "A", IsEqual: true}}, EndsAt: t0.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range []string{"a", "b"} {
+		if err := d.Receive(ctx, tn, alertOf("alertname=A,id=1", t0, time.Hour), t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ns, err := d.Tick(ctx, t0.Add(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ns) != 1 || ns[0].Tenant != "b" {
+		t.Fatalf("want one notification for tenant b (a's alert is silenced by a's silence), got %v", ns)
+	}
+}

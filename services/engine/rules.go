@@ -1,0 +1,141 @@
+package engine
+
+import (
+	"reflect"
+	"sync"
+	"time"
+
+	amconfig "github.com/prometheus/alertmanager/config"
+	"github.com/prometheus/alertmanager/dispatch"
+	"github.com/prometheus/alertmanager/inhibit"
+	"github.com/prometheus/alertmanager/timeinterval"
+	"github.com/prometheus/common/model"
+
+	"github.com/klaxon-sh/klaxon/services/ruleset"
+)
+
+// defaultResolveTimeout is Alertmanager's global.resolve_timeout default.
+const defaultResolveTimeout = 5 * time.Minute
+
+// maxMatchCache bounds the route match cache of one tenant; past it the cache
+// starts over (label sets are usually far fewer: one per alert).
+const maxMatchCache = 1 << 16
+
+// tenantRules is a tenant's Alertmanager configuration compiled for
+// dispatch: the route tree (Alertmanager's own dispatch.Route), inhibit
+// rules, time intervals and which receivers want resolved notifications.
+type tenantRules struct {
+	src            *ruleset.Tenant
+	tree           *dispatch.Route
+	routes         map[string]*dispatch.Route // by Route.ID()
+	inhibit        []*inhibit.InhibitRule
+	intervals      *timeinterval.Intervener
+	resolveTimeout time.Duration
+	sendResolved   map[string]bool
+
+	// Route matching walks the tree; every alert of a label set takes the
+	// same path, so the result is cached by label-set fingerprint and the
+	// tree is walked once per distinct label set, not once per alert.
+	mu    sync.Mutex
+	cache map[model.Fingerprint][]*dispatch.Route
+}
+
+func compileRules(t *ruleset.Tenant) *tenantRules {
+	tr := &tenantRules{src: t, resolveTimeout: defaultResolveTimeout, routes: map[string]*dispatch.Route{},
+		sendResolved: map[string]bool{}, cache: map[model.Fingerprint][]*dispatch.Route{}}
+	if t == nil || t.Config == nil || t.Config.Route == nil {
+		return tr
+	}
+	c := t.Config
+	tr.tree = dispatch.NewRoute(c.Route, nil)
+	tr.tree.Walk(func(r *dispatch.Route) { tr.routes[r.ID()] = r })
+	if c.Global != nil && c.Global.ResolveTimeout != 0 {
+		tr.resolveTimeout = time.Duration(c.Global.ResolveTimeout)
+	}
+	for _, ir := range c.InhibitRules {
+		tr.inhibit = append(tr.inhibit, inhibit.NewInhibitRule(ir))
+	}
+	ti := map[string][]timeinterval.TimeInterval{}
+	for _, x := range c.MuteTimeIntervals {
+		ti[x.Name] = x.TimeIntervals
+	}
+	for _, x := range c.TimeIntervals {
+		ti[x.Name] = x.TimeIntervals
+	}
+	tr.intervals = timeinterval.NewIntervener(ti)
+	for _, rc := range c.Receivers {
+		tr.sendResolved[rc.Name] = anySendResolved(rc)
+	}
+	return tr
+}
+
+// match returns the routes lset takes, Alertmanager's Route.Match, cached.
+func (tr *tenantRules) match(lset model.LabelSet) []*dispatch.Route {
+	if tr.tree == nil {
+		return nil
+	}
+	fp := lset.Fingerprint()
+	tr.mu.Lock()
+	rs, ok := tr.cache[fp]
+	tr.mu.Unlock()
+	if ok {
+		return rs
+	}
+	rs = tr.tree.Match(lset)
+	tr.mu.Lock()
+	if len(tr.cache) >= maxMatchCache {
+		tr.cache = map[model.Fingerprint][]*dispatch.Route{}
+	}
+	tr.cache[fp] = rs
+	tr.mu.Unlock()
+	return rs
+}
+
+// muted says whether the route's mute_time_intervals or
+// active_time_intervals hold back its notifications at now.
+func (tr *tenantRules) muted(r *dispatch.Route, now time.Time) bool {
+	if tr.intervals == nil {
+		return false
+	}
+	if len(r.RouteOpts.MuteTimeIntervals) > 0 {
+		if m, _, err := tr.intervals.Mutes(r.RouteOpts.MuteTimeIntervals, now); err == nil && m {
+			return true
+		}
+	}
+	if len(r.RouteOpts.ActiveTimeIntervals) > 0 {
+		if in, _, err := tr.intervals.Mutes(r.RouteOpts.ActiveTimeIntervals, now); err == nil && !in {
+			return true
+		}
+	}
+	return false
+}
+
+// anySendResolved reports whether any integration of the receiver sends
+// resolved notifications. Alertmanager decides per integration; the engine
+// decides per receiver (the notifier drops resolved-only notifications for
+// integrations with send_resolved: false).
+func anySendResolved(rc amconfig.Receiver) bool {
+	v := reflect.ValueOf(rc)
+	for i := 0; i < v.NumField(); i++ {
+		f := v.Field(i)
+		if f.Kind() != reflect.Slice {
+			continue
+		}
+		for j := 0; j < f.Len(); j++ {
+			if sr, ok := f.Index(j).Interface().(interface{ SendResolved() bool }); ok && sr.SendResolved() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func groupLabelsOf(r *dispatch.Route, lset model.LabelSet) map[string]string {
+	out := map[string]string{}
+	for ln, lv := range lset {
+		if _, ok := r.RouteOpts.GroupBy[ln]; ok || r.RouteOpts.GroupByAll {
+			out[string(ln)] = string(lv)
+		}
+	}
+	return out
+}

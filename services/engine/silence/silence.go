@@ -1,0 +1,325 @@
+// Package silence stores Alertmanager-style silences per tenant: create,
+// expire, list, and a fast "does any active silence mute these labels"
+// lookup for the engine. Silences live in a Backend (JetStream KV in the
+// server, memory in tests and `klaxonctl rules test`); expired silences are
+// kept for a retention period, like Alertmanager's --data.retention.
+package silence
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/alertmanager/pkg/labels"
+	"github.com/prometheus/common/model"
+)
+
+// DefaultRetention is how long an expired silence is kept (Alertmanager's
+// default --data.retention).
+const DefaultRetention = 120 * time.Hour
+
+// Sentinel errors.
+var (
+	ErrNotFound = errors.New("silence not found")
+	ErrInvalid  = errors.New("invalid silence")
+	ErrExpired  = errors.New("silence already expired")
+)
+
+// Matcher is one matcher in Alertmanager API v2 form.
+type Matcher struct {
+	Name    string `json:"name"`
+	Value   string `json:"value"`
+	IsRegex bool   `json:"isRegex"`
+	IsEqual bool   `json:"isEqual"`
+}
+
+// Silence mutes every alert its matchers all match between StartsAt and
+// EndsAt.
+type Silence struct {
+	ID        string    `json:"id"`
+	Tenant    string    `json:"tenant"`
+	Matchers  []Matcher `json:"matchers"`
+	StartsAt  time.Time `json:"startsAt"`
+	EndsAt    time.Time `json:"endsAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+	CreatedBy string    `json:"createdBy"`
+	Comment   string    `json:"comment"`
+}
+
+// States, as Alertmanager names them.
+const (
+	StatePending = "pending"
+	StateActive  = "active"
+	StateExpired = "expired"
+)
+
+// State of s at now.
+func (s *Silence) State(now time.Time) string {
+	switch {
+	case !now.Before(s.EndsAt):
+		return StateExpired
+	case now.Before(s.StartsAt):
+		return StatePending
+	}
+	return StateActive
+}
+
+// Compile turns the matchers into Alertmanager label matchers.
+func (s *Silence) Compile() (labels.Matchers, error) {
+	if len(s.Matchers) == 0 {
+		return nil, fmt.Errorf("%w: no matchers", ErrInvalid)
+	}
+	out := make(labels.Matchers, 0, len(s.Matchers))
+	allEmpty := true
+	for _, m := range s.Matchers {
+		t := labels.MatchEqual
+		switch {
+		case m.IsRegex && m.IsEqual:
+			t = labels.MatchRegexp
+		case m.IsRegex:
+			t = labels.MatchNotRegexp
+		case !m.IsEqual:
+			t = labels.MatchNotEqual
+		}
+		lm, err := labels.NewMatcher(t, m.Name, m.Value)
+		if err != nil {
+			return nil, fmt.Errorf("%w: matcher %s: %w", ErrInvalid, m.Name, err)
+		}
+		if !lm.Matches("") {
+			allEmpty = false
+		}
+		out = append(out, lm)
+	}
+	// Like Alertmanager: a silence whose matchers all match the empty string
+	// would silence every alert.
+	if allEmpty {
+		return nil, fmt.Errorf("%w: at least one matcher must not match the empty string", ErrInvalid)
+	}
+	return out, nil
+}
+
+// Backend persists silences.
+type Backend interface {
+	// Put stores s, to be forgotten after ttl (0 = never).
+	Put(ctx context.Context, s *Silence, ttl time.Duration) error
+	Get(ctx context.Context, tenant, id string) (*Silence, error)
+	List(ctx context.Context, tenant string) ([]*Silence, error)
+}
+
+// Watcher is a Backend that also reports changes made by other processes.
+type Watcher interface {
+	Watch(ctx context.Context, f func(*Silence)) error
+}
+
+// Store is the silence store of every tenant.
+type Store struct {
+	be        Backend
+	now       func() time.Time
+	retention time.Duration
+
+	mu    sync.RWMutex
+	cache map[string]*tenantSet // tenant -> silences, for Mutes
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithClock injects the clock.
+func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+// WithRetention sets how long expired silences are kept.
+func WithRetention(d time.Duration) Option { return func(s *Store) { s.retention = d } }
+
+// New builds a store over be.
+func New(be Backend, opts ...Option) *Store {
+	s := &Store{be: be, now: time.Now, retention: DefaultRetention, cache: map[string]*tenantSet{}}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// NewMemory is a store in memory (tests, rule unit tests).
+func NewMemory(opts ...Option) *Store { return New(NewMemBackend(), opts...) }
+
+// Load fills the match cache with every tenant's silences and, if the
+// backend is a Watcher, keeps it current until ctx ends (silences created by
+// the API in another process). It returns once the initial state is loaded.
+func (s *Store) Load(ctx context.Context) error {
+	w, ok := s.be.(Watcher)
+	if !ok {
+		return nil
+	}
+	loaded := make(chan error, 1)
+	go func() {
+		loaded <- w.Watch(ctx, func(sil *Silence) {
+			if sil == nil { // end of initial values
+				select {
+				case loaded <- nil:
+				default:
+				}
+				return
+			}
+			s.cacheSet(sil)
+		})
+	}()
+	select {
+	case err := <-loaded:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Set creates a silence, or replaces the one with s.ID. A new silence gets an
+// id; a silence without StartsAt starts now. Replacing an active silence
+// whose matchers or start changed expires it and creates a new one, like
+// Alertmanager; otherwise it is updated in place.
+func (s *Store) Set(ctx context.Context, sil *Silence) (*Silence, error) {
+	now := s.now()
+	c := *sil
+	if c.StartsAt.IsZero() {
+		c.StartsAt = now
+	}
+	if _, err := c.Compile(); err != nil {
+		return nil, err
+	}
+	if !c.EndsAt.After(c.StartsAt) {
+		return nil, fmt.Errorf("%w: endsAt must be after startsAt", ErrInvalid)
+	}
+	if !c.EndsAt.After(now) {
+		return nil, fmt.Errorf("%w: endsAt is in the past", ErrInvalid)
+	}
+	if c.ID != "" {
+		old, err := s.be.Get(ctx, c.Tenant, c.ID)
+		if err != nil {
+			return nil, err
+		}
+		if old.State(now) == StateActive && (!sameMatchers(old.Matchers, c.Matchers) || !old.StartsAt.Equal(c.StartsAt)) {
+			if _, err := s.Expire(ctx, c.Tenant, c.ID); err != nil {
+				return nil, err
+			}
+			c.ID = ""
+		}
+	}
+	if c.ID == "" {
+		c.ID = newID()
+	}
+	if c.StartsAt.Before(now) {
+		c.StartsAt = now
+	}
+	c.UpdatedAt = now
+	if err := s.put(ctx, &c); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Expire ends the silence now.
+func (s *Store) Expire(ctx context.Context, tenant, id string) (*Silence, error) {
+	sil, err := s.be.Get(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	switch sil.State(now) {
+	case StateExpired:
+		return nil, fmt.Errorf("%w: %s", ErrExpired, id)
+	case StatePending:
+		sil.StartsAt = now
+	}
+	sil.EndsAt = now
+	sil.UpdatedAt = now
+	if err := s.put(ctx, sil); err != nil {
+		return nil, err
+	}
+	return sil, nil
+}
+
+// Get returns one silence.
+func (s *Store) Get(ctx context.Context, tenant, id string) (*Silence, error) {
+	sil, err := s.be.Get(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	if s.gone(sil) {
+		return nil, ErrNotFound
+	}
+	return sil, nil
+}
+
+// List returns the tenant's silences (expired ones within retention), newest
+// first.
+func (s *Store) List(ctx context.Context, tenant string) ([]*Silence, error) {
+	all, err := s.be.List(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	out := all[:0]
+	for _, sil := range all {
+		if !s.gone(sil) {
+			out = append(out, sil)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].UpdatedAt.After(out[j].UpdatedAt) })
+	return out, nil
+}
+
+// Mutes returns the ids of the tenant's active silences that match lset.
+func (s *Store) Mutes(tenant string, lset model.LabelSet) []string {
+	s.mu.RLock()
+	ts := s.cache[tenant]
+	s.mu.RUnlock()
+	if ts == nil {
+		return nil
+	}
+	return ts.mutes(lset, s.now())
+}
+
+func (s *Store) gone(sil *Silence) bool {
+	return s.now().After(sil.EndsAt.Add(s.retention))
+}
+
+func (s *Store) put(ctx context.Context, sil *Silence) error {
+	ttl := sil.EndsAt.Add(s.retention).Sub(s.now())
+	if err := s.be.Put(ctx, sil, ttl); err != nil {
+		return fmt.Errorf("store silence %s: %w", sil.ID, err)
+	}
+	s.cacheSet(sil)
+	return nil
+}
+
+func (s *Store) cacheSet(sil *Silence) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ts := s.cache[sil.Tenant]
+	if ts == nil {
+		ts = newTenantSet()
+		s.cache[sil.Tenant] = ts
+	}
+	ts.set(sil)
+}
+
+func sameMatchers(a, b []Matcher) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}

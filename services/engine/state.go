@@ -1,0 +1,153 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
+)
+
+// Alert is an alert as a group holds it.
+type Alert struct {
+	Fingerprint  string            `json:"fp"`
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations,omitempty"`
+	StartsAt     time.Time         `json:"startsAt"`
+	EndsAt       time.Time         `json:"endsAt"`
+	GeneratorURL string            `json:"generatorURL,omitempty"`
+	UpdatedAt    time.Time         `json:"updatedAt"`
+	// Timeout: EndsAt was set by resolve_timeout, not by the sender.
+	Timeout bool `json:"timeout,omitempty"`
+}
+
+// ResolvedAt says whether the alert is resolved at t (Alertmanager's rule).
+func (a *Alert) ResolvedAt(t time.Time) bool { return !a.EndsAt.IsZero() && !a.EndsAt.After(t) }
+
+// LabelSet of the alert.
+func (a *Alert) LabelSet() model.LabelSet { return labelSet(a.Labels) }
+
+func (a *Alert) proto(now time.Time) *klaxonv1.Alert {
+	p := &klaxonv1.Alert{Labels: a.Labels, Annotations: a.Annotations, StartsAt: timestamppb.New(a.StartsAt),
+		GeneratorUrl: a.GeneratorURL, Fingerprint: a.Fingerprint, Status: klaxonv1.AlertStatus_ALERT_STATUS_FIRING}
+	if a.ResolvedAt(now) {
+		p.EndsAt = timestamppb.New(a.EndsAt)
+		p.Status = klaxonv1.AlertStatus_ALERT_STATUS_RESOLVED
+	}
+	return p
+}
+
+// NflogEntry is what was last notified for a group: Alertmanager's
+// notification log entry (firing and resolved fingerprints, when).
+type NflogEntry struct {
+	Firing   []string  `json:"firing"`
+	Resolved []string  `json:"resolved"`
+	At       time.Time `json:"at"`
+}
+
+// GroupState is one aggregation group, persisted as one KV value, so a
+// group's alerts, timer and notification log change together atomically.
+type GroupState struct {
+	Tenant   string            `json:"tenant"`
+	ID       string            `json:"id"`  // route id + group labels: unique per tenant
+	Key      string            `json:"key"` // Alertmanager group key
+	RouteID  string            `json:"route"`
+	Receiver string            `json:"receiver"`
+	Labels   map[string]string `json:"labels"`
+	Alerts   map[string]*Alert `json:"alerts"`
+	// Next is when the group flushes next.
+	Next    time.Time   `json:"next"`
+	Flushed bool        `json:"flushed,omitempty"`
+	Nflog   *NflogEntry `json:"nflog,omitempty"`
+	// Pending is a notification decided and logged but not yet known to be
+	// published: it is (re)published, with the same id, until it is.
+	Pending []byte `json:"pending,omitempty"`
+}
+
+// StoreKey is the KV key of a group: tenant token and a hash of the group key.
+func StoreKey(tenant, groupID string) string {
+	h := sha256.Sum256([]byte(groupID))
+	return tenantToken(tenant) + "." + hex.EncodeToString(h[:12])
+}
+
+// ErrLostOwnership means another replica changed the state: this one must
+// stop acting on it and reload.
+var ErrLostOwnership = errors.New("engine state changed by another replica")
+
+// Store persists groups. Implementations: MemStore (tests, rule unit
+// tests) and KVStore (JetStream KV, the server).
+type Store interface {
+	// Load returns every group of every tenant.
+	Load(ctx context.Context) ([]*GroupState, error)
+	// Put writes a group; ErrLostOwnership if someone else wrote it since
+	// this store last read or wrote it.
+	Put(ctx context.Context, g *GroupState) error
+	// Delete removes a group (ErrLostOwnership as for Put).
+	Delete(ctx context.Context, tenant, groupID string) error
+}
+
+// MemStore keeps groups in memory.
+type MemStore struct {
+	mu     sync.Mutex
+	groups map[string]*GroupState
+}
+
+// NewMemStore returns an empty in-memory store.
+func NewMemStore() *MemStore { return &MemStore{groups: map[string]*GroupState{}} }
+
+// Load implements Store.
+func (m *MemStore) Load(context.Context) ([]*GroupState, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]*GroupState, 0, len(m.groups))
+	for _, g := range m.groups {
+		out = append(out, cloneGroup(g))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
+}
+
+// Put implements Store.
+func (m *MemStore) Put(_ context.Context, g *GroupState) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.groups[StoreKey(g.Tenant, g.ID)] = cloneGroup(g)
+	return nil
+}
+
+// Delete implements Store.
+func (m *MemStore) Delete(_ context.Context, tenant, groupID string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.groups, StoreKey(tenant, groupID))
+	return nil
+}
+
+func cloneGroup(g *GroupState) *GroupState {
+	c := *g
+	c.Alerts = make(map[string]*Alert, len(g.Alerts))
+	for k, a := range g.Alerts {
+		ac := *a
+		c.Alerts[k] = &ac
+	}
+	if g.Nflog != nil {
+		n := *g.Nflog
+		c.Nflog = &n
+	}
+	return &c
+}
+
+func labelSet(m map[string]string) model.LabelSet {
+	ls := make(model.LabelSet, len(m))
+	for k, v := range m {
+		ls[model.LabelName(k)] = model.LabelValue(v)
+	}
+	return ls
+}

@@ -1,0 +1,217 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
+	"github.com/klaxon-sh/klaxon/services/bus"
+	"github.com/klaxon-sh/klaxon/services/bus/bustest"
+	"github.com/klaxon-sh/klaxon/services/ruleset"
+)
+
+const restartRules = baseRoute + `
+route:
+  receiver: default
+  group_by: [alertname]
+  group_wait: 30s
+  group_interval: 5m
+  repeat_interval: 1h
+`
+
+func kvDispatcher(t *testing.T, b *bus.Bus, tn *ruleset.Tenant) *Dispatcher {
+	t.Helper()
+	ctx := context.Background()
+	st, err := NewKVStore(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := NewDispatcher(DispatcherConfig{Store: st, Rules: func(string) *ruleset.Tenant { return tn }})
+	if err := d.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func tickDescribe(t *testing.T, d *Dispatcher, at time.Duration, ack bool) []string {
+	t.Helper()
+	ns, err := d.Tick(context.Background(), t0.Add(at))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, n := range ns {
+		out = append(out, describe(n)+" "+n.IdempotencyKey)
+	}
+	if ack {
+		if err := d.Ack(context.Background(), ns...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// A new engine on the same KV (here: after the NATS server itself was
+// restarted on the same files) resumes pending groups: it neither
+// re-notifies what was sent nor drops what was waiting, and a notification
+// decided but not known to be published comes back with the same key.
+func TestRestartMidGroup(t *testing.T) {
+	dir := t.TempDir()
+	tn := loadTenant(t, "team-a", restartRules)
+	ctx := context.Background()
+
+	b1 := bustest.NewAt(t, dir)
+	d1 := kvDispatcher(t, b1, tn)
+	must(t, d1.Receive(ctx, "team-a", alertOf("alertname=A,id=1", t0, 3*time.Hour), t0))
+	if got := tickDescribe(t, d1, 30*time.Second, true); len(got) != 1 {
+		t.Fatalf("first flush: %q", got)
+	}
+	must(t, d1.Receive(ctx, "team-a", alertOf("alertname=A,id=2", t0.Add(time.Minute), 3*time.Hour), t0.Add(time.Minute)))
+	must(t, d1.Receive(ctx, "team-a", alertOf("alertname=B,id=3", t0.Add(time.Minute), 3*time.Hour), t0.Add(time.Minute)))
+	b1.Close()
+
+	b2 := bustest.NewAt(t, dir)
+	d2 := kvDispatcher(t, b2, tn)
+	if got := tickDescribe(t, d2, 90*time.Second, true); len(got) != 1 || !strings.HasPrefix(got[0], "1m30s default firing [3] ") {
+		t.Fatalf("after restart, B's group (waiting) flushes once at its group_wait: %q", got)
+	}
+	// The flush of A's group is decided, then the engine dies before publishing.
+	pending := tickDescribe(t, d2, 5*time.Minute+30*time.Second, false)
+	if len(pending) != 1 || !strings.HasPrefix(pending[0], "5m30s default firing [1 2] ") {
+		t.Fatalf("A's group after its group_interval: %q", pending)
+	}
+
+	d3 := kvDispatcher(t, b2, tn)
+	again := tickDescribe(t, d3, 5*time.Minute+31*time.Second, true)
+	if len(again) != 1 || again[0] != pending[0] {
+		t.Fatalf("unpublished notification must come back unchanged (same idempotency key):\n got %q\nwant %q", again, pending)
+	}
+	if got := tickDescribe(t, d3, 11*time.Minute, true); len(got) != 0 {
+		t.Fatalf("nothing changed, nothing to send: %q", got)
+	}
+}
+
+// A replica that lost ownership cannot overwrite the new owner's state.
+func TestStaleWriterIsFenced(t *testing.T) {
+	b := bustest.New(t)
+	tn := loadTenant(t, "team-a", restartRules)
+	ctx := context.Background()
+	old := kvDispatcher(t, b, tn)
+	must(t, old.Receive(ctx, "team-a", alertOf("alertname=A,id=1", t0, time.Hour), t0))
+	cur := kvDispatcher(t, b, tn)
+	must(t, cur.Receive(ctx, "team-a", alertOf("alertname=A,id=2", t0, time.Hour), t0))
+	err := old.Receive(ctx, "team-a", alertOf("alertname=A,id=3", t0, time.Hour), t0)
+	if !errors.Is(err, ErrLostOwnership) {
+		t.Fatalf("stale write: got %v, want ErrLostOwnership", err)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Two engine replicas against one NATS server: the leader is killed (its
+// connection cut, no lease release) while a group waits; the other takes
+// over and sends exactly one notification per flush.
+func TestTwoReplicasFailover(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	log := bustest.Logger(t)
+	srv, err := bus.Open(ctx, bus.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:-1", Name: "srv"}, log)
+	must(t, err)
+	t.Cleanup(srv.Close)
+	url := srv.NC.ConnectedUrl()
+
+	tn := loadTenant(t, "team-a", baseRoute+`
+route:
+  receiver: default
+  group_by: [alertname]
+  group_wait: 4s
+  group_interval: 1s
+  repeat_interval: 1h
+`)
+	rules := ruleset.NewStaticHolder(&ruleset.Set{Tenants: map[string]*ruleset.Tenant{"team-a": tn}})
+	cfg := Config{LeaseTTL: 2 * time.Second, AckWait: 2 * time.Second, MaxTick: 100 * time.Millisecond}
+	start := func(owner string) (context.CancelFunc, *bus.Bus) {
+		b, err := bus.Open(ctx, bus.Config{URL: url, Replicas: 1, Name: owner}, log)
+		must(t, err)
+		c := cfg
+		c.Owner = owner
+		e := New(b, rules, log.With("owner", owner), prometheus.NewRegistry(), WithConfig(c))
+		rctx, rcancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); _ = e.Run(rctx) }()
+		return func() { rcancel(); <-done }, b
+	}
+	kv, err := srv.TTLKV(ctx, bus.BucketGroups)
+	must(t, err)
+	owner := func() string { v, _, _ := kv.Read(ctx, leaseKey); return string(v) }
+
+	stop1, b1 := start("e1")
+	waitFor(t, "e1 leads", func() bool { return owner() == "e1" })
+	stop2, b2 := start("e2")
+	defer b2.Close()
+	defer stop2()
+
+	publishAlert(t, srv, "alertname=A,id=1")
+	waitFor(t, "group stored", func() bool {
+		gs, err := ReadGroups(ctx, srv, "team-a")
+		return err == nil && len(gs) == 1
+	})
+	// Kill e1: cut its connection first so it cannot release the lease.
+	b1.NC.Close()
+	stop1()
+	waitFor(t, "e2 takes over", func() bool { return owner() == "e2" })
+	waitFor(t, "first notification", func() bool { return notifyCount(t, srv) >= 1 })
+
+	publishAlert(t, srv, "alertname=A,id=2")
+	waitFor(t, "second notification", func() bool { return notifyCount(t, srv) >= 2 })
+	// Several group_intervals pass with nothing new: no further notification.
+	time.Sleep(2500 * time.Millisecond)
+	if n := notifyCount(t, srv); n != 2 {
+		t.Fatalf("NOTIFY holds %d notifications, want exactly 2", n)
+	}
+}
+
+func publishAlert(t *testing.T, b *bus.Bus, spec string) {
+	t.Helper()
+	now := time.Now()
+	a := alertOf(spec, now, 0)
+	env := &klaxonv1.Envelope{Tenant: "team-a", Source: "test", ReceivedAt: timestamppb.New(now), Id: spec,
+		Payload: &klaxonv1.Envelope_Alert{Alert: a}}
+	data, err := proto.Marshal(env)
+	must(t, err)
+	if _, err := b.Publish(context.Background(), bus.Message{Subject: bus.IngestSubject("team-a", "test"), ID: spec, Data: data}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func notifyCount(t *testing.T, b *bus.Bus) uint64 {
+	t.Helper()
+	st, err := b.JS.Stream(context.Background(), bus.StreamNotify)
+	must(t, err)
+	info, err := st.Info(context.Background())
+	must(t, err)
+	return info.State.Msgs
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+
+	"github.com/klaxon-sh/klaxon/services/ruleset"
 )
 
 // inhibitIndex files, for each inhibit rule, the tenant's alerts that match
@@ -36,8 +38,13 @@ func (ts *tenantState) inhibitIndex() inhibitIndex {
 // also matches the source side, sources that also match the target side do
 // not count (an alert never inhibits itself or its peers).
 func (ts *tenantState) inhibited(lset model.LabelSet, now time.Time) bool {
+	return ts.inhibitedBy(lset, now) != ""
+}
+
+// inhibitedBy returns the fingerprint of an alert inhibiting lset, or "".
+func (ts *tenantState) inhibitedBy(lset model.LabelSet, now time.Time) string {
 	if len(ts.rules.inhibit) == 0 {
-		return false
+		return ""
 	}
 	idx := ts.inhibitIndex()
 	for i, r := range ts.rules.inhibit {
@@ -52,10 +59,10 @@ func (ts *tenantState) inhibited(lset model.LabelSet, now time.Time) bool {
 			if twoSided && r.TargetMatchers.Matches(src.LabelSet()) {
 				continue
 			}
-			return true
+			return src.Fingerprint
 		}
 	}
-	return false
+	return ""
 }
 
 func equalKey(equal map[model.LabelName]struct{}, ls model.LabelSet) model.Fingerprint {
@@ -65,3 +72,27 @@ func equalKey(equal map[model.LabelName]struct{}, ls model.LabelSet) model.Finge
 	}
 	return sub.Fingerprint()
 }
+
+// View answers questions about stored groups outside the engine (the
+// Alertmanager API): which alerts are inhibited, with the tenant's rules.
+type View struct{ ts *tenantState }
+
+// NewView indexes a tenant's stored groups.
+func NewView(t *ruleset.Tenant, groups []*GroupState) *View {
+	ts := &tenantState{rules: compileRules(t), alerts: map[string]*alertRef{}}
+	if t != nil {
+		ts.name = t.Name
+	}
+	for _, g := range groups {
+		for fp, a := range g.Alerts {
+			if r := ts.alerts[fp]; r == nil || a.UpdatedAt.After(r.alert.UpdatedAt) {
+				ts.alerts[fp] = &alertRef{alert: a, refs: 1}
+			}
+		}
+	}
+	return &View{ts: ts}
+}
+
+// InhibitedBy returns the fingerprint of an alert that inhibits lset at now,
+// or "" when none does.
+func (v *View) InhibitedBy(lset model.LabelSet, now time.Time) string { return v.ts.inhibitedBy(lset, now) }

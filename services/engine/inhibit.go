@@ -95,4 +95,6 @@ func NewView(t *ruleset.Tenant, groups []*GroupState) *View {
 
 // InhibitedBy returns the fingerprint of an alert that inhibits lset at now,
 // or "" when none does.
-func (v *View) InhibitedBy(lset model.LabelSet, now time.Time) string { return v.ts.inhibitedBy(lset, now) }
+func (v *View) InhibitedBy(lset model.LabelSet, now time.Time) string {
+	return v.ts.inhibitedBy(lset, now)
+}

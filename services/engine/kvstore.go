@@ -97,24 +97,41 @@ func (s *KVStore) write(ctx context.Context, key string, data []byte, ttl time.D
 	return nil
 }
 
-// ReadGroups returns the stored groups of one tenant ("" = all): the view
-// the Alertmanager API and the admin API serve, from any process.
-func ReadGroups(ctx context.Context, b *bus.Bus, tenant string) ([]*GroupState, error) {
+// GroupReader reads stored groups from any process: the view the
+// Alertmanager API and the admin API serve.
+type GroupReader struct{ kv jetstream.KeyValue }
+
+// NewGroupReader opens the groups bucket for reading.
+func NewGroupReader(ctx context.Context, b *bus.Bus) (*GroupReader, error) {
 	kv, err := b.TTLKV(ctx, bus.BucketGroups)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("groups bucket: %w", err)
 	}
+	return &GroupReader{kv: kv}, nil
+}
+
+// Groups returns the stored groups of one tenant ("" = all).
+func (r *GroupReader) Groups(ctx context.Context, tenant string) ([]*GroupState, error) {
 	filter := groupPrefix + ">"
 	if tenant != "" {
 		filter = groupPrefix + tenantToken(tenant) + ".*"
 	}
 	var out []*GroupState
-	err = watchGroups(ctx, kv, filter, func(_ string, _ uint64, g *GroupState) {
+	err := watchGroups(ctx, r.kv, filter, func(_ string, _ uint64, g *GroupState) {
 		if g != nil && (tenant == "" || g.Tenant == tenant) {
 			out = append(out, g)
 		}
 	})
 	return out, err
+}
+
+// ReadGroups opens the bucket and returns the stored groups of one tenant.
+func ReadGroups(ctx context.Context, b *bus.Bus, tenant string) ([]*GroupState, error) {
+	r, err := NewGroupReader(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	return r.Groups(ctx, tenant)
 }
 
 // watchGroups calls f for the current value of every key matching filter.

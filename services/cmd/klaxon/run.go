@@ -28,6 +28,7 @@ import (
 
 	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
 	"github.com/klaxon-sh/klaxon/services/bus"
+	"github.com/klaxon-sh/klaxon/services/amapi"
 	"github.com/klaxon-sh/klaxon/services/engine"
 	"github.com/klaxon-sh/klaxon/services/heartbeat"
 	"github.com/klaxon-sh/klaxon/services/notify"
@@ -225,8 +226,19 @@ func runTargets(c *runConfig) error {
 		return err
 	}
 	hm.Register(mux, sloAuth(c))
+	// Silences live in KV; every target serves the Alertmanager API v2 (amtool)
+	// from KV, the engine applies them.
+	silences, groups, err := openSilencesAndGroups(ctx, b)
+	if err != nil {
+		return err
+	}
+	amAuth, err := amapiAuth(c)
+	if err != nil {
+		return err
+	}
+	amapi.New(amapi.Config{Groups: groups.Groups, Silences: silences, Rules: rules, Auth: amAuth}, log.With("component", "amapi")).Register(mux)
 	if c.has("engine") {
-		e := engine.New(b, rules, log.With("target", "engine"), reg)
+		e := engine.New(b, rules, log.With("target", "engine"), reg, engine.WithSilences(silences))
 		goRun("engine", e.Run)
 		goRun("policy", pe.Run)
 		goRun("heartbeat", hm.Run)

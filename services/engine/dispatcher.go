@@ -53,11 +53,13 @@ type tenantState struct {
 	groups map[string]*group    // by group id (route id + group labels)
 	alerts map[string]*alertRef // every alert held by some group, by fingerprint
 	inhib  inhibitIndex         // nil when stale
+	// orphans: a reload left groups without a route; regroup their alerts.
+	orphans bool
 }
 
 type alertRef struct {
-	alert *Alert
-	refs  int
+	alert  *Alert
+	groups map[*group]struct{} // groups holding the alert
 }
 
 type group struct {
@@ -124,6 +126,7 @@ func (d *Dispatcher) tenant(name string) *tenantState {
 			}
 			// Regrouping happens on the next call that has a context.
 			g.route = nil
+			ts.orphans = true
 			_ = id
 		}
 	}
@@ -133,26 +136,27 @@ func (d *Dispatcher) tenant(name string) *tenantState {
 func (d *Dispatcher) addGroup(ts *tenantState, g *group) {
 	ts.groups[groupID(g.RouteID, g.Labels)] = g
 	for fp, a := range g.Alerts {
-		d.ref(ts, fp, a)
+		d.ref(ts, fp, a, g)
 	}
 	ts.inhib = nil
 }
 
-func (d *Dispatcher) ref(ts *tenantState, fp string, a *Alert) {
+func (d *Dispatcher) ref(ts *tenantState, fp string, a *Alert, g *group) {
 	r := ts.alerts[fp]
 	if r == nil {
-		r = &alertRef{alert: a}
+		r = &alertRef{alert: a, groups: map[*group]struct{}{}}
 		ts.alerts[fp] = r
 	}
 	if a.UpdatedAt.After(r.alert.UpdatedAt) || r.alert == a {
 		r.alert = a
 	}
-	r.refs++
+	r.groups[g] = struct{}{}
 }
 
-func (d *Dispatcher) unref(ts *tenantState, fp string) {
+func (d *Dispatcher) unref(ts *tenantState, fp string, g *group) {
 	if r := ts.alerts[fp]; r != nil {
-		if r.refs--; r.refs <= 0 {
+		delete(r.groups, g)
+		if len(r.groups) == 0 {
 			delete(ts.alerts, fp)
 		}
 	}
@@ -182,11 +186,12 @@ func (d *Dispatcher) insert(ctx context.Context, ts *tenantState, a *Alert, now 
 	lset := a.LabelSet()
 	for _, r := range ts.rules.match(lset) {
 		labels := groupLabelsOf(r, lset)
-		id := groupID(r.ID(), labels)
+		rid := ts.rules.ids[r]
+		id := groupID(rid, labels)
 		g := ts.groups[id]
 		if g == nil {
 			g = &group{route: r, GroupState: &GroupState{
-				Tenant: ts.name, ID: id, Key: fmt.Sprintf("%s:%s", r.Key(), labelSet(labels)), RouteID: r.ID(),
+				Tenant: ts.name, ID: id, Key: ts.rules.keys[r] + ":" + labelSet(labels).String(), RouteID: rid,
 				Receiver: r.RouteOpts.Receiver, Labels: labels, Alerts: map[string]*Alert{},
 				Next: now.Add(r.RouteOpts.GroupWait),
 			}}
@@ -197,18 +202,16 @@ func (d *Dispatcher) insert(ctx context.Context, ts *tenantState, a *Alert, now 
 			}
 			ts.groups[id] = g
 		}
-		if _, had := g.Alerts[a.Fingerprint]; had {
-			d.unref(ts, a.Fingerprint)
-		}
 		g.Alerts[a.Fingerprint] = a
-		d.ref(ts, a.Fingerprint, a)
+		d.ref(ts, a.Fingerprint, a, g)
 		if err := d.cfg.Store.Put(ctx, g.GroupState); err != nil {
 			return fmt.Errorf("store group %s: %w", g.Key, err)
 		}
 	}
 	// Every group holding the alert sees its latest version.
-	for _, g := range ts.groups {
-		if old, ok := g.Alerts[a.Fingerprint]; ok && old != a {
+	if r := ts.alerts[a.Fingerprint]; r != nil {
+		r.alert = a
+		for g := range r.groups {
 			g.Alerts[a.Fingerprint] = a
 		}
 	}
@@ -219,13 +222,17 @@ func (d *Dispatcher) insert(ctx context.Context, ts *tenantState, a *Alert, now 
 // regroupOrphans moves the alerts of groups whose route disappeared in a
 // rules reload into the groups of the new tree.
 func (d *Dispatcher) regroupOrphans(ctx context.Context, ts *tenantState, now time.Time) error {
+	if !ts.orphans {
+		return nil
+	}
+	ts.orphans = false
 	for id, g := range ts.groups {
 		if g.route != nil {
 			continue
 		}
 		delete(ts.groups, id)
 		for fp := range g.Alerts {
-			d.unref(ts, fp)
+			d.unref(ts, fp, g)
 		}
 		if err := d.regroup(ctx, ts, g.GroupState, now); err != nil {
 			return err
@@ -413,7 +420,7 @@ func (d *Dispatcher) flush(ctx context.Context, ts *tenantState, g *group, now t
 	}
 	for _, fp := range resolvedHere {
 		delete(g.Alerts, fp)
-		d.unref(ts, fp)
+		d.unref(ts, fp, g)
 		ts.inhib = nil
 	}
 	if len(g.Alerts) == 0 && g.Pending == nil {

@@ -86,7 +86,7 @@ func NewView(t *ruleset.Tenant, groups []*GroupState) *View {
 	for _, g := range groups {
 		for fp, a := range g.Alerts {
 			if r := ts.alerts[fp]; r == nil || a.UpdatedAt.After(r.alert.UpdatedAt) {
-				ts.alerts[fp] = &alertRef{alert: a, refs: 1}
+				ts.alerts[fp] = &alertRef{alert: a}
 			}
 		}
 	}

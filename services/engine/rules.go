@@ -25,9 +25,12 @@ const maxMatchCache = 1 << 16
 // dispatch: the route tree (Alertmanager's own dispatch.Route), inhibit
 // rules, time intervals and which receivers want resolved notifications.
 type tenantRules struct {
-	src            *ruleset.Tenant
-	tree           *dispatch.Route
-	routes         map[string]*dispatch.Route // by Route.ID()
+	src    *ruleset.Tenant
+	tree   *dispatch.Route
+	routes map[string]*dispatch.Route // by Route.ID()
+	// ids and keys of routes, computed once: Route.ID and Route.Key render
+	// every matcher on each call.
+	ids, keys      map[*dispatch.Route]string
 	inhibit        []*inhibit.InhibitRule
 	intervals      *timeinterval.Intervener
 	resolveTimeout time.Duration
@@ -48,7 +51,11 @@ func compileRules(t *ruleset.Tenant) *tenantRules {
 	}
 	c := t.Config
 	tr.tree = dispatch.NewRoute(c.Route, nil)
-	tr.tree.Walk(func(r *dispatch.Route) { tr.routes[r.ID()] = r })
+	tr.ids, tr.keys = map[*dispatch.Route]string{}, map[*dispatch.Route]string{}
+	tr.tree.Walk(func(r *dispatch.Route) {
+		tr.routes[r.ID()] = r
+		tr.ids[r], tr.keys[r] = r.ID(), r.Key()
+	})
 	if c.Global != nil && c.Global.ResolveTimeout != 0 {
 		tr.resolveTimeout = time.Duration(c.Global.ResolveTimeout)
 	}

@@ -1,0 +1,132 @@
+package silence
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/klaxon-sh/klaxon/services/bus/bustest"
+)
+
+var t0 = time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
+
+func eq(n, v string) Matcher { return Matcher{Name: n, Value: v, IsEqual: true} }
+
+func TestMutesAndLifecycle(t *testing.T) {
+	now := t0
+	s := NewMemory(WithClock(func() time.Time { return now }))
+	ctx := context.Background()
+	mk := func(tenant string, start, end time.Duration, ms ...Matcher) *Silence {
+		t.Helper()
+		sil, err := s.Set(ctx, &Silence{Tenant: tenant, Matchers: ms, StartsAt: t0.Add(start), EndsAt: t0.Add(end)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sil
+	}
+	byName := mk("a", 0, time.Hour, eq("alertname", "Foo"))
+	regex := mk("a", 0, time.Hour, Matcher{Name: "instance", Value: "db-.*", IsRegex: true, IsEqual: true}, Matcher{Name: "env", Value: "dev", IsEqual: false})
+	later := mk("a", 30*time.Minute, time.Hour, eq("alertname", "Later"))
+	mk("b", 0, time.Hour, eq("alertname", "Bar"))
+
+	cases := []struct {
+		name   string
+		at     time.Duration
+		tenant string
+		ls     model.LabelSet
+		want   []string
+	}{
+		{"equality", 0, "a", model.LabelSet{"alertname": "Foo", "x": "y"}, []string{byName.ID}},
+		{"regex and not-equal", 0, "a", model.LabelSet{"alertname": "X", "instance": "db-1", "env": "prod"}, []string{regex.ID}},
+		{"not-equal excludes", 0, "a", model.LabelSet{"alertname": "X", "instance": "db-1", "env": "dev"}, nil},
+		{"pending does not mute", 0, "a", model.LabelSet{"alertname": "Later"}, nil},
+		{"pending becomes active", 31 * time.Minute, "a", model.LabelSet{"alertname": "Later"}, []string{later.ID}},
+		{"other tenant's silence", 0, "a", model.LabelSet{"alertname": "Bar"}, nil},
+		{"expired", time.Hour, "a", model.LabelSet{"alertname": "Foo"}, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			now = t0.Add(c.at)
+			got := s.Mutes(c.tenant, c.ls)
+			if len(got) != len(c.want) || (len(got) == 1 && got[0] != c.want[0]) {
+				t.Fatalf("Mutes = %v, want %v", got, c.want)
+			}
+		})
+	}
+
+	now = t0.Add(10 * time.Minute)
+	if _, err := s.Expire(ctx, "a", byName.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Mutes("a", model.LabelSet{"alertname": "Foo"}); len(got) != 0 {
+		t.Fatalf("expired silence still mutes: %v", got)
+	}
+	if _, err := s.Expire(ctx, "a", byName.ID); !errors.Is(err, ErrExpired) {
+		t.Fatalf("expire twice: %v", err)
+	}
+	if _, err := s.Expire(ctx, "b", byName.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("expire another tenant's silence: %v", err)
+	}
+	now = t0.Add(DefaultRetention)
+	if l, _ := s.List(ctx, "a"); len(l) != 3 {
+		t.Fatalf("within retention the expired silence is listed: %d", len(l))
+	}
+	now = t0.Add(DefaultRetention + 2*time.Hour)
+	if l, _ := s.List(ctx, "a"); len(l) != 0 {
+		t.Fatalf("after retention nothing is listed: %d", len(l))
+	}
+}
+
+func TestInvalid(t *testing.T) {
+	s := NewMemory(WithClock(func() time.Time { return t0 }))
+	for name, sil := range map[string]*Silence{
+		"no matchers":       {Tenant: "a", EndsAt: t0.Add(time.Hour)},
+		"matches everyone":  {Tenant: "a", Matchers: []Matcher{{Name: "x", Value: ".*", IsRegex: true, IsEqual: true}}, EndsAt: t0.Add(time.Hour)},
+		"bad regex":         {Tenant: "a", Matchers: []Matcher{{Name: "x", Value: "(", IsRegex: true, IsEqual: true}}, EndsAt: t0.Add(time.Hour)},
+		"ends before start": {Tenant: "a", Matchers: []Matcher{eq("x", "y")}, StartsAt: t0.Add(time.Hour), EndsAt: t0.Add(time.Minute)},
+	} {
+		if _, err := s.Set(context.Background(), sil); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: got %v, want ErrInvalid", name, err)
+		}
+	}
+}
+
+// A silence written through one store reaches another store's Mutes (the
+// engine) through the KV watch.
+func TestKVAcrossStores(t *testing.T) {
+	b := bustest.New(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	api, err := NewKV(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := NewKV(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sil, err := api.Set(ctx, &Silence{Tenant: "a", Matchers: []Matcher{eq("alertname", "Foo")}, EndsAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(eng.Mutes("a", model.LabelSet{"alertname": "Foo"})) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the other store never saw the silence")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	got, err := eng.Get(ctx, "a", sil.ID)
+	if err != nil || got.Matchers[0] != eq("alertname", "Foo") {
+		t.Fatalf("get: %+v %v", got, err)
+	}
+	if l, err := api.List(ctx, "b"); err != nil || len(l) != 0 {
+		t.Fatalf("tenant b sees %d silences (%v)", len(l), err)
+	}
+}

@@ -121,8 +121,9 @@ type Store struct {
 	now       func() time.Time
 	retention time.Duration
 
-	mu    sync.RWMutex
-	cache map[string]*tenantSet // tenant -> silences, for Mutes
+	mu      sync.RWMutex
+	cache   map[string]*tenantSet // tenant -> silences, for Mutes
+	watched bool                  // Load started the watch already
 }
 
 // Option configures a Store.
@@ -148,10 +149,15 @@ func NewMemory(opts ...Option) *Store { return New(NewMemBackend(), opts...) }
 
 // Load fills the match cache with every tenant's silences and, if the
 // backend is a Watcher, keeps it current until ctx ends (silences created by
-// the API in another process). It returns once the initial state is loaded.
+// the API in another process). It returns once the initial state is loaded;
+// later calls return at once.
 func (s *Store) Load(ctx context.Context) error {
 	w, ok := s.be.(Watcher)
-	if !ok {
+	s.mu.Lock()
+	started := s.watched
+	s.watched = true
+	s.mu.Unlock()
+	if !ok || started {
 		return nil
 	}
 	loaded := make(chan error, 1)

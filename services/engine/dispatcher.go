@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -193,14 +194,19 @@ func (d *Dispatcher) insert(ctx context.Context, ts *tenantState, a *Alert, now 
 			g = &group{route: r, GroupState: &GroupState{
 				Tenant: ts.name, ID: id, Key: ts.rules.keys[r] + ":" + labelSet(labels).String(), RouteID: rid,
 				Receiver: r.RouteOpts.Receiver, Labels: labels, Alerts: map[string]*Alert{},
-				Next: now.Add(r.RouteOpts.GroupWait),
 			}}
+			ts.groups[id] = g
+		}
+		if len(g.Alerts) == 0 && g.Pending == nil {
+			// A new aggregation group (or a dormant one kept only for its
+			// notification log): its timer starts now.
+			g.Flushed = false
+			g.Next = now.Add(r.RouteOpts.GroupWait)
 			// Like Alertmanager: an alert older than group_wait flushes its
 			// new group at once.
 			if a.StartsAt.Add(r.RouteOpts.GroupWait).Before(now) {
 				g.Next = now
 			}
-			ts.groups[id] = g
 		}
 		g.Alerts[a.Fingerprint] = a
 		d.ref(ts, a.Fingerprint, a, g)
@@ -352,6 +358,12 @@ func (d *Dispatcher) Tick(ctx context.Context, now time.Time) ([]*klaxonv1.Notif
 			if len(g.Alerts) > 0 && !g.Next.After(now) {
 				due = append(due, g)
 			}
+			if len(g.Alerts) == 0 && g.Pending == nil && g.Nflog != nil && now.Sub(g.Nflog.At) > nflogRetention {
+				delete(ts.groups, g.ID)
+				if err := d.cfg.Store.Delete(ctx, g.Tenant, g.ID); err != nil {
+					return out, err
+				}
+			}
 		}
 	}
 	sort.Slice(due, func(i, j int) bool {
@@ -406,16 +418,25 @@ func (d *Dispatcher) flush(ctx context.Context, ts *tenantState, g *group, now t
 				firing[fp] = struct{}{}
 			}
 		}
-		reason := needsUpdate(g.Nflog, firing, resolved, ts.rules.sendResolved[g.Receiver], ro.RepeatInterval, now)
+		sendResolved := ts.rules.sendResolved[g.Receiver]
+		reason := needsUpdate(g.Nflog, firing, resolved, sendResolved, ro.RepeatInterval, now)
 		d.cfg.Log.Debug("flush", "tenant", ts.name, "group", g.Key, "alerts", len(alerts), "reason", reason)
 		if reason.Notify() {
-			notify = d.notification(g, alerts, len(firing) > 0, now)
-			data, err := proto.Marshal(notify)
-			if err != nil {
-				return nil, err
-			}
-			g.Pending = data
 			g.Nflog = &NflogEntry{Firing: keys(firing), Resolved: keys(resolved), At: now}
+			if !sendResolved {
+				// Like Alertmanager's RetryStage for such integrations:
+				// resolved alerts are not sent, and nothing at all when only
+				// resolved alerts are left (the log still records it).
+				alerts = slices.DeleteFunc(alerts, func(a *Alert) bool { return a.ResolvedAt(now) })
+			}
+			if len(alerts) > 0 {
+				notify = d.notification(g, alerts, len(firing) > 0, now)
+				data, err := proto.Marshal(notify)
+				if err != nil {
+					return nil, err
+				}
+				g.Pending = data
+			}
 		}
 	}
 	for _, fp := range resolvedHere {
@@ -424,11 +445,7 @@ func (d *Dispatcher) flush(ctx context.Context, ts *tenantState, g *group, now t
 		ts.inhib = nil
 	}
 	if len(g.Alerts) == 0 && g.Pending == nil {
-		delete(ts.groups, g.ID)
-		if err := d.cfg.Store.Delete(ctx, g.Tenant, g.ID); err != nil {
-			return nil, fmt.Errorf("delete group %s: %w", g.Key, err)
-		}
-		return nil, nil
+		return nil, d.retire(ctx, ts, g)
 	}
 	if err := d.cfg.Store.Put(ctx, g.GroupState); err != nil {
 		return nil, fmt.Errorf("store group %s: %w", g.Key, err)
@@ -460,7 +477,7 @@ func (d *Dispatcher) Ack(ctx context.Context, ns ...*klaxonv1.Notification) erro
 		if ts == nil {
 			continue
 		}
-		for id, g := range ts.groups {
+		for _, g := range ts.groups {
 			if g.Key != n.GroupKey || g.Receiver != n.Receiver || g.Pending == nil {
 				continue
 			}
@@ -470,8 +487,7 @@ func (d *Dispatcher) Ack(ctx context.Context, ns ...*klaxonv1.Notification) erro
 			}
 			g.Pending = nil
 			if len(g.Alerts) == 0 {
-				delete(ts.groups, id)
-				if err := d.cfg.Store.Delete(ctx, g.Tenant, g.ID); err != nil {
+				if err := d.retire(ctx, ts, g); err != nil {
 					return err
 				}
 				continue
@@ -508,3 +524,23 @@ func sortAlerts(as []*Alert) {
 }
 
 func tenantToken(t string) string { return bus.Token(t) }
+
+// nflogRetention is how long a notification-log entry outlives its group
+// (Alertmanager's --data.retention).
+const nflogRetention = 120 * time.Hour
+
+// retire ends an empty group. Alertmanager's notification log outlives
+// aggregation groups: if the log still lists firing alerts (their
+// resolution fell in a mute interval or was silenced), the group stays as a
+// dormant record of that log, so the same alerts firing again are judged
+// against it (repeat_interval) instead of notified as new.
+func (d *Dispatcher) retire(ctx context.Context, ts *tenantState, g *group) error {
+	if g.Nflog != nil && len(g.Nflog.Firing) > 0 {
+		return d.cfg.Store.Put(ctx, g.GroupState)
+	}
+	delete(ts.groups, g.ID)
+	if err := d.cfg.Store.Delete(ctx, g.Tenant, g.ID); err != nil {
+		return fmt.Errorf("delete group %s: %w", g.Key, err)
+	}
+	return nil
+}

@@ -184,7 +184,7 @@ route:
 			want:  []string{"30s default firing [1]", "5m30s default resolved [1-]"},
 		},
 		{
-			name: "without send_resolved only the all-resolved notification clears the log",
+			name: "without send_resolved nothing is sent about resolved alerts",
 			yml:  strings.Replace(timing, "receiver: default\n  group_by", "receiver: quiet\n  group_by", 1),
 			steps: []step{
 				{at: 0, alert: "alertname=A,id=1", end: 3 * time.Hour},
@@ -193,7 +193,7 @@ route:
 				{at: 6 * time.Minute, alert: "alertname=A,id=1", end: -1},
 			},
 			until: 20 * time.Minute,
-			want:  []string{"30s quiet firing [1 2]", "10m30s quiet resolved [1-]"},
+			want:  []string{"30s quiet firing [1 2]"},
 		},
 		{
 			name: "group_by ... makes a group per alert",
@@ -272,6 +272,21 @@ time_intervals:
 			want:  []string{"10m30s default firing [1]"},
 		},
 		{
+			name: "a resolution muted by a time interval leaves the log: the same alert firing again waits for repeat_interval",
+			yml: timing + `
+time_intervals:
+  - name: later
+    time_intervals: [{times: [{start_time: "10:05", end_time: "10:30"}]}]
+`,
+			steps: []step{
+				{at: 0, alert: "alertname=A,id=1", end: 3 * time.Hour},
+				{at: 6 * time.Minute, alert: "alertname=A,id=1", end: -1},
+				{at: 40 * time.Minute, alert: "alertname=A,id=1", end: 3 * time.Hour},
+			},
+			until: 80 * time.Minute,
+			want:  []string{"30s default firing [1]", "1h5m30s default firing [1]"},
+		},
+		{
 			name: "active_time_intervals send only inside the interval",
 			yml: timing + `
 time_intervals:
@@ -285,8 +300,9 @@ time_intervals:
 			want:  nil,
 		},
 	}
-	// Wire the intervals into the routes of the last two cases.
-	cases[len(cases)-2].yml = strings.Replace(cases[len(cases)-2].yml, "repeat_interval: 1h", "repeat_interval: 1h\n  routes: [{matchers: [alertname=A], mute_time_intervals: [morning]}]", 1)
+	// Wire the intervals into the routes of the last three cases.
+	cases[len(cases)-2].yml = strings.Replace(cases[len(cases)-2].yml, "repeat_interval: 1h", "repeat_interval: 1h\n  routes: [{matchers: [alertname=A], mute_time_intervals: [later]}]", 1)
+	cases[len(cases)-3].yml = strings.Replace(cases[len(cases)-3].yml, "repeat_interval: 1h", "repeat_interval: 1h\n  routes: [{matchers: [alertname=A], mute_time_intervals: [morning]}]", 1)
 	cases[len(cases)-1].yml = strings.Replace(cases[len(cases)-1].yml, "repeat_interval: 1h", "repeat_interval: 1h\n  routes: [{matchers: [alertname=A], active_time_intervals: [weekend]}]", 1)
 	cases[1].want = []string{"30s default firing [1]", "5m30s default resolved [1-]", "20m30s default firing [3]"}
 	for _, c := range cases {

@@ -119,22 +119,27 @@ func (tr *tenantRules) muted(r *dispatch.Route, now time.Time) bool {
 
 // anySendResolved reports whether any integration of the receiver sends
 // resolved notifications. Alertmanager decides per integration; the engine
-// decides per receiver (the notifier drops resolved-only notifications for
-// integrations with send_resolved: false).
+// decides per receiver (the notifier drops all-resolved notifications for
+// integrations with send_resolved: false). A receiver without integrations
+// counts as sending them, so rule unit tests can route to it.
 func anySendResolved(rc amconfig.Receiver) bool {
 	v := reflect.ValueOf(rc)
+	hasAny := false
 	for i := 0; i < v.NumField(); i++ {
 		f := v.Field(i)
 		if f.Kind() != reflect.Slice {
 			continue
 		}
 		for j := 0; j < f.Len(); j++ {
-			if sr, ok := f.Index(j).Interface().(interface{ SendResolved() bool }); ok && sr.SendResolved() {
-				return true
+			if sr, ok := f.Index(j).Interface().(interface{ SendResolved() bool }); ok {
+				hasAny = true
+				if sr.SendResolved() {
+					return true
+				}
 			}
 		}
 	}
-	return false
+	return !hasAny
 }
 
 func groupLabelsOf(r *dispatch.Route, lset model.LabelSet) map[string]string {

@@ -404,40 +404,11 @@ func (d *Dispatcher) flush(ctx context.Context, ts *tenantState, g *group, now t
 		}
 	}
 	if g.Pending == nil && !ts.rules.muted(g.route, now) {
-		firing, resolved := map[string]struct{}{}, map[string]struct{}{}
-		var alerts []*Alert
-		for fp, a := range g.Alerts {
-			ls := a.LabelSet()
-			if ts.inhibited(ls, now) || (d.cfg.Silences != nil && len(d.cfg.Silences.Mutes(ts.name, ls)) > 0) {
-				continue
-			}
-			alerts = append(alerts, a)
-			if a.ResolvedAt(now) {
-				resolved[fp] = struct{}{}
-			} else {
-				firing[fp] = struct{}{}
-			}
+		n, err := d.decide(ts, g, now)
+		if err != nil {
+			return nil, err
 		}
-		sendResolved := ts.rules.sendResolved[g.Receiver]
-		reason := needsUpdate(g.Nflog, firing, resolved, sendResolved, ro.RepeatInterval, now)
-		d.cfg.Log.Debug("flush", "tenant", ts.name, "group", g.Key, "alerts", len(alerts), "reason", reason)
-		if reason.Notify() {
-			g.Nflog = &NflogEntry{Firing: keys(firing), Resolved: keys(resolved), At: now}
-			if !sendResolved {
-				// Like Alertmanager's RetryStage for such integrations:
-				// resolved alerts are not sent, and nothing at all when only
-				// resolved alerts are left (the log still records it).
-				alerts = slices.DeleteFunc(alerts, func(a *Alert) bool { return a.ResolvedAt(now) })
-			}
-			if len(alerts) > 0 {
-				notify = d.notification(g, alerts, len(firing) > 0, now)
-				data, err := proto.Marshal(notify)
-				if err != nil {
-					return nil, err
-				}
-				g.Pending = data
-			}
-		}
+		notify = n
 	}
 	for _, fp := range resolvedHere {
 		delete(g.Alerts, fp)
@@ -543,4 +514,51 @@ func (d *Dispatcher) retire(ctx context.Context, ts *tenantState, g *group) erro
 		return fmt.Errorf("delete group %s: %w", g.Key, err)
 	}
 	return nil
+}
+
+// decide runs inhibition, silences and the notification log for a flush;
+// it records a notification to send as the group's pending one.
+func (d *Dispatcher) decide(ts *tenantState, g *group, now time.Time) (*klaxonv1.Notification, error) {
+	firing, resolved := map[string]struct{}{}, map[string]struct{}{}
+	var alerts []*Alert
+	for fp, a := range g.Alerts {
+		ls := a.LabelSet()
+		if ts.inhibited(ls, now) || (d.cfg.Silences != nil && len(d.cfg.Silences.Mutes(ts.name, ls)) > 0) {
+			continue
+		}
+		alerts = append(alerts, a)
+		if a.ResolvedAt(now) {
+			resolved[fp] = struct{}{}
+		} else {
+			firing[fp] = struct{}{}
+		}
+	}
+	// Alertmanager's MultiStage stops when no alert is left: a group whose
+	// alerts are all silenced or inhibited leaves the log alone.
+	if len(alerts) == 0 {
+		return nil, nil
+	}
+	sendResolved := ts.rules.sendResolved[g.Receiver]
+	reason := needsUpdate(g.Nflog, firing, resolved, sendResolved, g.route.RouteOpts.RepeatInterval, now)
+	d.cfg.Log.Debug("flush", "tenant", ts.name, "group", g.Key, "alerts", len(alerts), "reason", reason)
+	if !reason.Notify() {
+		return nil, nil
+	}
+	g.Nflog = &NflogEntry{Firing: keys(firing), Resolved: keys(resolved), At: now}
+	if !sendResolved {
+		// Like Alertmanager's RetryStage for such integrations: resolved
+		// alerts are not sent, and nothing at all when only resolved alerts
+		// are left (the log still records it).
+		alerts = slices.DeleteFunc(alerts, func(a *Alert) bool { return a.ResolvedAt(now) })
+	}
+	if len(alerts) == 0 {
+		return nil, nil
+	}
+	n := d.notification(g, alerts, len(firing) > 0, now)
+	data, err := proto.Marshal(n)
+	if err != nil {
+		return nil, err
+	}
+	g.Pending = data
+	return n, nil
 }

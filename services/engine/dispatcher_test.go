@@ -246,6 +246,23 @@ inhibit_rules:
 			want:  []string{"30s default firing [1 3]"},
 		},
 		{
+			name: "a target resolving while inhibited is dropped without a resolved notification",
+			yml: timing + `
+inhibit_rules:
+  - source_matchers: ['severity="critical"']
+    target_matchers: ['severity="warning"']
+    equal: [cluster]
+`,
+			steps: []step{
+				{at: 0, alert: "alertname=A,id=2,severity=warning,cluster=x", end: 3 * time.Hour},
+				{at: time.Minute, alert: "alertname=A,id=1,severity=critical,cluster=x", end: 3 * time.Hour},
+				{at: 6 * time.Minute, alert: "alertname=A,id=2,severity=warning,cluster=x", end: -1},
+				{at: 20 * time.Minute, alert: "alertname=A,id=1,severity=critical,cluster=x", end: -1},
+			},
+			until: 40 * time.Minute,
+			want:  []string{"30s default firing [2]", "5m30s default firing [1]", "20m30s default resolved [1-]"},
+		},
+		{
 			name: "silence mutes matching alerts",
 			yml:  timing,
 			steps: []step{

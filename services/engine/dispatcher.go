@@ -256,6 +256,20 @@ func (d *Dispatcher) regroup(ctx context.Context, ts *tenantState, g *GroupState
 			return err
 		}
 	}
+	// Alertmanager keys its notification log by receiver and group key, not
+	// by route position: a group that moved in the tree but kept its key and
+	// receiver keeps its log, so the reload does not re-notify.
+	if g.Nflog == nil {
+		return nil
+	}
+	for _, ng := range ts.groups {
+		if ng.Key == g.Key && ng.Receiver == g.Receiver && ng.Nflog == nil {
+			ng.Nflog = g.Nflog
+			if err := d.cfg.Store.Put(ctx, ng.GroupState); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 

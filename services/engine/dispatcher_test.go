@@ -359,3 +359,60 @@ func TestTenantsAreIsolated(t *testing.T) {
 		t.Fatalf("want one notification for tenant b (a's alert is silenced by a's silence), got %v", ns)
 	}
 }
+
+// A rules reload that moves a route regroups its alerts under the new tree;
+// a group with the same key and receiver keeps its notification log.
+func TestReloadRegroups(t *testing.T) {
+	before := loadTenant(t, "a", baseRoute+`
+route:
+  receiver: default
+  group_by: [alertname]
+  group_wait: 30s
+  group_interval: 5m
+  repeat_interval: 1h
+  routes:
+    - matchers: [team=db]
+      receiver: db
+`)
+	after := loadTenant(t, "a", baseRoute+`
+route:
+  receiver: default
+  group_by: [alertname]
+  group_wait: 30s
+  group_interval: 5m
+  repeat_interval: 1h
+  routes:
+    - matchers: [team=web]
+      receiver: ops
+    - matchers: [team=db]
+      receiver: db
+    - matchers: [team=x]
+      receiver: ops
+`)
+	cur := before
+	d := NewDispatcher(DispatcherConfig{Rules: func(string) *ruleset.Tenant { return cur }})
+	ctx := context.Background()
+	must(t, d.Receive(ctx, "a", alertOf("alertname=A,id=1,team=db", t0, 3*time.Hour), t0))
+	if ns, _ := d.Tick(ctx, t0.Add(30*time.Second)); len(ns) != 1 || ns[0].Receiver != "db" {
+		t.Fatalf("first flush: %v", ns)
+	}
+	must(t, d.Ack(ctx))
+	cur = after // the db route is now the second child: another route id, same key
+	must(t, d.Receive(ctx, "a", alertOf("alertname=A,id=2,team=x", t0.Add(time.Minute), 3*time.Hour), t0.Add(time.Minute)))
+	ns, err := d.Tick(ctx, t0.Add(2*time.Minute))
+	must(t, err)
+	var got []string
+	for _, n := range ns {
+		got = append(got, describe(n))
+	}
+	if !slices.Equal(got, []string{"2m0s ops firing [2]"}) {
+		t.Fatalf("after reload: %q (the db group must not re-notify alert 1)", got)
+	}
+	ns, err = d.Tick(ctx, t0.Add(10*time.Minute))
+	must(t, err)
+	for _, n := range ns {
+		if n.Receiver == "db" {
+			t.Fatalf("db group re-notified after the reload: %s", describe(n))
+		}
+	}
+}

@@ -105,9 +105,6 @@ func alertJSON(labels map[string]string, endsAt *time.Time) string {
 // notifications: receiver, group labels, alert sets and status, in the same
 // order per group.
 func TestDifferentialAgainstAlertmanager(t *testing.T) {
-	if os.Getenv("KLAXON_DIFFERENTIAL") == "" {
-		t.Skip("enabled with the full engine (grouping); set KLAXON_DIFFERENTIAL=1")
-	}
 	amBin := requireBinary(t, []string{"prometheus-alertmanager", "alertmanager"}, "prometheus-alertmanager")
 	amSink, kxSink := harness.NewSink(t), harness.NewSink(t)
 

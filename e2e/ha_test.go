@@ -36,9 +36,13 @@ func TestHAKill(t *testing.T) {
 	engines := []*harness.Klaxon{start("engine"), start("engine")}
 	notifiers := []*harness.Klaxon{start("notifier"), start("notifier")}
 
-	// The load: each alert fires, then resolves a little later. A POST that
-	// fails (its receiver is being killed) is retried on the other replica,
-	// as Alertmanager retries and a Service load-balances.
+	// The load: each alert fires, and is resolved once its firing
+	// notification has arrived. (An alert that fires and resolves before
+	// its group's first flush is, as in Alertmanager, never notified at all:
+	// the test resolves only notified alerts, so that every acknowledged
+	// alert owes exactly one firing and one resolved notification.) A POST
+	// that fails (its receiver is being killed) is retried on the other
+	// replica, as Alertmanager retries and a Service load-balances.
 	const total = 120
 	var acked sync.Map // id → true once both firing and resolved were acknowledged
 	var posted atomic.Int32
@@ -52,21 +56,54 @@ func TestHAKill(t *testing.T) {
 		}
 		return false
 	}
+	startsAt := map[int]string{}
+	var mu sync.Mutex
+	toResolve := map[int]bool{} // firing acknowledged, resolve not yet posted
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for i := 0; i < total; i++ {
-			startsAt := time.Now().UTC().Add(-time.Minute).Format(time.RFC3339Nano)
-			firing := fmt.Sprintf(`[{"labels":{"alertname":"HA","id":"%d"},"startsAt":%q}]`, i, startsAt)
-			if !post(firing) {
-				continue
-			}
-			resolved := fmt.Sprintf(`[{"labels":{"alertname":"HA","id":"%d"},"startsAt":%q,"endsAt":%q}]`, i, startsAt, time.Now().UTC().Format(time.RFC3339Nano))
-			if post(resolved) {
-				acked.Store(fmt.Sprint(i), true)
+			at := time.Now().UTC().Add(-time.Minute).Format(time.RFC3339Nano)
+			if post(fmt.Sprintf(`[{"labels":{"alertname":"HA","id":"%d"},"startsAt":%q}]`, i, at)) {
+				mu.Lock()
+				startsAt[i], toResolve[i] = at, true
+				mu.Unlock()
 			}
 			posted.Add(1)
 			time.Sleep(40 * time.Millisecond)
+		}
+	}()
+	resolverDone := make(chan struct{})
+	stopResolver := make(chan struct{})
+	go func() {
+		defer close(resolverDone)
+		for {
+			firing, _ := countByID(sink.Unique())
+			mu.Lock()
+			var due []int
+			for i := range toResolve {
+				if firing[fmt.Sprint(i)] > 0 {
+					due = append(due, i)
+				}
+			}
+			mu.Unlock()
+			for _, i := range due {
+				mu.Lock()
+				at := startsAt[i]
+				mu.Unlock()
+				body := fmt.Sprintf(`[{"labels":{"alertname":"HA","id":"%d"},"startsAt":%q,"endsAt":%q}]`, i, at, time.Now().UTC().Format(time.RFC3339Nano))
+				if post(body) {
+					acked.Store(fmt.Sprint(i), true)
+					mu.Lock()
+					delete(toResolve, i)
+					mu.Unlock()
+				}
+			}
+			select {
+			case <-stopResolver:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
 		}
 	}()
 
@@ -82,6 +119,14 @@ func TestHAKill(t *testing.T) {
 	engines[0].Start()
 	notifiers[0].Start()
 	<-done
+	// Every acknowledged firing alert must be notified (and so resolved).
+	harness.Eventually(t, 90*time.Second, "a firing notification for every acknowledged firing alert", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(toResolve) == 0
+	})
+	close(stopResolver)
+	<-resolverDone
 
 	ids := 0
 	acked.Range(func(_, _ any) bool { ids++; return true })

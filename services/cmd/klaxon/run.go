@@ -27,8 +27,8 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
-	"github.com/klaxon-sh/klaxon/services/bus"
 	"github.com/klaxon-sh/klaxon/services/amapi"
+	"github.com/klaxon-sh/klaxon/services/bus"
 	"github.com/klaxon-sh/klaxon/services/engine"
 	"github.com/klaxon-sh/klaxon/services/heartbeat"
 	"github.com/klaxon-sh/klaxon/services/notify"

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	ampagerduty "github.com/prometheus/alertmanager/notify/pagerduty"
 	"github.com/prometheus/alertmanager/template"
 
 	"github.com/klaxon-sh/klaxon/services/bus"
@@ -120,6 +121,20 @@ func (b *Builder) Build(t *ruleset.Tenant, name string, log *slog.Logger) ([]not
 		}
 	}
 	for i, c := range rcv.PagerdutyConfigs {
+		if isPagerDutyV1(c) {
+			// service_key: the Events API v1, which our package does not
+			// speak; Alertmanager's own notifier does, so existing configs
+			// (Alertmanager's documentation example among them) keep working.
+			n, err := ampagerduty.New(c, tmpl, log.With("integration", "pagerduty"))
+			var nt notify.Notifier
+			if err == nil {
+				nt = adapter{n}
+			}
+			if err := add("pagerduty", i, c.SendResolved(), nt, err); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		n, err := pagerduty.New(c, tmpl, log.With("integration", "pagerduty"))
 		if err := add("pagerduty", i, c.SendResolved(), n, err); err != nil {
 			return nil, err

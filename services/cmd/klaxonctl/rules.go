@@ -115,7 +115,7 @@ func lintRules(dir string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "%d tenants, %d rule files, %d ruler files (%d rules), %d rule test files: OK\n",
 		len(set.Tenants), rf, ruler, rulerRules, tests)
 	if skipped > 0 {
-		fmt.Fprintf(stdout, "note: %d LogQL expressions were checked for structure only (no LogQL parser linked)\n", skipped)
+		fmt.Fprintf(stdout, "note: %d PromQL expressions were checked for structure only (no PromQL parser linked)\n", skipped)
 	}
 	return 0
 }

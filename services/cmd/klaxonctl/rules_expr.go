@@ -1,8 +1,12 @@
 package main
 
-import "github.com/klaxon-sh/klaxon/services/ruleset/rulerfile"
+import (
+	"github.com/klaxon-sh/klaxon/services/ruleset/logql"
+	"github.com/klaxon-sh/klaxon/services/ruleset/rulerfile"
+)
 
-// exprCheck judges ruler-file expressions. No LogQL or PromQL parser is
-// linked (Loki's module is AGPL and listed as not to be used here), so
-// expressions are checked for presence only.
-var exprCheck rulerfile.ExprCheck
+// exprCheck judges ruler-file expressions with Klaxon's own LogQL checker
+// (Loki's module is AGPL and listed as not to be used here). Expressions that
+// are clearly PromQL (no stream selector, a metric name before "{", a
+// PromQL-only function) are skipped: no PromQL parser is linked.
+var exprCheck rulerfile.ExprCheck = logql.Check

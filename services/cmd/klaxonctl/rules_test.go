@@ -48,7 +48,9 @@ func TestLintReportsEveryErrorWithPosition(t *testing.T) {
 		p("loki.yml") + `:10:11: group "errors": duplicate name (first at line 2)`,
 		p("loki.yml") + `:12:9: one of record or alert is required`,
 		p("loki.yml") + `:12:15: expr is required`,
-		"10 error(s)",
+		p("loki.yml") + `:16:49: expr: grouping not allowed for rate aggregation`,
+		p("loki.yml") + `:18:16: expr: a ruler expression must be a metric query (e.g. wrap it in rate(...[5m]))`,
+		"12 error(s)",
 	}, "\n") + "\n"
 	if errb.String() != want {
 		t.Errorf("stderr:\n%s\nwant:\n%s", errb.String(), want)

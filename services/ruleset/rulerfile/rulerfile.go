@@ -1,16 +1,18 @@
 // Package rulerfile validates Prometheus and Loki ruler files (YAML with
 // `groups:` of alerting and recording rules) that live beside Klaxon's rule
 // files, reporting every error as file:line:col: message. Expression syntax
-// is checked by an ExprCheck the caller passes (klaxonctl passes the PromQL
-// parser), so the server never links an expression parser.
+// is checked by an ExprCheck the caller passes (klaxonctl passes the LogQL
+// checker of package logql), so the server never links an expression parser.
 package rulerfile
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"regexp"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
@@ -19,8 +21,10 @@ import (
 )
 
 // ExprCheck validates one expression. It returns skipped=true when it cannot
-// judge the expression (a LogQL pipeline given to a PromQL parser); err is
-// then ignored.
+// judge the expression (PromQL given to a LogQL checker); err is then
+// ignored. An error with a method ExprPosition() (offset int, msg string)
+// (logql.Error has one) is reported at that byte offset's position in the
+// file when the YAML scalar maps onto the file character for character.
 type ExprCheck func(expr string) (skipped bool, err error)
 
 // IsRulerFile reports whether the YAML document root is a ruler file.
@@ -61,8 +65,9 @@ var (
 )
 
 type validator struct {
-	path string
-	res  Result
+	path  string
+	lines []string // the file's lines, to place expression errors
+	res   Result
 }
 
 func (v *validator) at(n *yaml.Node, format string, args ...any) {
@@ -72,7 +77,7 @@ func (v *validator) at(n *yaml.Node, format string, args ...any) {
 // Validate checks data (read from path): structure, names, durations,
 // labels, and each expr with check (if not nil).
 func Validate(path string, data []byte, check ExprCheck) Result {
-	v := &validator{path: path}
+	v := &validator{path: path, lines: strings.Split(string(data), "\n")}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return Result{Errors: []error{ruleset.YAMLError(path, nil, err)}}
@@ -215,6 +220,14 @@ func (v *validator) rule(r *yaml.Node, check ExprCheck) {
 		return
 	}
 	if err != nil {
+		var pe interface{ ExprPosition() (int, string) }
+		if errors.As(err, &pe) {
+			off, msg := pe.ExprPosition()
+			if line, col, ok := v.exprPos(e, off); ok {
+				v.res.Errors = append(v.res.Errors, &ruleset.Error{File: v.path, Line: line, Col: col, Msg: "expr: " + msg})
+				return
+			}
+		}
 		// Block scalars start on the line after the indicator.
 		n := *e
 		if e.Style == yaml.LiteralStyle || e.Style == yaml.FoldedStyle {
@@ -222,6 +235,72 @@ func (v *validator) rule(r *yaml.Node, check ExprCheck) {
 		}
 		v.at(&n, "expr: %v", err)
 	}
+}
+
+// exprPos maps byte offset off of e.Value to a line and column of the file.
+// It does so only where the file holds the value verbatim: a one-line plain
+// or quoted scalar without escapes, or a literal block (|); otherwise
+// (folded blocks, escapes, multi-line flow scalars) ok is false.
+func (v *validator) exprPos(e *yaml.Node, off int) (line, col int, ok bool) {
+	val := e.Value
+	if off < 0 || off > len(val) {
+		return 0, 0, false
+	}
+	switch e.Style {
+	case 0, yaml.SingleQuotedStyle, yaml.DoubleQuotedStyle:
+		quote := map[yaml.Style]string{yaml.SingleQuotedStyle: "'", yaml.DoubleQuotedStyle: `"`}[e.Style]
+		src, ok := v.fromColumn(e.Line, e.Column)
+		if strings.Contains(val, "\n") || !ok || !strings.HasPrefix(src, quote+val+quote) {
+			return 0, 0, false
+		}
+		return e.Line, e.Column + len(quote) + utf8.RuneCountInString(val[:off]), true
+	case yaml.LiteralStyle:
+		vlines := strings.Split(strings.TrimRight(val, "\n"), "\n")
+		indent := ""
+		for i, l := range vlines {
+			if fl, ok := v.line(e.Line + 1 + i); ok && l != "" && strings.HasSuffix(fl, l) {
+				indent = fl[:len(fl)-len(l)]
+				break
+			}
+		}
+		if strings.TrimLeft(indent, " ") != "" {
+			return 0, 0, false
+		}
+		for i, l := range vlines {
+			fl, ok := v.line(e.Line + 1 + i)
+			if !ok || (l == "" && strings.TrimLeft(fl, " ") != "") || (l != "" && fl != indent+l) {
+				return 0, 0, false
+			}
+		}
+		before := val[:off]
+		n := strings.Count(before, "\n")
+		last := before[strings.LastIndexByte(before, '\n')+1:]
+		return e.Line + 1 + n, len(indent) + 1 + utf8.RuneCountInString(last), true
+	}
+	return 0, 0, false
+}
+
+// line returns the file's 1-based line n without its line ending.
+func (v *validator) line(n int) (string, bool) {
+	if n < 1 || n > len(v.lines) {
+		return "", false
+	}
+	return strings.TrimSuffix(v.lines[n-1], "\r"), true
+}
+
+// fromColumn returns line n from 1-based character column col on.
+func (v *validator) fromColumn(n, col int) (string, bool) {
+	l, ok := v.line(n)
+	if !ok {
+		return "", false
+	}
+	for i := range l {
+		if col == 1 {
+			return l[i:], true
+		}
+		col--
+	}
+	return "", false
 }
 
 func (v *validator) duration(key string, n *yaml.Node) {

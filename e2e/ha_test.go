@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/klaxon-sh/klaxon/e2e/harness"
+	"github.com/klaxon-sh/klaxon/e2e/peers"
 )
 
 // TestHAKill runs two replicas of every target against a real 3-node NATS
@@ -24,7 +26,12 @@ func TestHAKill(t *testing.T) {
 	}
 	sink := harness.NewSink(t)
 	cluster := harness.StartNATSCluster(t, 3)
-	rules := harness.WriteRules(t, map[string]string{"default/klaxon.yml": routeAllTo(sink.URL())})
+	pd := peers.NewPagerDuty(t)
+	rules := harness.WriteRules(t, map[string]string{"default/klaxon.yml": routeAllTo(sink.URL()) + fmt.Sprintf(`
+    pagerduty_configs:
+      - routing_key: R0123456789abcdef0123456789abcde
+        url: %s
+`, pd.URL())})
 	start := func(target string) *harness.Klaxon {
 		return harness.StartKlaxon(t, harness.KlaxonOptions{Rules: rules, Target: target, NATSURL: cluster.URL(),
 			Extra: []string{"--notify.min-backoff", "50ms", "--notify.max-backoff", "2s", "--notify.max-deliver", "50"}})
@@ -155,7 +162,32 @@ func TestHAKill(t *testing.T) {
 			t.Errorf("alert %s: %d resolved notifications with distinct keys", id, n)
 		}
 	}
+	// PagerDuty: one incident per alert, triggered and resolved — repeated
+	// events with the same dedup_key and action are what PagerDuty itself
+	// deduplicates, so they are counted but do not fail the test.
+	harness.Eventually(t, 30*time.Second, "a PagerDuty resolve for every acknowledged alert", func() bool {
+		resolves := 0
+		for _, acts := range pd.Actions() {
+			if slices.Contains(acts, "resolve") {
+				resolves++
+			}
+		}
+		return resolves >= ids
+	})
+	incidents := pd.Actions()
+	if len(incidents) != ids {
+		t.Errorf("%d PagerDuty dedup keys for %d alerts", len(incidents), ids)
+	}
+	for key, acts := range incidents {
+		if got := slices.Compact(slices.Clone(acts)); !slices.Equal(got, []string{"trigger", "resolve"}) {
+			t.Errorf("PagerDuty dedup_key %s: events %v, want trigger then resolve", key, acts)
+		}
+	}
+	if n := pd.Rejected(); n != 0 {
+		t.Errorf("PagerDuty rejected %d events", n)
+	}
 	raw, unique := len(sink.Messages()), len(sink.Unique())
+	t.Logf("PagerDuty: %d events for %d incidents", len(pd.Events()), len(incidents))
 	t.Logf("acknowledged %d alerts; %d notifications received, %d after dropping repeated Idempotency-Keys", ids, raw, unique)
 	if os.Getenv("KLAXON_HA_REPORT") != "" {
 		fmt.Printf("HA kill test: %d alerts acknowledged, %d notifications, %d unique, 0 lost\n", ids, raw, unique)

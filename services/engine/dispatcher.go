@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -28,8 +29,15 @@ type DispatcherConfig struct {
 	Store Store
 	// Silences mute alerts before notification; nil means none.
 	Silences *silence.Store
-	Log      *slog.Logger
+	// MaxActiveAlerts is a tenant's limit of alerts held at once
+	// (tenants.yml max_active_alerts; nil or 0: unlimited).
+	MaxActiveAlerts func(tenant string) int
+	Log             *slog.Logger
 }
+
+// ErrTooManyAlerts: the tenant holds max_active_alerts alerts and this one is
+// new; it is not taken in (updates of held alerts always are).
+var ErrTooManyAlerts = errors.New("tenant's max_active_alerts reached")
 
 // Dispatcher is the pure core of the engine: Alertmanager's dispatcher
 // (route tree, aggregation groups and their timers) and its notification
@@ -177,6 +185,11 @@ func (d *Dispatcher) Receive(ctx context.Context, tenant string, pa *klaxonv1.Al
 		return err
 	}
 	a := fromProto(pa, now, ts.rules.resolveTimeout)
+	if d.cfg.MaxActiveAlerts != nil && ts.alerts[a.Fingerprint] == nil && !a.ResolvedAt(now) {
+		if limit := d.cfg.MaxActiveAlerts(tenant); limit > 0 && len(ts.alerts) >= limit {
+			return fmt.Errorf("%w (%d): alert %s", ErrTooManyAlerts, limit, a.Fingerprint)
+		}
+	}
 	return d.insert(ctx, ts, a, now)
 }
 

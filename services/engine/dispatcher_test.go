@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -415,4 +416,37 @@ route:
 			t.Fatalf("db group re-notified after the reload: %s", describe(n))
 		}
 	}
+}
+
+// max_active_alerts: over the limit a new alert is refused, while held
+// alerts keep updating and resolving; another tenant is not affected, and
+// once alerts resolve and leave, new ones are taken in again.
+func TestMaxActiveAlerts(t *testing.T) {
+	yml := baseRoute + "route: {receiver: default, group_by: ['...'], group_wait: 0s, group_interval: 1m}\n"
+	ta, tb := loadTenant(t, "a", yml), loadTenant(t, "b", yml)
+	d := NewDispatcher(DispatcherConfig{
+		Rules:           func(n string) *ruleset.Tenant { return map[string]*ruleset.Tenant{"a": ta, "b": tb}[n] },
+		MaxActiveAlerts: func(n string) int { return map[string]int{"a": 2}[n] },
+	})
+	ctx := context.Background()
+	must(t, d.Receive(ctx, "a", alertOf("alertname=A,id=1", t0, time.Hour), t0))
+	must(t, d.Receive(ctx, "a", alertOf("alertname=A,id=2", t0, time.Hour), t0))
+	if err := d.Receive(ctx, "a", alertOf("alertname=A,id=3", t0, time.Hour), t0); !errors.Is(err, ErrTooManyAlerts) {
+		t.Fatalf("third alert of tenant a: %v, want ErrTooManyAlerts", err)
+	}
+	must(t, d.Receive(ctx, "a", alertOf("alertname=A,id=2", t0, 2*time.Hour), t0)) // a held alert updates
+	must(t, d.Receive(ctx, "b", alertOf("alertname=A,id=3", t0, time.Hour), t0))   // b has no limit
+	ns, err := d.Tick(ctx, t0)
+	must(t, err)
+	must(t, d.Ack(ctx, ns...))
+	if len(ns) != 3 {
+		t.Fatalf("want 3 notifications (a: 1 and 2, b: 3), got %d", len(ns))
+	}
+	// Alert 1 resolves; after the flush that reports it, it leaves and
+	// makes room.
+	must(t, d.Receive(ctx, "a", alertOf("alertname=A,id=1", t0, -1), t0.Add(time.Minute)))
+	ns, err = d.Tick(ctx, t0.Add(time.Minute))
+	must(t, err)
+	must(t, d.Ack(ctx, ns...))
+	must(t, d.Receive(ctx, "a", alertOf("alertname=A,id=3", t0.Add(time.Minute), time.Hour), t0.Add(time.Minute)))
 }

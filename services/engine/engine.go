@@ -58,6 +58,7 @@ type Engine struct {
 	now      func() time.Time
 	metrics  *metrics
 	silences *silence.Store
+	limit    func(tenant string) int
 	wake     chan struct{}
 }
 
@@ -73,6 +74,9 @@ func WithConfig(c Config) Option { return func(e *Engine) { e.cfg = c } }
 // WithSilences shares a silence store (otherwise the engine opens its own
 // over KV).
 func WithSilences(s *silence.Store) Option { return func(e *Engine) { e.silences = s } }
+
+// WithAlertLimit sets each tenant's max_active_alerts (0: unlimited).
+func WithAlertLimit(limit func(tenant string) int) Option { return func(e *Engine) { e.limit = limit } }
 
 // New builds an engine.
 func New(b *bus.Bus, rules *ruleset.Holder, log *slog.Logger, reg prometheus.Registerer, opts ...Option) *Engine {
@@ -100,6 +104,7 @@ func New(b *bus.Bus, rules *ruleset.Holder, log *slog.Logger, reg prometheus.Reg
 type metrics struct {
 	received  *prometheus.CounterVec
 	unrouted  *prometheus.CounterVec
+	rejected  *prometheus.CounterVec
 	published prometheus.Counter
 	leader    prometheus.Gauge
 }
@@ -112,6 +117,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"kind"}),
 		unrouted: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "klaxon_engine_unrouted_total", Help: "Alerts of tenants that have no route tree.",
+		}, []string{"tenant"}),
+		rejected: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "klaxon_engine_alerts_rejected_total", Help: "New alerts not taken in because the tenant holds max_active_alerts alerts.",
 		}, []string{"tenant"}),
 		published: f.NewCounter(prometheus.CounterOpts{
 			Name: "klaxon_engine_notifications_published_total", Help: "Notifications published to the NOTIFY stream.",
@@ -174,7 +182,7 @@ func (e *Engine) lead(ctx context.Context, l *lease) error {
 	if err != nil {
 		return err
 	}
-	d := NewDispatcher(DispatcherConfig{Rules: e.rules.Tenant, Store: store, Silences: e.silences, Log: e.log})
+	d := NewDispatcher(DispatcherConfig{Rules: e.rules.Tenant, Store: store, Silences: e.silences, MaxActiveAlerts: e.limit, Log: e.log})
 	if err := d.Load(ctx); err != nil {
 		return err
 	}
@@ -281,6 +289,14 @@ func (e *Engine) Process(ctx context.Context, d *Dispatcher, env *klaxonv1.Envel
 	}
 	at := e.now()
 	if err := d.Receive(ctx, env.Tenant, a, at); err != nil {
+		if errors.Is(err, ErrTooManyAlerts) {
+			// As Mimir's Alertmanager does: over the limit, new alerts are
+			// refused (and counted, for an alert on Klaxon itself), alerts
+			// already held keep updating and resolving.
+			e.metrics.rejected.WithLabelValues(env.Tenant).Inc()
+			e.log.Warn("alert rejected", "tenant", env.Tenant, "err", err)
+			return nil
+		}
 		return err
 	}
 	select {

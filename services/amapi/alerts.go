@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/alertmanager/pkg/labels"
+	"github.com/prometheus/common/model"
 
 	"github.com/klaxon-sh/klaxon/services/engine"
 )
@@ -93,50 +94,37 @@ func (f *alertFilter) keep(a *gettableAlert) bool {
 }
 
 // state builds the API view of the tenant's unresolved alerts, each with its
-// receivers and why it is suppressed, plus the groups holding them.
+// receivers and why it is suppressed (engine.Views, which the admin API
+// shares), plus the groups holding them.
 func (a *API) state(r *http.Request, tenant string) (map[string]*gettableAlert, []*engine.GroupState, error) {
 	groups, err := a.cfg.Groups(r.Context(), tenant)
 	if err != nil {
 		return nil, nil, err
 	}
-	now := a.cfg.Now()
-	view := engine.NewView(a.cfg.Rules.Tenant(tenant), groups)
-	alerts := map[string]*gettableAlert{}
-	for _, g := range groups {
-		for fp, al := range g.Alerts {
-			if al.ResolvedAt(now) {
-				continue
-			}
-			ga := alerts[fp]
-			if ga == nil {
-				ls := al.LabelSet()
-				ga = &gettableAlert{Annotations: al.Annotations, EndsAt: al.EndsAt, Fingerprint: fp, StartsAt: al.StartsAt,
-					UpdatedAt: al.UpdatedAt, GeneratorURL: al.GeneratorURL, Labels: al.Labels,
-					Status: alertStatus{InhibitedBy: []string{}, SilencedBy: []string{}, State: "active"}}
-				if ga.Annotations == nil {
-					ga.Annotations = map[string]string{}
-				}
-				if ids := a.cfg.Silences.Mutes(tenant, ls); len(ids) > 0 {
-					ga.Status.SilencedBy = sortStrings(ids)
-				}
-				if by := view.InhibitedBy(ls, now); by != "" {
-					ga.Status.InhibitedBy = []string{by}
-				}
-				if len(ga.Status.SilencedBy)+len(ga.Status.InhibitedBy) > 0 {
-					ga.Status.State = "suppressed"
-				}
-				alerts[fp] = ga
-			} else if al.UpdatedAt.After(ga.UpdatedAt) {
-				ga.UpdatedAt, ga.EndsAt, ga.Annotations = al.UpdatedAt, al.EndsAt, al.Annotations
-			}
-			seen := false
-			for _, rc := range ga.Receivers {
-				seen = seen || rc.Name == g.Receiver
-			}
-			if !seen {
-				ga.Receivers = append(ga.Receivers, receiverRef{Name: g.Receiver})
-			}
+	mutes := func(ls model.LabelSet) []string { return a.cfg.Silences.Mutes(tenant, ls) }
+	views := engine.Views(a.cfg.Rules.Tenant(tenant), groups, mutes, a.cfg.Now(), false)
+	alerts := make(map[string]*gettableAlert, len(views))
+	for fp, v := range views {
+		al := v.Alert
+		ga := &gettableAlert{Annotations: al.Annotations, EndsAt: al.EndsAt, Fingerprint: fp, StartsAt: al.StartsAt,
+			UpdatedAt: al.UpdatedAt, GeneratorURL: al.GeneratorURL, Labels: al.Labels,
+			Status: alertStatus{InhibitedBy: []string{}, SilencedBy: []string{}, State: "active"}}
+		if ga.Annotations == nil {
+			ga.Annotations = map[string]string{}
 		}
+		if len(v.SilencedBy) > 0 {
+			ga.Status.SilencedBy = v.SilencedBy
+		}
+		if v.InhibitedBy != "" {
+			ga.Status.InhibitedBy = []string{v.InhibitedBy}
+		}
+		if v.Suppressed() {
+			ga.Status.State = "suppressed"
+		}
+		for _, rc := range v.Receivers {
+			ga.Receivers = append(ga.Receivers, receiverRef{Name: rc})
+		}
+		alerts[fp] = ga
 	}
 	return alerts, groups, nil
 }

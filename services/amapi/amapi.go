@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -186,6 +185,3 @@ func (a *API) receivers(w http.ResponseWriter, r *http.Request) {
 }
 
 func isNotFound(err error) bool { return errors.Is(err, silence.ErrNotFound) }
-
-// sortStrings returns s sorted (for stable output).
-func sortStrings(s []string) []string { sort.Strings(s); return s }

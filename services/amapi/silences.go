@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"sort"
 	"time"
 
 	"github.com/prometheus/alertmanager/pkg/labels"
@@ -65,13 +64,13 @@ func (a *API) listSilences(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
+	silence.Sort(sils, a.cfg.Now())
 	out := []gettableSilence{}
 	for _, s := range sils {
 		if silenceMatchesFilter(s, ms) {
 			out = append(out, a.gettable(s))
 		}
 	}
-	sortSilences(out)
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -83,25 +82,6 @@ func silenceMatchesFilter(s *silence.Silence, ms labels.Matchers) bool {
 		ls[model.LabelName(m.Name)] = model.LabelValue(m.Value)
 	}
 	return ms.Matches(ls)
-}
-
-// sortSilences orders like Alertmanager: active (ending soonest first), then
-// pending (starting soonest first), then expired (most recent first).
-func sortSilences(ss []gettableSilence) {
-	rank := map[string]int{silence.StateActive: 0, silence.StatePending: 1, silence.StateExpired: 2}
-	sort.SliceStable(ss, func(i, j int) bool {
-		ri, rj := rank[ss[i].Status.State], rank[ss[j].Status.State]
-		if ri != rj {
-			return ri < rj
-		}
-		switch ss[i].Status.State {
-		case silence.StateActive:
-			return ss[i].EndsAt.Before(ss[j].EndsAt)
-		case silence.StatePending:
-			return ss[i].StartsAt.Before(ss[j].StartsAt)
-		}
-		return ss[i].EndsAt.After(ss[j].EndsAt)
-	})
 }
 
 func (a *API) postSilence(w http.ResponseWriter, r *http.Request) {

@@ -275,6 +275,26 @@ func (s *Store) List(ctx context.Context, tenant string) ([]*Silence, error) {
 	return out, nil
 }
 
+// Sort orders silences as Alertmanager lists them: active ones (ending
+// soonest first), then pending ones (starting soonest first), then expired
+// ones (ended most recently first); ties keep their order.
+func Sort(ss []*Silence, now time.Time) {
+	rank := map[string]int{StateActive: 0, StatePending: 1, StateExpired: 2}
+	sort.SliceStable(ss, func(i, j int) bool {
+		si, sj := ss[i].State(now), ss[j].State(now)
+		if si != sj {
+			return rank[si] < rank[sj]
+		}
+		switch si {
+		case StateActive:
+			return ss[i].EndsAt.Before(ss[j].EndsAt)
+		case StatePending:
+			return ss[i].StartsAt.Before(ss[j].StartsAt)
+		}
+		return ss[i].EndsAt.After(ss[j].EndsAt)
+	})
+}
+
 // Mutes returns the ids of the tenant's active silences that match lset.
 func (s *Store) Mutes(tenant string, lset model.LabelSet) []string {
 	s.mu.RLock()

@@ -130,3 +130,24 @@ func TestKVAcrossStores(t *testing.T) {
 		t.Fatalf("tenant b sees %d silences (%v)", len(l), err)
 	}
 }
+
+func TestSortAsAlertmanager(t *testing.T) {
+	at := func(start, end time.Duration) *Silence {
+		return &Silence{ID: start.String() + "/" + end.String(), StartsAt: t0.Add(start), EndsAt: t0.Add(end)}
+	}
+	ss := []*Silence{
+		at(-3*time.Hour, -2*time.Hour),  // expired earlier
+		at(time.Hour, 3*time.Hour),      // pending, starts later
+		at(-time.Hour, 2*time.Hour),     // active, ends later
+		at(-2*time.Hour, -time.Hour),    // expired later
+		at(30*time.Minute, 4*time.Hour), // pending, starts sooner
+		at(-time.Hour, time.Hour),       // active, ends sooner
+	}
+	Sort(ss, t0)
+	want := []string{"-1h0m0s/1h0m0s", "-1h0m0s/2h0m0s", "30m0s/4h0m0s", "1h0m0s/3h0m0s", "-2h0m0s/-1h0m0s", "-3h0m0s/-2h0m0s"}
+	for i, s := range ss {
+		if s.ID != want[i] {
+			t.Fatalf("position %d: got %s, want %s (all: %v)", i, s.ID, want[i], ss)
+		}
+	}
+}

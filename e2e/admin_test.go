@@ -198,3 +198,102 @@ func TestKlaxonctlAuth(t *testing.T) {
 		}
 	}
 }
+
+// TestKlaxonctlSilencesAndAlerts: against a running klaxon, `klaxonctl
+// silence add` keeps a posted alert from notifying while another one does,
+// `klaxonctl alerts list` shows both (the muted one with --silenced, naming
+// the silence), and `klaxonctl silence expire` lets it notify.
+func TestKlaxonctlSilencesAndAlerts(t *testing.T) {
+	sink := harness.NewSink(t)
+	rules := harness.WriteRules(t, map[string]string{"default/klaxon.yml": routeAllTo(sink.URL())})
+	k := harness.StartKlaxon(t, harness.KlaxonOptions{Rules: rules})
+	silenceWithKlaxonctl(t, k.GRPC, k, sink)
+}
+
+// TestKlaxonctlSilencesOnAdminTarget: the same with the admin target in a
+// process of its own: the engine sees the silence through KV.
+func TestKlaxonctlSilencesOnAdminTarget(t *testing.T) {
+	sink := harness.NewSink(t)
+	rules := harness.WriteRules(t, map[string]string{"default/klaxon.yml": routeAllTo(sink.URL())})
+	front := harness.StartKlaxon(t, harness.KlaxonOptions{Rules: rules, Target: "receiver,engine,notifier", NATSListen: true})
+	adm := harness.StartKlaxon(t, harness.KlaxonOptions{Rules: rules, Target: "admin",
+		NATSURL: "nats://" + front.NATS, Extra: []string{"--nats.replicas", "1"}})
+	silenceWithKlaxonctl(t, adm.GRPC, front, sink)
+}
+
+// listedAlert is the part of `klaxonctl alerts list -o json` a test reads.
+type listedAlert struct {
+	Fingerprint string            `json:"fingerprint"`
+	Labels      map[string]string `json:"labels"`
+	Status      string            `json:"status"`
+	Receivers   []string          `json:"receivers"`
+	SilencedBy  []string          `json:"silenced_by"`
+}
+
+func silenceWithKlaxonctl(t *testing.T, grpcAddr string, k *harness.Klaxon, sink *harness.Sink) {
+	t.Helper()
+	ctl := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(harness.Binary(t, "klaxonctl"), append([]string{"--addr", grpcAddr}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("klaxonctl %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	id := strings.TrimSpace(ctl("silence", "add", "alertname=Quiet", "instance=~db-.*", "-d", "1h", "-a", "e2e", "-c", "disk swap"))
+	if len(id) != 36 {
+		t.Fatalf("silence add printed %q, want a silence id", id)
+	}
+	if out := ctl("silence", "list"); !strings.Contains(out, id) || !strings.Contains(out, `alertname="Quiet" instance=~"db-.*"`) ||
+		!strings.Contains(out, "active") || !strings.Contains(out, "disk swap") {
+		t.Fatalf("silence list:\n%s", out)
+	}
+
+	if code, body := k.Post("/api/v2/alerts", `[
+		{"labels":{"alertname":"Quiet","instance":"db-1"},"annotations":{"summary":"muted"}},
+		{"labels":{"alertname":"Loud","instance":"web-1"},"annotations":{"summary":"heard"}}]`); code != 200 {
+		t.Fatalf("post: %d %s", code, body)
+	}
+	harness.Eventually(t, 20*time.Second, "the Loud notification", func() bool {
+		return sink.AlertsByLabel("alertname", "firing")["Loud"] > 0
+	})
+	// Both groups flush on the same tick; give Quiet's two more group intervals.
+	time.Sleep(2500 * time.Millisecond)
+	if n := sink.AlertsByLabel("alertname", "firing")["Quiet"]; n != 0 {
+		t.Fatalf("the silenced alert was notified %d times", n)
+	}
+
+	if out := ctl("alerts", "list"); !strings.Contains(out, `alertname="Loud"`) || strings.Contains(out, "Quiet") || !strings.Contains(out, "heard") {
+		t.Fatalf("alerts list shows Loud, not the silenced Quiet:\n%s", out)
+	}
+	if out := ctl("alerts", "list", "--silenced", "alertname=Quiet"); !strings.Contains(out, `alertname="Quiet"`) || !strings.Contains(out, id) {
+		t.Fatalf("alerts list --silenced shows Quiet silenced by %s:\n%s", id, out)
+	}
+	var resp struct {
+		Alerts []listedAlert `json:"alerts"`
+	}
+	out := ctl("-o", "json", "alerts", "list", "--silenced")
+	if err := json.Unmarshal([]byte(out), &resp); err != nil || len(resp.Alerts) != 2 {
+		t.Fatalf("alerts list -o json --silenced: %v\n%s", err, out)
+	}
+	for _, a := range resp.Alerts {
+		quiet := a.Labels["alertname"] == "Quiet"
+		if a.Status != "ALERT_STATUS_FIRING" || len(a.Fingerprint) != 16 || len(a.Receivers) != 1 || a.Receivers[0] != "sink" ||
+			quiet != (len(a.SilencedBy) == 1 && a.SilencedBy[0] == id) {
+			t.Errorf("listed alert: %+v", a)
+		}
+	}
+
+	if out := ctl("silence", "expire", id); out != "expired "+id+"\n" {
+		t.Fatalf("silence expire: %q", out)
+	}
+	if out := ctl("silence", "list"); strings.Contains(out, id) {
+		t.Fatalf("expired silence listed without --expired:\n%s", out)
+	}
+	if out := ctl("silence", "list", "--expired"); !strings.Contains(out, id) || !strings.Contains(out, "expired") {
+		t.Fatalf("silence list --expired:\n%s", out)
+	}
+	harness.Eventually(t, 20*time.Second, "the Quiet notification once its silence expired", func() bool {
+		return sink.AlertsByLabel("alertname", "firing")["Quiet"] > 0
+	})
+}

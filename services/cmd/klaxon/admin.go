@@ -9,24 +9,33 @@ import (
 
 	"github.com/klaxon-sh/klaxon/services/admin"
 	"github.com/klaxon-sh/klaxon/services/bus"
+	"github.com/klaxon-sh/klaxon/services/engine"
+	"github.com/klaxon-sh/klaxon/services/engine/silence"
 	"github.com/klaxon-sh/klaxon/services/ruleset"
 	slorunner "github.com/klaxon-sh/klaxon/services/slo/runner"
 )
 
 // newAdmin builds the gRPC admin API for the admin target (nil otherwise:
 // the gRPC port then serves only health and reflection). It lives beside
-// run.go so the admin wiring grows here, not in runTargets.
-func newAdmin(c *runConfig, b *bus.Bus, rules *ruleset.Holder, reload func(string) error, slos admin.SLOs, log *slog.Logger, reg prometheus.Registerer) (*admin.Server, error) {
+// run.go so the admin wiring grows here, not in runTargets. Alerts and
+// silences come from the engine's state in KV (the groups reader and the
+// silence store openSilencesAndGroups opened), so the admin target serves
+// them in a process of its own too.
+func newAdmin(c *runConfig, b *bus.Bus, rules *ruleset.Holder, reload func(string) error, slos admin.SLOs,
+	silences *silence.Store, groups *engine.GroupReader, log *slog.Logger, reg prometheus.Registerer) (*admin.Server, error) {
 	if !c.has("admin") {
 		return nil, nil
 	}
-	cfg := admin.Config{Bus: b, Rules: rules, Reload: reload, SLOs: slos}
+	state := &admin.EngineState{Groups: groups.Groups, Silences: silences, Rules: rules}
+	cfg := admin.Config{Bus: b, Rules: rules, Reload: reload, SLOs: slos, Alerts: state, Silences: state}
 	if c.auth {
 		tenants, err := ruleset.LoadTenants(c.rules + "/tenants.yml")
 		if err != nil {
 			return nil, err
 		}
 		cfg.Tenants = tenants
+		// Tenant limits are read with the tokens, as ingest_per_second is.
+		state.MaxSilences = func(t string) int { return tenants.Tenants[t].Limits.MaxSilences }
 	}
 	return admin.New(cfg, log, reg)
 }

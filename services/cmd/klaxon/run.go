@@ -316,7 +316,7 @@ func runTargets(c *runConfig) error {
 		return nil
 	})
 
-	adm, err := newAdmin(c, b, rules, reload, slorunner.Admin{R: sloRunner}, log.With("target", "admin"), reg)
+	adm, err := newAdmin(c, b, rules, reload, slorunner.Admin{R: sloRunner}, silences, groups, log.With("target", "admin"), reg)
 	if err != nil {
 		return err
 	}

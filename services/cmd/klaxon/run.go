@@ -238,7 +238,15 @@ func runTargets(c *runConfig) error {
 	}
 	amapi.New(amapi.Config{Groups: groups.Groups, Silences: silences, Rules: rules, Auth: amAuth}, log.With("component", "amapi")).Register(mux)
 	if c.has("engine") {
-		e := engine.New(b, rules, log.With("target", "engine"), reg, engine.WithSilences(silences))
+		opts := []engine.Option{engine.WithSilences(silences)}
+		if c.auth {
+			tenants, err := ruleset.LoadTenants(c.rules + "/tenants.yml")
+			if err != nil {
+				return err
+			}
+			opts = append(opts, engine.WithAlertLimit(func(t string) int { return tenants.Tenants[t].Limits.MaxActiveAlerts }))
+		}
+		e := engine.New(b, rules, log.With("target", "engine"), reg, opts...)
 		goRun("engine", e.Run)
 		goRun("policy", pe.Run)
 		goRun("heartbeat", hm.Run)

@@ -4,7 +4,9 @@ GO      ?= go
 MODULES := proto services lambdas e2e
 TEST_FLAGS ?= -count=1 -timeout 20m
 
-# Pinned code generators (make proto).
+# Pinned code generators (make proto): buf and the two Go plugins, built
+# from the Go module proxy into bin/ (nothing else to install).
+BUF                := github.com/bufbuild/buf/cmd/buf@v1.75.0
 PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.0
 
@@ -35,13 +37,13 @@ lint:
 	@if command -v staticcheck >/dev/null; then set -e; for m in $(MODULES); do (cd $$m && staticcheck ./...); done; \
 	else echo "staticcheck not installed: go install honnef.co/go/tools/cmd/staticcheck@latest"; fi
 
-## proto: regenerate proto/gen with pinned generators (needs protoc).
+## proto: lint the .proto files and regenerate proto/gen (buf.gen.yaml) with
+## the pinned buf and plugins (first run builds buf: a few minutes).
 proto:
+	GOBIN=$(CURDIR)/bin $(GO) install $(BUF)
 	GOBIN=$(CURDIR)/bin $(GO) install $(PROTOC_GEN_GO)
 	GOBIN=$(CURDIR)/bin $(GO) install $(PROTOC_GEN_GO_GRPC)
-	cd proto && rm -rf gen && mkdir gen && \
-		PATH=$(CURDIR)/bin:$$PATH protoc -I . --go_out=gen --go_opt=paths=source_relative \
-		--go-grpc_out=gen --go-grpc_opt=paths=source_relative $$(find klaxon -name '*.proto')
+	cd proto && PATH=$(CURDIR)/bin:$$PATH buf lint && rm -rf gen && PATH=$(CURDIR)/bin:$$PATH buf generate
 
 lambdas:
 	$(MAKE) -C lambdas lambdas

@@ -1,8 +1,16 @@
 package receiver
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 )
 
 // The fuzz targets assert that no input makes a parser panic, and that what
@@ -69,5 +77,123 @@ func FuzzParseK8sEvents(f *testing.F) {
 	f.Add([]byte(`{"EventReason":"OOMKilled","EventTime":"x"}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		_, _ = parseK8sEvents(fuzzReq(), body)
+	})
+}
+
+// sloRequest is POST /api/v1/slo/{name}/events with body, received at now.
+func sloRequest(name string, body []byte, now time.Time) *request {
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/slo/x/events", nil)
+	r.SetPathValue("name", name)
+	return &request{Request: r, tenant: "t", body: body, now: now}
+}
+
+func FuzzSLOEvents(f *testing.F) {
+	f.Add("checkout", []byte(`{"good":99,"total":100}`))
+	f.Add("checkout", []byte(`{"good":0,"total":0,"time":"2026-01-01T00:00:00Z","id":"batch-1"}`))
+	f.Add("checkout", []byte(`{"good":5,"total":4}`))
+	f.Add("checkout", []byte(`{"good":-1,"total":4,"time":"2026-01-01T00:00:00+23:59"}`))
+	f.Add("a.b:c-d_e", []byte(`{"total":1,"good":1,"id":""}`))
+	f.Add("checkout", []byte(`{"good":1,"total":1,"time":"0000-01-01T00:00:00Z"}`))
+	f.Add("checkout", []byte(`{"good":1,"total":1,"time":"9999-12-31T23:59:59-23:59"}`))
+	f.Add("", []byte(`{"good":1,"total":1}`))
+	rc := &Receiver{}
+	now := fuzzReq().now
+	f.Fuzz(func(t *testing.T, name string, body []byte) {
+		res, err := rc.sloEvents(context.Background(), sloRequest(name, body, now))
+		if err != nil {
+			var ie *inputError
+			if !errors.As(err, &ie) {
+				t.Fatalf("error %v is not a client error (the handler would answer 5xx)", err)
+			}
+			return
+		}
+		if !nameRE.MatchString(name) {
+			t.Fatalf("accepted SLO name %q", name)
+		}
+		if res.status != http.StatusAccepted || len(res.envelopes) != 1 {
+			t.Fatalf("result %+v, want one envelope and 202", res)
+		}
+		env := res.envelopes[0]
+		ev := env.GetEvent()
+		if env.Id == "" || env.Source != SourceSLO || env.Tenant != "t" || ev == nil {
+			t.Fatalf("envelope %v", env)
+		}
+		if ev.Kind != "slo" || ev.Name != name || ev.Id == "" {
+			t.Fatalf("event %v", ev)
+		}
+		if ev.Good < 0 || ev.Total < 0 || ev.Good > ev.Total {
+			t.Fatalf("counts good=%d total=%d break 0 <= good <= total", ev.Good, ev.Total)
+		}
+		if err := ev.Time.CheckValid(); err != nil {
+			t.Fatalf("event time %v cannot be stored: %v", ev.Time, err)
+		}
+		if _, err := proto.Marshal(env); err != nil {
+			t.Fatalf("envelope does not marshal: %v", err)
+		}
+		// A sender's id makes a retry the same message (JetStream dedup);
+		// without one, every POST counts.
+		again, err := rc.sloEvents(context.Background(), sloRequest(name, body, now.Add(time.Second)))
+		if err != nil {
+			t.Fatalf("accepted once, rejected on retry: %v", err)
+		}
+		var c sloCounts
+		_ = json.Unmarshal(body, &c)
+		if same := again.envelopes[0].Id == env.Id; same != (c.ID != "") {
+			t.Fatalf("retry with id %q got the same envelope id: %v", c.ID, same)
+		}
+	})
+}
+
+// heartbeatRequest is POST /api/v1/heartbeat/{name} with body, at now.
+func heartbeatRequest(name string, body []byte, now time.Time) *request {
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/heartbeat/x", nil)
+	r.SetPathValue("name", name)
+	return &request{Request: r, tenant: "t", body: body, now: now}
+}
+
+func FuzzHeartbeat(f *testing.F) {
+	f.Add("nightly-backup", []byte(``))
+	f.Add("nightly-backup", []byte(" \n"))
+	f.Add("Watchdog", []byte(`{"version":"4","status":"firing","alerts":[{"labels":{"alertname":"Watchdog"}}]}`))
+	f.Add("x", []byte(`{"a":`))
+	f.Add("x", []byte(`null`))
+	f.Add("-x", []byte(`{}`))
+	rc := &Receiver{}
+	now := fuzzReq().now
+	f.Fuzz(func(t *testing.T, name string, body []byte) {
+		res, err := rc.heartbeat(context.Background(), heartbeatRequest(name, body, now))
+		if err != nil {
+			var ie *inputError
+			if !errors.As(err, &ie) {
+				t.Fatalf("error %v is not a client error (the handler would answer 5xx)", err)
+			}
+			return
+		}
+		if !nameRE.MatchString(name) {
+			t.Fatalf("accepted heartbeat name %q", name)
+		}
+		if len(res.envelopes) != 1 {
+			t.Fatalf("%d envelopes, want 1", len(res.envelopes))
+		}
+		env := res.envelopes[0]
+		ev := env.GetEvent()
+		if env.Id == "" || env.Source != SourceHeartbeat || ev == nil || ev.Kind != "heartbeat" || ev.Name != name {
+			t.Fatalf("envelope %v", env)
+		}
+		if !ev.Time.AsTime().Equal(now) {
+			t.Fatalf("beat at %v, received at %v", ev.Time.AsTime(), now)
+		}
+		// The raw body is kept for the notification: trimmed, and JSON if any.
+		if !bytes.Equal(ev.Raw, bytes.TrimSpace(body)) || (len(ev.Raw) > 0 && !json.Valid(ev.Raw)) {
+			t.Fatalf("raw %q of body %q", ev.Raw, body)
+		}
+		if _, err := proto.Marshal(env); err != nil {
+			t.Fatalf("envelope does not marshal: %v", err)
+		}
+		// Each beat is its own occurrence: a later one is not deduplicated.
+		again, err := rc.heartbeat(context.Background(), heartbeatRequest(name, body, now.Add(time.Nanosecond)))
+		if err != nil || again.envelopes[0].Id == env.Id {
+			t.Fatalf("second beat: err=%v, same id %v", err, err == nil && again.envelopes[0].Id == env.Id)
+		}
 	})
 }

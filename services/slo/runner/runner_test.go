@@ -62,10 +62,13 @@ type fixture struct {
 	refreshes int
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureWith(t, rules) }
+
+// newFixtureWith runs a runner on the rule file yml (tenant "default").
+func newFixtureWith(t *testing.T, yml string) *fixture {
 	dir := t.TempDir()
 	_ = os.MkdirAll(filepath.Join(dir, "default"), 0o755)
-	if err := os.WriteFile(filepath.Join(dir, "default", "slo.yml"), []byte(rules), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "default", "slo.yml"), []byte(yml), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	h, err := ruleset.NewHolder(dir)

@@ -64,12 +64,15 @@ type fixture struct {
 	ev    *policy.Evaluator
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureWith(t, restartRules) }
+
+// newFixtureWith runs an evaluator on the rule file yml (tenant "default").
+func newFixtureWith(t *testing.T, yml string) *fixture {
 	rulesDir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(rulesDir, "default"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(rulesDir, "default", "policies.yml"), []byte(restartRules), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(rulesDir, "default", "policies.yml"), []byte(yml), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	h, err := ruleset.NewHolder(rulesDir)

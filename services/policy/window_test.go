@@ -142,3 +142,44 @@ func FuzzWindowUnmarshal(f *testing.F) {
 		_ = r.unmarshal(data)
 	})
 }
+
+// TestWindowBounds: the shortest and the longest window the loader accepts
+// (1s and 366d) count and let occurrences leave exactly one window later.
+func TestWindowBounds(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		window time.Duration
+		second time.Duration // when the second occurrence comes
+	}{
+		{"1s", time.Second, 999 * time.Millisecond},
+		{"366d", 366 * 24 * time.Hour, 365 * 24 * time.Hour},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const threshold = 1
+			var w Window
+			w.Add(occ(0, 1), threshold)
+			if w.Above(t0, threshold, tc.window) {
+				t.Fatal("one occurrence is not more than one")
+			}
+			w.Add(occ(tc.second, 2), threshold)
+			now := t0.Add(tc.second)
+			if !w.Above(now, threshold, tc.window) || w.CountIn(now, tc.window) != 2 {
+				t.Fatalf("two occurrences %s apart must fire a %s window (count %d)", tc.second, tc.name, w.CountIn(now, tc.window))
+			}
+			if !w.Above(t0.Add(tc.window-time.Nanosecond), threshold, tc.window) {
+				t.Fatal("still two in the window a nanosecond before the first leaves")
+			}
+			end := t0.Add(tc.window)
+			if w.Above(end, threshold, tc.window) || w.CountIn(end, tc.window) != 1 {
+				t.Fatalf("the first occurrence left the window at %s (count %d)", tc.window, w.CountIn(end, tc.window))
+			}
+			if got := w.ResolvesAt(threshold, tc.window); !got.Equal(end) {
+				t.Fatalf("ResolvesAt %v, want %v", got, end)
+			}
+			// A window never reaches back further than its length.
+			if (&Window{Recent: []Occurrence{occ(-tc.window, 3), occ(0, 4)}}).Above(t0, threshold, tc.window) {
+				t.Fatal("an occurrence exactly one window old still counted")
+			}
+		})
+	}
+}

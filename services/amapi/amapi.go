@@ -14,7 +14,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/alertmanager/pkg/labels"
@@ -42,7 +42,10 @@ type Config struct {
 	Silences *silence.Store
 	Rules    *ruleset.Holder
 	Auth     Authenticator
-	Now      func() time.Time
+	// MaxSilences is a tenant's limit of active and pending silences
+	// (tenants.yml max_silences; 0 = unlimited). Nil: no limits.
+	MaxSilences func(tenant string) int
+	Now         func() time.Time
 	// Version is reported by /api/v2/status.
 	Version string
 }
@@ -52,6 +55,8 @@ type API struct {
 	cfg     Config
 	log     *slog.Logger
 	started time.Time
+
+	mu sync.Mutex // makes max_silences' count-then-create atomic here
 }
 
 // New builds the API.
@@ -79,10 +84,16 @@ var tenantRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 func (a *API) tenant(w http.ResponseWriter, r *http.Request) (string, bool) {
 	t := r.Header.Get("X-Scope-OrgID")
 	if a.cfg.Auth != nil {
-		tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		got, err := a.cfg.Auth.Authorize(tok, t)
+		got, err := a.cfg.Auth.Authorize(ruleset.BearerToken(r), t)
 		if err != nil {
-			writeError(w, http.StatusUnauthorized, err.Error())
+			// 401 without or with an unknown token, 403 with another
+			// tenant's, 400 for an admin token naming no tenant.
+			code := http.StatusUnauthorized
+			var ae *ruleset.AuthError
+			if errors.As(err, &ae) && ae.Status != 0 {
+				code = ae.Status
+			}
+			writeError(w, code, err.Error())
 			return "", false
 		}
 		t = got

@@ -62,3 +62,31 @@ func sloAuth(c *runConfig) slorunner.Authorizer {
 		return t, 0, nil
 	}
 }
+
+// adminOnly guards POST /-/reload with --auth: a reload acts for every
+// tenant and its answer lists every tenant's rule errors, so it takes an
+// admin token; 401 without or with an unknown token, 403 with a tenant's.
+// (The gRPC ReloadRules also takes tenant tokens: it shows a tenant only
+// its own errors.)
+func adminOnly(c *runConfig, h http.HandlerFunc) http.HandlerFunc {
+	if !c.auth {
+		return h
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		tenants, err := ruleset.LoadTenants(c.rules + "/tenants.yml")
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		switch tok := ruleset.BearerToken(r); {
+		case tok == "":
+			http.Error(w, "missing bearer token", http.StatusUnauthorized)
+		case tenants.IsAdmin(tok):
+			h(w, r)
+		case tenants.TokenTenant(tok) != "":
+			http.Error(w, "only admin tokens may reload the rules of every tenant", http.StatusForbidden)
+		default:
+			http.Error(w, "unknown bearer token", http.StatusUnauthorized)
+		}
+	}
+}

@@ -27,11 +27,18 @@ func openSilencesAndGroups(ctx context.Context, b *bus.Bus) (*silence.Store, *en
 	return sil, groups, nil
 }
 
-// amapiAuth: with --auth the Alertmanager API takes the same bearer tokens
-// as ingest.
-func amapiAuth(c *runConfig) (amapi.Authenticator, error) {
+// amapiTenancy: with --auth the Alertmanager API takes the same bearer
+// tokens as ingest, and POST /api/v2/silences keeps to max_silences as the
+// admin API's CreateSilence does.
+func amapiTenancy(c *runConfig, cfg *amapi.Config) error {
 	if !c.auth {
-		return nil, nil
+		return nil
 	}
-	return ruleset.LoadTenants(c.rules + "/tenants.yml")
+	tenants, err := ruleset.LoadTenants(c.rules + "/tenants.yml")
+	if err != nil {
+		return err
+	}
+	cfg.Auth = tenants
+	cfg.MaxSilences = func(t string) int { return tenants.Tenants[t].Limits.MaxSilences }
+	return nil
 }

@@ -232,11 +232,11 @@ func runTargets(c *runConfig) error {
 	if err != nil {
 		return err
 	}
-	amAuth, err := amapiAuth(c)
-	if err != nil {
+	amCfg := amapi.Config{Groups: groups.Groups, Silences: silences, Rules: rules}
+	if err := amapiTenancy(c, &amCfg); err != nil {
 		return err
 	}
-	amapi.New(amapi.Config{Groups: groups.Groups, Silences: silences, Rules: rules, Auth: amAuth}, log.With("component", "amapi")).Register(mux)
+	amapi.New(amCfg, log.With("component", "amapi")).Register(mux)
 	if c.has("engine") {
 		opts := []engine.Option{engine.WithSilences(silences)}
 		if c.auth {
@@ -304,14 +304,14 @@ func runTargets(c *runConfig) error {
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("POST /-/reload", adminOnly(c, func(w http.ResponseWriter, _ *http.Request) {
 		if err := reload("http"); err != nil {
 			// Alertmanager's answer (500), so reloaders that check it see the failure.
 			http.Error(w, "failed to reload config: "+err.Error(), http.StatusInternalServerError)
 			return
 		}
 		_, _ = w.Write([]byte("reloaded\n"))
-	})
+	}))
 
 	hl, err := net.Listen("tcp", c.httpAddr)
 	if err != nil {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -18,9 +19,11 @@ func tokenHash(tok string) string {
 }
 
 // TestTenantIsolation runs Klaxon with --auth and two tenants, each with its
-// own rules and webhook: every HTTP endpoint rejects a missing token (401)
-// and another tenant's token (403), and one tenant's alerts, policies,
-// heartbeats and SLOs never reach or show up for the other.
+// own rules and webhook: every HTTP endpoint (ingest, the read endpoints,
+// the Alertmanager API v2 and POST /-/reload) rejects a missing or unknown
+// token (401) and another tenant's token (403), /-/reload takes admin
+// tokens only, and one tenant's alerts, policies, heartbeats, SLOs and
+// silences never reach or show up for the other.
 func TestTenantIsolation(t *testing.T) {
 	sinkA, sinkB := harness.NewSink(t), harness.NewSink(t)
 	withExtras := func(url string) string {
@@ -68,9 +71,20 @@ admin_tokens: [%q]
 		{"GET", "/api/v1/policies/restarts", ``},
 		{"GET", "/api/v1/heartbeats", ``},
 		{"GET", "/api/v1/heartbeats/cron", ``},
+		// The Alertmanager API v2 (services/amapi) and the reload.
+		{"GET", "/api/v2/status", ``},
+		{"GET", "/api/v2/receivers", ``},
+		{"GET", "/api/v2/alerts", ``},
+		{"GET", "/api/v2/alerts/groups", ``},
+		{"GET", "/api/v2/silences", ``},
+		{"POST", "/api/v2/silences", silenceJSON("", "X")},
+		{"GET", "/api/v2/silence/" + noSuchSilence, ``},
+		{"DELETE", "/api/v2/silence/" + noSuchSilence, ``},
+		{"POST", "/-/reload", ``},
 	}
-	do := func(e ep, token, tenant string) int {
-		req, _ := http.NewRequest(e.method, k.URL()+e.path, strings.NewReader(e.body))
+	call := func(method, path, body, token, tenant string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, k.URL()+path, strings.NewReader(body))
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
@@ -81,8 +95,12 @@ admin_tokens: [%q]
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
-		return resp.StatusCode
+		defer resp.Body.Close()
+		return resp.StatusCode, readAll(resp)
+	}
+	do := func(e ep, token, tenant string) int {
+		code, _ := call(e.method, e.path, e.body, token, tenant)
+		return code
 	}
 	for _, e := range endpoints {
 		if code := do(e, "", "team-a"); code != http.StatusUnauthorized {
@@ -94,6 +112,15 @@ admin_tokens: [%q]
 		if code := do(e, "token-b", "team-a"); code != http.StatusForbidden {
 			t.Errorf("%s %s with team-b's token for team-a: %d, want 403", e.method, e.path, code)
 		}
+	}
+
+	// POST /-/reload acts for every tenant (and answers with every tenant's
+	// rule errors): with --auth only an admin token may call it.
+	if code := do(ep{"POST", "/-/reload", ""}, "token-a", ""); code != http.StatusForbidden {
+		t.Errorf("POST /-/reload with team-a's own token: %d, want 403", code)
+	}
+	if code, body := call("POST", "/-/reload", "", "token-root", ""); code != http.StatusOK {
+		t.Errorf("POST /-/reload with an admin token: %d %s, want 200", code, body)
 	}
 
 	// Data stays with its tenant.
@@ -139,5 +166,84 @@ admin_tokens: [%q]
 	}
 	if body := get("/api/v1/slo/api", "token-b"); !strings.Contains(body, `"consumed": 0`) || strings.Contains(body, `"consumed": 7`) {
 		t.Errorf("team-b's SLO shows team-a's counts: %s", body)
+	}
+	amtoolAPIIsolation(t, call)
+}
+
+// noSuchSilence is a well-formed silence id nobody created.
+const noSuchSilence = "00000000-0000-4000-8000-000000000000"
+
+// silenceJSON is a postable silence of alertname=name for an hour (id
+// empty: a new one).
+func silenceJSON(id, name string) string {
+	idField := ""
+	if id != "" {
+		idField = fmt.Sprintf(`"id":%q,`, id)
+	}
+	return fmt.Sprintf(`{%s"matchers":[{"name":"alertname","value":%q,"isRegex":false}],"startsAt":%q,"endsAt":%q,"createdBy":"e2e","comment":"tenancy"}`,
+		idField, name, time.Now().UTC().Format(time.RFC3339), time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+}
+
+type amCall func(method, path, body, token, tenant string) (int, string)
+
+// amtoolAPIIsolation: through the Alertmanager API v2 (what amtool uses),
+// team-a's silence and alerts are invisible to team-b, and team-b can
+// neither expire nor overwrite the silence; an admin token naming team-a
+// sees them, naming team-b does not.
+func amtoolAPIIsolation(t *testing.T, call amCall) {
+	t.Helper()
+	code, body := call("POST", "/api/v2/silences", silenceJSON("", "NeverFires"), "token-a", "")
+	var created struct {
+		SilenceID string `json:"silenceID"`
+	}
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &created) != nil || created.SilenceID == "" {
+		t.Fatalf("team-a's POST /api/v2/silences: %d %s", code, body)
+	}
+	id := created.SilenceID
+	has := func(token, tenant, path, want string) bool {
+		t.Helper()
+		code, body := call("GET", path, "", token, tenant)
+		if code != http.StatusOK {
+			t.Fatalf("GET %s as %s/%q: %d %s", path, token, tenant, code, body)
+		}
+		return strings.Contains(body, want)
+	}
+	if !has("token-a", "", "/api/v2/silences", id) {
+		t.Fatalf("team-a does not list its own silence %s", id)
+	}
+	if has("token-b", "", "/api/v2/silences", id) {
+		t.Errorf("team-b lists team-a's silence %s", id)
+	}
+	if code, body := call("GET", "/api/v2/silence/"+id, "", "token-b", ""); code != http.StatusNotFound {
+		t.Errorf("team-b GET /api/v2/silence/<team-a's>: %d %s, want 404", code, body)
+	}
+	if code, body := call("DELETE", "/api/v2/silence/"+id, "", "token-b", ""); code != http.StatusNotFound {
+		t.Errorf("team-b DELETE /api/v2/silence/<team-a's>: %d %s, want 404", code, body)
+	}
+	if code, body := call("POST", "/api/v2/silences", silenceJSON(id, "Hijacked"), "token-b", ""); code != http.StatusNotFound {
+		t.Errorf("team-b POST /api/v2/silences with team-a's id: %d %s, want 404", code, body)
+	}
+	code, body = call("GET", "/api/v2/silence/"+id, "", "token-a", "")
+	if code != http.StatusOK || !strings.Contains(body, `"state":"active"`) || !strings.Contains(body, "NeverFires") {
+		t.Errorf("team-a's silence after team-b's attempts: %d %s, want it active and unchanged", code, body)
+	}
+	if !has("token-root", "team-a", "/api/v2/silences", id) || has("token-root", "team-b", "/api/v2/silences", id) {
+		t.Errorf("an admin token sees team-a's silence only when it names team-a")
+	}
+
+	// team-a's alert (posted above) is in team-a's views only.
+	harness.Eventually(t, 15*time.Second, "team-a's alert in its GET /api/v2/alerts and /alerts/groups", func() bool {
+		return has("token-a", "", "/api/v2/alerts", `"pod":"a-1"`) && has("token-a", "", "/api/v2/alerts/groups", `"pod":"a-1"`)
+	})
+	for _, path := range []string{"/api/v2/alerts", "/api/v2/alerts/groups"} {
+		if has("token-b", "", path, "KubePodRestart") || has("token-root", "team-b", path, "KubePodRestart") {
+			t.Errorf("team-b's GET %s shows team-a's alert", path)
+		}
+		if !has("token-root", "team-a", path, `"pod":"a-1"`) {
+			t.Errorf("an admin token naming team-a does not see team-a's alert in GET %s", path)
+		}
+	}
+	if !has("token-b", "", "/api/v2/alerts", "FromAdmin") {
+		t.Errorf("team-b does not see its own alert in GET /api/v2/alerts")
 	}
 }

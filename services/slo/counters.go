@@ -1,6 +1,7 @@
 package slo
 
 import (
+	"math"
 	"time"
 )
 
@@ -42,7 +43,27 @@ type openAlert struct {
 	marked uint32 // next minute to mark
 }
 
-func unixMinute(t time.Time) uint32 { return uint32(t.Unix() / 60) }
+// unixMinute is t's minute since 1970; earlier times are minute 0, which is
+// always older than the rings hold (so they are dropped, not wrapped around).
+func unixMinute(t time.Time) uint32 {
+	u := t.Unix()
+	switch {
+	case u < 0:
+		return 0
+	case u/60 > math.MaxUint32:
+		return math.MaxUint32
+	}
+	return uint32(u / 60)
+}
+
+// reach is the oldest minute the hour ring can still hold when the newest is
+// last: marking older minutes only drops them, so loops start here.
+func reach(last uint32) uint32 {
+	if last > hourSlots*60 {
+		return last - hourSlots*60
+	}
+	return 0
+}
 
 func (c *Counters) init() {
 	if c.minutes == nil {
@@ -128,7 +149,7 @@ func (c *Counters) Resolve(fingerprint string, start, end time.Time) {
 	if !end.After(start) {
 		last = unixMinute(start)
 	}
-	for m := from; m <= last; m++ {
+	for m := max(from, reach(last)); m <= last; m++ {
 		c.addMinute(m, 1, 0, true)
 	}
 }
@@ -138,7 +159,7 @@ func (c *Counters) Observe(now time.Time) {
 	c.init()
 	nowMin := unixMinute(now)
 	for fp, o := range c.open {
-		for m := o.marked; m <= nowMin; m++ {
+		for m := max(o.marked, reach(nowMin)); m <= nowMin; m++ {
 			c.addMinute(m, 1, 0, true)
 		}
 		o.marked = nowMin

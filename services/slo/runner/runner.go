@@ -308,12 +308,22 @@ func (r *Runner) Process(ctx context.Context, env *klaxonv1.Envelope) error {
 // change returns what env does to an SLO's counters (nil: nothing) and the
 // kind of input, for metrics.
 func change(s *ruleset.SLO, env *klaxonv1.Envelope) (func(*slo.Counters), string) {
+	// Nothing is counted after the moment Klaxon received it: a sender's
+	// clock running ahead (or a bogus time) must not move the counters'
+	// newest minute into the future, where real data would then be dropped.
+	received := env.ReceivedAt.AsTime()
+	notAfter := func(t time.Time) time.Time {
+		if env.ReceivedAt != nil && t.After(received) {
+			return received
+		}
+		return t
+	}
 	if a := env.GetAlert(); a != nil && len(s.BadAlerts) > 0 && s.BadAlerts.Matches(a.Labels) {
-		start := a.StartsAt.AsTime()
+		start := notAfter(a.StartsAt.AsTime())
 		if a.Status == klaxonv1.AlertStatus_ALERT_STATUS_RESOLVED {
-			end := env.ReceivedAt.AsTime()
+			end := received
 			if a.EndsAt != nil {
-				end = a.EndsAt.AsTime()
+				end = notAfter(a.EndsAt.AsTime())
 			}
 			return func(c *slo.Counters) { c.Resolve(a.Fingerprint, start, end) }, "alert_resolved"
 		}
@@ -323,7 +333,7 @@ func change(s *ruleset.SLO, env *klaxonv1.Envelope) (func(*slo.Counters), string
 	if ev == nil || s.Events == nil {
 		return nil, ""
 	}
-	at := ev.Time.AsTime()
+	at := notAfter(ev.Time.AsTime())
 	if ev.Kind == "slo" && ev.Name == s.Name {
 		good, total := ev.Good, ev.Total
 		return func(c *slo.Counters) { c.AddRatio(at, good, total) }, "counts"

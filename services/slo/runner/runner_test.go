@@ -284,3 +284,47 @@ func TestRedeliveredCountsAreCountedOnce(t *testing.T) {
 		t.Fatalf("consumed %d, want 10: a redelivered count was added twice", got)
 	}
 }
+
+// Bogus times cannot break an SLO's counters: a count stamped years in the
+// future is taken as received (it would otherwise move the rings' newest
+// minute ahead and make every real count "too old"), one from before 1970
+// is dropped, and a resolved alert that claims to have started in 1900 marks
+// at most the 366 days the counters hold (and returns at once).
+func TestBogusTimesDoNotBreakCounters(t *testing.T) {
+	f := newFixture(t)
+	future := counts("api-requests", t0.Add(10*365*24*time.Hour), 90, 100)
+	future.Id, future.ReceivedAt = "future", timestamppb.New(t0)
+	f.process(future)
+	past := counts("api-requests", time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC), 0, 100)
+	past.Id, past.ReceivedAt = "past", timestamppb.New(t0)
+	f.process(past)
+	real := counts("api-requests", t0, 95, 100)
+	real.Id, real.ReceivedAt = "real", timestamppb.New(t0)
+	f.process(real)
+	st, err := f.r.Status(context.Background(), "default", "api-requests", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st[0].Budgets[0].Consumed; got != 15 {
+		t.Fatalf("consumed %d, want 15 (10 from the future-stamped count taken as now, 5 real; the 1960 one dropped)", got)
+	}
+
+	ancient := time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)
+	end := t0
+	env := alert(klaxonv1.AlertStatus_ALERT_STATUS_RESOLVED, ancient, &end)
+	env.ReceivedAt = timestamppb.New(t0)
+	done := make(chan struct{})
+	go func() { f.process(env); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a resolved alert from 1900 is still being marked after 10s")
+	}
+	st, err = f.r.Status(context.Background(), "default", "checkout-availability", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st[0].Budgets[0].Consumed == 0 {
+		t.Fatal("the outage up to now was not counted")
+	}
+}

@@ -134,6 +134,16 @@ func validateAlert(path string, a *wireAlert) error {
 	if _, ok := a.Annotations[""]; ok {
 		return badInput("field %q: invalid annotation name %q", path+".annotations", "")
 	}
+	// A time a protobuf Timestamp cannot hold (before year 1, after 9999)
+	// would be stored as an invalid envelope: refuse it here, by name.
+	for _, f := range []struct {
+		name string
+		t    *time.Time
+	}{{"startsAt", a.StartsAt}, {"endsAt", a.EndsAt}} {
+		if f.t != nil && !f.t.IsZero() && timestamppb.New(*f.t).CheckValid() != nil {
+			return badInput("field %q: %s is out of range", path+"."+f.name, f.t.Format(time.RFC3339))
+		}
+	}
 	if a.StartsAt != nil && a.EndsAt != nil && !a.EndsAt.IsZero() && !a.StartsAt.IsZero() && a.EndsAt.Before(*a.StartsAt) {
 		return badInput("field %q: endsAt is before startsAt", path+".endsAt")
 	}

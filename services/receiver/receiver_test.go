@@ -212,6 +212,8 @@ func TestBadInputGets400NamingTheField(t *testing.T) {
 		{"/api/v2/alerts", `[{"labels":{"":"x"}}]`, `invalid label name`},
 		{"/api/v2/alerts", `[{"labels":{"a":"b"},"startsAt":"yesterday"}]`, `timestamp`},
 		{"/api/v2/alerts", `[{"labels":{"a":"b"},"startsAt":"2026-11-24T11:00:00Z","endsAt":"2026-11-24T10:00:00Z"}]`, `endsAt`},
+		{"/api/v2/alerts", `[{"labels":{"a":"b"},"startsAt":"0000-06-01T00:00:00Z"}]`, `0000-06-01T00:00:00Z is out of range`},
+		{"/api/v1/alertmanager", `{"version":"4","alerts":[{"labels":{"a":"b"},"endsAt":"9999-12-31T23:00:00-05:00"}]}`, `alerts[0].endsAt`},
 		{"/api/v1/eventbridge", `{"detail-type":"x","source":"aws.ec2"}`, `"id"`},
 		{"/api/v1/eventbridge", `[{"id":"1","source":"aws.ec2"}]`, `[0].detail-type`},
 		{"/api/v1/eventbridge", `[]`, "empty"},

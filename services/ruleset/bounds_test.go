@@ -33,7 +33,8 @@ func TestPolicyWindowBounds(t *testing.T) {
 		{"366d1s", 0, `9:13: policy "p": window must be at most 366d`},
 		{"367d", 0, `9:13: policy "p": window must be at most 366d`},
 		{"2y", 0, `9:13: policy "p": window must be at most 366d`},
-		{"0s", 0, `9:13: policy "p": window must be > 0`},
+		{"0s", 0, `9:13: policy "p": window must be at least 1s`},
+		{"500ms", 0, `9:13: policy "p": window must be at least 1s`},
 		{"-1s", 0, `9:13: window: not a valid duration string: "-1s"`},
 	} {
 		t.Run(tc.window, func(t *testing.T) {

@@ -229,8 +229,10 @@ func (t *Tenant) checkPolicy(p *Policy, f *fields) []error {
 	if f.bad["window"] {
 		// reported by decode
 	} else if _, ok := f.vals["window"]; ok {
-		if p.Window <= 0 {
-			errs = append(errs, posErr(f.pos("window"), "policy %q: window must be > 0", p.Name))
+		if time.Duration(p.Window) < time.Second {
+			// Windows run from 1s to 366d: a sub-second window is a typo
+			// (500ms for 500m), not a policy anyone can act on.
+			errs = append(errs, posErr(f.pos("window"), "policy %q: window must be at least 1s", p.Name))
 		} else if time.Duration(p.Window) > maxWindow {
 			errs = append(errs, posErr(f.pos("window"), "policy %q: window must be at most 366d", p.Name))
 		}

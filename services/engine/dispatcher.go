@@ -54,6 +54,8 @@ type Dispatcher struct {
 
 	mu      sync.Mutex
 	tenants map[string]*tenantState
+	due     dueHeap   // flush times (schedule.go)
+	swept   time.Time // last sweep of expired notification logs
 }
 
 type tenantState struct {
@@ -64,6 +66,8 @@ type tenantState struct {
 	inhib  inhibitIndex         // nil when stale
 	// orphans: a reload left groups without a route; regroup their alerts.
 	orphans bool
+	// pending: the groups whose Pending notification is not yet acked.
+	pending map[*group]struct{}
 }
 
 type alertRef struct {
@@ -74,6 +78,7 @@ type alertRef struct {
 type group struct {
 	*GroupState
 	route *dispatch.Route
+	sched time.Time // flush time of the group's live heap entry (zero: none)
 }
 
 // NewDispatcher builds an empty dispatcher; call Load to resume stored state.
@@ -100,6 +105,7 @@ func (d *Dispatcher) Load(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.tenants = map[string]*tenantState{}
+	d.due = nil
 	for _, g := range gs {
 		ts := d.tenant(g.Tenant)
 		r := ts.rules.routes[g.RouteID]
@@ -121,7 +127,7 @@ func (d *Dispatcher) tenant(name string) *tenantState {
 	src := d.cfg.Rules(name)
 	ts := d.tenants[name]
 	if ts == nil {
-		ts = &tenantState{name: name, rules: compileRules(src), groups: map[string]*group{}, alerts: map[string]*alertRef{}}
+		ts = &tenantState{name: name, rules: compileRules(src), groups: map[string]*group{}, alerts: map[string]*alertRef{}, pending: map[*group]struct{}{}}
 		d.tenants[name] = ts
 		return ts
 	}
@@ -147,6 +153,10 @@ func (d *Dispatcher) addGroup(ts *tenantState, g *group) {
 	for fp, a := range g.Alerts {
 		d.ref(ts, fp, a, g)
 	}
+	if g.Pending != nil {
+		ts.pending[g] = struct{}{}
+	}
+	d.schedule(ts, g)
 	ts.inhib = nil
 }
 
@@ -223,6 +233,7 @@ func (d *Dispatcher) insert(ctx context.Context, ts *tenantState, a *Alert, now 
 		}
 		g.Alerts[a.Fingerprint] = a
 		d.ref(ts, a.Fingerprint, a, g)
+		d.schedule(ts, g)
 		if err := d.cfg.Store.Put(ctx, g.GroupState); err != nil {
 			return fmt.Errorf("store group %s: %w", g.Key, err)
 		}
@@ -345,19 +356,11 @@ func merge(old, a *Alert, now time.Time) *Alert {
 func (d *Dispatcher) NextDue() (time.Time, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var next time.Time
-	found := false
-	for _, ts := range d.tenants {
-		for _, g := range ts.groups {
-			if len(g.Alerts) == 0 {
-				continue
-			}
-			if !found || g.Next.Before(next) {
-				next, found = g.Next, true
-			}
-		}
+	d.popStale()
+	if len(d.due) == 0 {
+		return time.Time{}, false
 	}
-	return next, found
+	return d.due[0].at, true
 }
 
 // Tick flushes every group due at or before now, in due order, and returns
@@ -369,22 +372,35 @@ func (d *Dispatcher) Tick(ctx context.Context, now time.Time) ([]*klaxonv1.Notif
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var out []*klaxonv1.Notification
-	var due []*group
-	for _, ts := range d.tenants {
-		d.tenant(ts.name)
+	// Expired notification logs are swept once a minute, not on every tick.
+	sweep := now.Sub(d.swept) >= time.Minute || now.Before(d.swept)
+	if sweep {
+		d.swept = now
+	}
+	names := make([]string, 0, len(d.tenants))
+	for name := range d.tenants {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		ts := d.tenant(name)
 		if err := d.regroupOrphans(ctx, ts, now); err != nil {
 			return nil, err
 		}
+		for g := range ts.pending {
+			if ts.groups[g.ID] != g || g.Pending == nil {
+				delete(ts.pending, g)
+				continue
+			}
+			var n klaxonv1.Notification
+			if err := proto.Unmarshal(g.Pending, &n); err == nil {
+				out = append(out, &n)
+			}
+		}
+		if !sweep {
+			continue
+		}
 		for _, g := range ts.groups {
-			if g.Pending != nil {
-				var n klaxonv1.Notification
-				if err := proto.Unmarshal(g.Pending, &n); err == nil {
-					out = append(out, &n)
-				}
-			}
-			if len(g.Alerts) > 0 && !g.Next.After(now) {
-				due = append(due, g)
-			}
 			if len(g.Alerts) == 0 && g.Pending == nil && g.Nflog != nil && now.Sub(g.Nflog.At) > nflogRetention {
 				delete(ts.groups, g.ID)
 				if err := d.cfg.Store.Delete(ctx, g.Tenant, g.ID); err != nil {
@@ -393,17 +409,12 @@ func (d *Dispatcher) Tick(ctx context.Context, now time.Time) ([]*klaxonv1.Notif
 			}
 		}
 	}
-	sort.Slice(due, func(i, j int) bool {
-		if !due[i].Next.Equal(due[j].Next) {
-			return due[i].Next.Before(due[j].Next)
+	for _, g := range d.popDue(now) {
+		ts := d.tenants[g.Tenant]
+		if ts == nil || ts.groups[g.ID] != g {
+			continue // its tenant's rules were reloaded and it was regrouped
 		}
-		if due[i].Tenant != due[j].Tenant {
-			return due[i].Tenant < due[j].Tenant
-		}
-		return due[i].ID < due[j].ID
-	})
-	for _, g := range due {
-		n, err := d.flush(ctx, d.tenants[g.Tenant], g, now)
+		n, err := d.flush(ctx, ts, g, now)
 		if err != nil {
 			return out, err
 		}
@@ -422,6 +433,7 @@ func (d *Dispatcher) flush(ctx context.Context, ts *tenantState, g *group, now t
 	ro := g.route.RouteOpts
 	g.Next = now.Add(ro.GroupInterval)
 	g.Flushed = true
+	defer d.schedule(ts, g) // if alerts are left, at the next group_interval
 
 	var resolvedHere []string
 	var notify *klaxonv1.Notification
@@ -475,15 +487,19 @@ func (d *Dispatcher) Ack(ctx context.Context, ns ...*klaxonv1.Notification) erro
 		if ts == nil {
 			continue
 		}
-		for _, g := range ts.groups {
-			if g.Key != n.GroupKey || g.Receiver != n.Receiver || g.Pending == nil {
+		for g := range ts.pending {
+			if ts.groups[g.ID] != g || g.Pending == nil {
+				delete(ts.pending, g)
+				continue
+			}
+			if g.Key != n.GroupKey || g.Receiver != n.Receiver {
 				continue
 			}
 			var p klaxonv1.Notification
 			if proto.Unmarshal(g.Pending, &p) != nil || p.IdempotencyKey != n.IdempotencyKey {
 				continue
 			}
-			g.Pending = nil
+			ts.setPending(g, nil)
 			if len(g.Alerts) == 0 {
 				if err := d.retire(ctx, ts, g); err != nil {
 					return err
@@ -586,6 +602,6 @@ func (d *Dispatcher) decide(ts *tenantState, g *group, now time.Time) (*klaxonv1
 	if err != nil {
 		return nil, err
 	}
-	g.Pending = data
+	ts.setPending(g, data)
 	return n, nil
 }

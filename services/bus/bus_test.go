@@ -3,6 +3,8 @@ package bus_test
 import (
 	"context"
 	"errors"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -106,5 +108,63 @@ func TestPublishFailsWhenStoreIsGone(t *testing.T) {
 	_, err := b.Publish(ctx, bus.Message{Subject: bus.IngestSubject("default", "x"), Data: []byte("x")})
 	if !errors.Is(err, bus.ErrNotStored) {
 		t.Fatalf("want ErrNotStored, got %v", err)
+	}
+}
+
+// With Workers, a handler stuck on one key does not hold up the others, and
+// messages of one key are handled one after another, in order.
+func TestConsumeWorkersShardByKey(t *testing.T) {
+	b := bustest.New(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	release := make(chan struct{})
+	var mu sync.Mutex
+	order := map[string][]string{}
+	other := make(chan struct{})
+	cc, err := b.Consume(ctx, bus.ConsumerConfig{Stream: bus.StreamNotify, Durable: "w", Filters: []string{bus.NotifyFilter("*")},
+		Workers: 4, Shard: func(m jetstream.Msg) string { return string(m.Data()[:1]) }},
+		func(ctx context.Context, msg jetstream.Msg) error {
+			d := string(msg.Data())
+			if d == "a1" {
+				<-release // a slow delivery
+			}
+			mu.Lock()
+			order[d[:1]] = append(order[d[:1]], d)
+			n := len(order["b"])
+			mu.Unlock()
+			if d[:1] == "b" && n == 3 {
+				close(other)
+			}
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Stop()
+	for _, d := range []string{"a1", "a2", "b1", "b2", "a3", "b3"} {
+		// Keys a and b must land on different workers for the test to say
+		// anything: with FNV-1a and 4 workers they do.
+		if _, err := b.Publish(ctx, bus.Message{Subject: bus.NotifySubject("t1", "r"), Data: []byte(d)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-other:
+	case <-time.After(10 * time.Second):
+		t.Fatal("key b waited for the stuck handler of key a")
+	}
+	close(release)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		got := strings.Join(order["a"], ",") + " " + strings.Join(order["b"], ",")
+		mu.Unlock()
+		if got == "a1,a2,a3 b1,b2,b3" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("order per key: %s", got)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"sync"
 	"time"
@@ -123,6 +124,12 @@ type ConsumerConfig struct {
 	DeliverNew bool
 	// NakDelay is the redelivery delay after a handler error.
 	NakDelay time.Duration
+	// Workers > 1 runs the handler on that many goroutines, so a slow
+	// handler (a webhook taking 100 ms) does not hold up the rest. Messages
+	// with the same Shard key go to the same worker, in order (default key:
+	// the subject).
+	Workers int
+	Shard   func(jetstream.Msg) string
 }
 
 // Consume runs h for every message of a durable pull consumer until ctx ends.
@@ -172,6 +179,10 @@ func (b *Bus) Consume(ctx context.Context, cc ConsumerConfig, h Handler) (*Consu
 			_ = msg.NakWithDelay(cc.NakDelay)
 		}
 	}
+	dispatch := handle
+	if cc.Workers > 1 {
+		dispatch = shard(ctx, cc, handle)
+	}
 	start := func() (jetstream.ConsumeContext, error) {
 		var cons jetstream.Consumer
 		// In a cluster the consumer answers only once its leader is elected:
@@ -185,7 +196,7 @@ func (b *Bus) Consume(ctx context.Context, cc ConsumerConfig, h Handler) (*Consu
 		}); err != nil {
 			return nil, err
 		}
-		return cons.Consume(handle, jetstream.PullMaxMessages(256), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		return cons.Consume(dispatch, jetstream.PullMaxMessages(256), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
 				log.Debug("consume", "err", err)
 			}
@@ -306,4 +317,39 @@ func (b *Bus) ConsumeEnvelopes(ctx context.Context, cc ConsumerConfig, h Envelop
 		}
 		return h(ctx, &env)
 	})
+}
+
+// shard starts cc.Workers goroutines running handle and returns the
+// dispatcher that routes each message to one of them by its shard key. A
+// full worker blocks the dispatcher (backpressure, bounded by
+// MaxAckPending); at ctx's end messages still queued are left unacked and
+// come back after AckWait.
+func shard(ctx context.Context, cc ConsumerConfig, handle func(jetstream.Msg)) func(jetstream.Msg) {
+	queues := make([]chan jetstream.Msg, cc.Workers)
+	for i := range queues {
+		q := make(chan jetstream.Msg, 16)
+		queues[i] = q
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case m := <-q:
+					handle(m)
+				}
+			}
+		}()
+	}
+	return func(msg jetstream.Msg) {
+		key := msg.Subject()
+		if cc.Shard != nil {
+			key = cc.Shard(msg)
+		}
+		h := fnv.New32a()
+		_, _ = h.Write([]byte(key))
+		select {
+		case queues[h.Sum32()%uint32(len(queues))] <- msg:
+		case <-ctx.Done():
+		}
+	}
 }

@@ -114,6 +114,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		AckWait:       10 * time.Second,
 		MaxAckPending: 1024,
 		NakDelay:      p.cfg.MinBackoff,
+		// Deliveries wait on remote APIs: run them side by side, but keep
+		// each group's notifications in order (a Slack update after its
+		// post, a PagerDuty resolve after its trigger).
+		Workers: deliveryWorkers,
+		Shard:   groupOf,
 	}, p.handle)
 	if err != nil {
 		return err
@@ -138,6 +143,18 @@ func (p *Pipeline) refreshDLQDepth(ctx context.Context) {
 	if d, err := dlqDepth(ctx, p.bus); err == nil {
 		p.metrics.DLQDepth.Set(float64(d))
 	}
+}
+
+// deliveryWorkers is how many notifications one notifier delivers at once.
+const deliveryWorkers = 16
+
+// groupOf is a notification's shard key: its tenant, receiver and group.
+func groupOf(msg jetstream.Msg) string {
+	var pn klaxonv1.Notification
+	if proto.Unmarshal(msg.Data(), &pn) != nil {
+		return msg.Subject()
+	}
+	return pn.Tenant + "\x00" + pn.Receiver + "\x00" + pn.GroupKey
 }
 
 func (p *Pipeline) handle(ctx context.Context, msg jetstream.Msg) error {

@@ -52,7 +52,7 @@ lambdas:
 ## side by side (needs prometheus-alertmanager; prints a table, writes bench/results/).
 BENCH_TIME ?= 1s
 bench: build
-	cd services && $(GO) test -run XXX -bench . -benchtime $(BENCH_TIME) ./receiver/... ./policy/... ./slo/... ./bus/...
+	cd services && $(GO) test -run XXX -bench . -benchtime $(BENCH_TIME) ./receiver/... ./engine/... ./policy/... ./slo/... ./bus/...
 	cd e2e && $(GO) build -o ../bin/klaxon-bench ./bench
 	./bin/klaxon-bench -klaxon bin/klaxon -out bench/results
 

@@ -199,9 +199,19 @@ func (p *Pipeline) Deliver(ctx context.Context, pn *klaxonv1.Notification) (retr
 	if err != nil {
 		return false, &Error{Reason: ReasonConfig, Err: err}
 	}
+	// The receiver's rate limit counts notifications, not integrations: the
+	// first integration that really sends takes the token for all.
+	var limited bool
+	limit := func() error {
+		if limited {
+			return nil
+		}
+		limited = true
+		return p.limiter(n.Tenant, n.Receiver).Wait(ctx)
+	}
 	var errs []error
 	for _, in := range ints {
-		r, err := p.deliverOne(ctx, n, in, log)
+		r, err := p.deliverOne(ctx, n, in, limit, log)
 		if err != nil {
 			retry = retry || r
 			errs = append(errs, fmt.Errorf("%s[%d]: %w", in.Name, in.Index, err))
@@ -210,7 +220,7 @@ func (p *Pipeline) Deliver(ctx context.Context, pn *klaxonv1.Notification) (retr
 	return retry, errors.Join(errs...)
 }
 
-func (p *Pipeline) deliverOne(ctx context.Context, n *Notification, in Integration, log *slog.Logger) (bool, error) {
+func (p *Pipeline) deliverOne(ctx context.Context, n *Notification, in Integration, limit func() error, log *slog.Logger) (bool, error) {
 	key := fmt.Sprintf("%s.%s-%d", n.IdempotencyKey, in.Name, in.Index)
 	if _, err := p.nflog.Get(ctx, key); err == nil {
 		p.metrics.Suppressed.WithLabelValues(in.Name, "duplicate").Inc()
@@ -223,7 +233,7 @@ func (p *Pipeline) deliverOne(ctx context.Context, n *Notification, in Integrati
 		p.metrics.Suppressed.WithLabelValues(in.Name, "send_resolved_false").Inc()
 		return false, nil
 	}
-	if err := p.limiter(n.Tenant, n.Receiver).Wait(ctx); err != nil {
+	if err := limit(); err != nil {
 		return true, err
 	}
 	var lastErr error

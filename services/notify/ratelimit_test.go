@@ -107,3 +107,22 @@ func TestRateLimitGatesDelivery(t *testing.T) {
 		t.Fatalf("the pipeline waited %v for a token it could not get before the deadline", waited)
 	}
 }
+
+// TestRateLimitCountsNotificationsNotIntegrations: a receiver with two
+// integrations gets its whole rate — a notification takes one token, however
+// many integrations deliver it.
+func TestRateLimitCountsNotificationsNotIntegrations(t *testing.T) {
+	a, b := newTarget(t, 0, 0), newTarget(t, 0, 0)
+	h := start(t, notify.Config{RateLimit: 0.001, Burst: 2}, a, b)
+	for i := 1; i <= 2; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		retry, err := h.p.Deliver(ctx, notification(fmt.Sprintf("rl2-%d", i)))
+		cancel()
+		if err != nil {
+			t.Fatalf("notification %d within the burst of 2: retry=%v err=%v", i, retry, err)
+		}
+	}
+	if a.accepted.Load() != 2 || b.accepted.Load() != 2 {
+		t.Fatalf("accepted %d and %d, want both integrations to deliver both notifications", a.accepted.Load(), b.accepted.Load())
+	}
+}

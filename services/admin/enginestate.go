@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -39,8 +38,6 @@ type EngineState struct {
 	MaxSilences func(tenant string) int
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
-
-	mu sync.Mutex // makes max_silences' count-then-create atomic here
 }
 
 var (
@@ -117,40 +114,15 @@ func (e *EngineState) CreateSilence(ctx context.Context, tenant string, s *admin
 		}
 		sil.Matchers = append(sil.Matchers, sm)
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if err := e.checkLimit(ctx, tenant); err != nil {
-		return nil, err
+	limit := 0
+	if e.MaxSilences != nil {
+		limit = e.MaxSilences(tenant)
 	}
-	got, err := e.Silences.Set(ctx, sil)
+	got, err := e.Silences.SetLimited(ctx, sil, limit)
 	if err != nil {
 		return nil, silenceError(err)
 	}
 	return e.apiSilence(got), nil
-}
-
-func (e *EngineState) checkLimit(ctx context.Context, tenant string) error {
-	if e.MaxSilences == nil {
-		return nil
-	}
-	limit := e.MaxSilences(tenant)
-	if limit <= 0 {
-		return nil
-	}
-	all, err := e.Silences.List(ctx, tenant)
-	if err != nil {
-		return err
-	}
-	n, now := 0, e.now()
-	for _, s := range all {
-		if s.State(now) != silence.StateExpired {
-			n++
-		}
-	}
-	if n >= limit {
-		return fmt.Errorf("%w: tenant %s has %d active or pending silences (max_silences %d)", ErrLimit, tenant, n, limit)
-	}
-	return nil
 }
 
 // ExpireSilence implements Silences. Another tenant's id is NotFound: the
@@ -234,6 +206,8 @@ func silenceError(err error) error {
 		return also{err, ErrNotFound}
 	case errors.Is(err, silence.ErrInvalid):
 		return also{err, ErrInvalid}
+	case errors.Is(err, silence.ErrLimit):
+		return also{err, ErrLimit}
 	case errors.Is(err, silence.ErrExpired):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	}

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/prometheus/alertmanager/pkg/labels"
@@ -55,8 +54,6 @@ type API struct {
 	cfg     Config
 	log     *slog.Logger
 	started time.Time
-
-	mu sync.Mutex // makes max_silences' count-then-create atomic here
 }
 
 // New builds the API.

@@ -3,7 +3,6 @@ package amapi
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -101,20 +100,17 @@ func (a *API) postSilence(w http.ResponseWriter, r *http.Request) {
 		eq := m.IsEqual == nil || *m.IsEqual
 		s.Matchers = append(s.Matchers, silence.Matcher{Name: m.Name, Value: m.Value, IsRegex: m.IsRegex, IsEqual: eq})
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if err := a.checkLimit(r, s); err != nil {
-		if errors.Is(err, errLimit) {
-			// Alertmanager (and so Mimir) answers 400 with the store's
-			// error when --silences.max-silences is reached.
-			writeError(w, http.StatusBadRequest, err.Error())
-		} else {
-			writeError(w, http.StatusInternalServerError, err.Error())
-		}
-		return
+	limit := 0
+	if a.cfg.MaxSilences != nil {
+		limit = a.cfg.MaxSilences(tenant)
 	}
-	got, err := a.cfg.Silences.Set(r.Context(), s)
+	got, err := a.cfg.Silences.SetLimited(r.Context(), s, limit)
 	switch {
+	case errors.Is(err, silence.ErrLimit):
+		// Alertmanager (and so Mimir) answers 400 with the store's error
+		// when --silences.max-silences is reached.
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
 	case errors.Is(err, silence.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
 		return
@@ -163,45 +159,4 @@ func (a *API) deleteSilence(w http.ResponseWriter, r *http.Request) {
 		a.log.Info("silence expired", "tenant", tenant, "id", r.PathValue("id"))
 		w.WriteHeader(http.StatusOK)
 	}
-}
-
-var errLimit = errors.New("exceeded maximum number of silences")
-
-// checkLimit refuses a silence that would make the tenant hold more than
-// max_silences active or pending ones, the count the admin API's
-// CreateSilence keeps. Updating a live silence does not add one (when Set
-// replaces it, it expires the old one); reviving an expired id does; an
-// unknown id is left to Set (404, as Alertmanager checks it first).
-func (a *API) checkLimit(r *http.Request, s *silence.Silence) error {
-	if a.cfg.MaxSilences == nil {
-		return nil
-	}
-	limit := a.cfg.MaxSilences(s.Tenant)
-	if limit <= 0 {
-		return nil
-	}
-	all, err := a.cfg.Silences.List(r.Context(), s.Tenant)
-	if err != nil {
-		return err
-	}
-	n, known, now := 0, false, a.cfg.Now()
-	for _, o := range all {
-		live := o.State(now) != silence.StateExpired
-		if o.ID == s.ID {
-			if live {
-				return nil
-			}
-			known = true
-		}
-		if live {
-			n++
-		}
-	}
-	if s.ID != "" && !known {
-		return nil
-	}
-	if n >= limit {
-		return fmt.Errorf("%w: %d (limit: %d) active or pending silences in tenant %s (max_silences)", errLimit, n, limit, s.Tenant)
-	}
-	return nil
 }

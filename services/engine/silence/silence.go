@@ -27,6 +27,8 @@ var (
 	ErrNotFound = errors.New("silence not found")
 	ErrInvalid  = errors.New("invalid silence")
 	ErrExpired  = errors.New("silence already expired")
+	// ErrLimit: SetLimited would exceed the tenant's max_silences.
+	ErrLimit = errors.New("exceeded maximum number of silences")
 )
 
 // Matcher is one matcher in Alertmanager API v2 form.
@@ -124,6 +126,8 @@ type Store struct {
 	mu      sync.RWMutex
 	cache   map[string]*tenantSet // tenant -> silences, for Mutes
 	watched bool                  // Load started the watch already
+
+	limitMu sync.Mutex // SetLimited's count-then-set, for every API of this process
 }
 
 // Option configures a Store.
@@ -223,6 +227,43 @@ func (s *Store) Set(ctx context.Context, sil *Silence) (*Silence, error) {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// SetLimited is Set for a tenant allowed at most limit active or pending
+// silences (tenants.yml max_silences, Alertmanager's --silences.max-silences;
+// limit <= 0: none). Updating a live silence does not add one; a new
+// silence, or reviving an expired id, does, and is refused with ErrLimit. An
+// unknown id is left to Set (ErrNotFound). The count and the write are atomic
+// within this process; two processes writing at once may overshoot by one.
+func (s *Store) SetLimited(ctx context.Context, sil *Silence, limit int) (*Silence, error) {
+	if limit <= 0 {
+		return s.Set(ctx, sil)
+	}
+	s.limitMu.Lock()
+	defer s.limitMu.Unlock()
+	all, err := s.List(ctx, sil.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	n, known, now := 0, false, s.now()
+	for _, o := range all {
+		live := o.State(now) != StateExpired
+		if o.ID == sil.ID {
+			if live {
+				return s.Set(ctx, sil) // an update, not one more
+			}
+			known = true
+		}
+		if live {
+			n++
+		}
+	}
+	if sil.ID == "" || known {
+		if n >= limit {
+			return nil, fmt.Errorf("%w: %d (limit: %d) active or pending silences in tenant %s (max_silences)", ErrLimit, n, limit, sil.Tenant)
+		}
+	}
+	return s.Set(ctx, sil)
 }
 
 // Expire ends the silence now.

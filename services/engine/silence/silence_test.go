@@ -151,3 +151,43 @@ func TestSortAsAlertmanager(t *testing.T) {
 		}
 	}
 }
+
+// SetLimited counts active and pending silences: a new one over the limit is
+// refused, updating a live one is not a new one, expiring one makes room,
+// and reviving an expired id counts again. Other tenants have their own count.
+func TestSetLimited(t *testing.T) {
+	s := NewMemory(WithClock(func() time.Time { return t0 }))
+	ctx := context.Background()
+	mk := func(tenant, v string) *Silence {
+		return &Silence{Tenant: tenant, Matchers: []Matcher{{Name: "a", Value: v, IsEqual: true}}, EndsAt: t0.Add(time.Hour)}
+	}
+	first, err := s.SetLimited(ctx, mk("x", "1"), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetLimited(ctx, mk("x", "2"), 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetLimited(ctx, mk("x", "3"), 2); !errors.Is(err, ErrLimit) {
+		t.Fatalf("third silence with limit 2: %v, want ErrLimit", err)
+	}
+	upd := *first
+	upd.Comment, upd.EndsAt = "longer", t0.Add(2*time.Hour)
+	if _, err := s.SetLimited(ctx, &upd, 2); err != nil {
+		t.Fatalf("updating a live silence at the limit: %v", err)
+	}
+	if _, err := s.SetLimited(ctx, mk("y", "1"), 2); err != nil {
+		t.Fatalf("another tenant: %v", err)
+	}
+	if _, err := s.Expire(ctx, "x", first.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetLimited(ctx, mk("x", "3"), 2); err != nil {
+		t.Fatalf("after expiring one: %v", err)
+	}
+	revive := *first
+	revive.EndsAt = t0.Add(time.Hour)
+	if _, err := s.SetLimited(ctx, &revive, 2); !errors.Is(err, ErrLimit) {
+		t.Fatalf("reviving an expired id at the limit: %v, want ErrLimit", err)
+	}
+}

@@ -122,7 +122,7 @@ func TestConsumeWorkersShardByKey(t *testing.T) {
 	order := map[string][]string{}
 	other := make(chan struct{})
 	cc, err := b.Consume(ctx, bus.ConsumerConfig{Stream: bus.StreamNotify, Durable: "w", Filters: []string{bus.NotifyFilter("*")},
-		Workers: 4, Shard: func(m jetstream.Msg) string { return string(m.Data()[:1]) }},
+		Workers: 4},
 		func(ctx context.Context, msg jetstream.Msg) error {
 			d := string(msg.Data())
 			if d == "a1" {
@@ -142,9 +142,9 @@ func TestConsumeWorkersShardByKey(t *testing.T) {
 	}
 	defer cc.Stop()
 	for _, d := range []string{"a1", "a2", "b1", "b2", "a3", "b3"} {
-		// Keys a and b must land on different workers for the test to say
-		// anything: with FNV-1a and 4 workers they do.
-		if _, err := b.Publish(ctx, bus.Message{Subject: bus.NotifySubject("t1", "r"), Data: []byte(d)}); err != nil {
+		// One subject, two shard keys; a and b must land on different
+		// workers for the test to say anything: with FNV-1a and 4 they do.
+		if _, err := b.Publish(ctx, bus.Message{Subject: bus.NotifySubject("t1", "r"), Data: []byte(d), Shard: d[:1]}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"sync"
 	"time"
@@ -25,6 +24,20 @@ type Message struct {
 	Subject string
 	ID      string // Nats-Msg-Id; empty disables dedup for this message
 	Data    []byte
+	// Shard is the key that keeps messages in order across a consumer's
+	// Workers (header ShardHeader); empty: the subject.
+	Shard string
+}
+
+// ShardHeader carries Message.Shard.
+const ShardHeader = "Klaxon-Shard"
+
+// NotificationShard is the shard key of a notification on NOTIFY: tenant,
+// receiver and group key, so the notifier's workers deliver one group's
+// notifications in order (a Slack update after its post, a PagerDuty
+// resolve after its trigger).
+func NotificationShard(n *klaxonv1.Notification) string {
+	return n.Tenant + "\x00" + n.Receiver + "\x00" + n.GroupKey
 }
 
 // Result of publishing one message.
@@ -72,7 +85,11 @@ func (b *Bus) Publish(ctx context.Context, msgs ...Message) ([]Result, error) {
 }
 
 func natsMsg(m Message) *nats.Msg {
-	return &nats.Msg{Subject: m.Subject, Data: m.Data, Header: nats.Header{}}
+	h := nats.Header{}
+	if m.Shard != "" {
+		h.Set(ShardHeader, m.Shard)
+	}
+	return &nats.Msg{Subject: m.Subject, Data: m.Data, Header: h}
 }
 
 func msgOpts(m Message) []jetstream.PublishOpt {
@@ -126,10 +143,9 @@ type ConsumerConfig struct {
 	NakDelay time.Duration
 	// Workers > 1 runs the handler on that many goroutines, so a slow
 	// handler (a webhook taking 100 ms) does not hold up the rest. Messages
-	// with the same Shard key go to the same worker, in order (default key:
-	// the subject).
+	// with the same shard key (Message.Shard, else the subject) go to the
+	// same worker, in order.
 	Workers int
-	Shard   func(jetstream.Msg) string
 }
 
 // Consume runs h for every message of a durable pull consumer until ctx ends.
@@ -341,15 +357,22 @@ func shard(ctx context.Context, cc ConsumerConfig, handle func(jetstream.Msg)) f
 		}()
 	}
 	return func(msg jetstream.Msg) {
-		key := msg.Subject()
-		if cc.Shard != nil {
-			key = cc.Shard(msg)
+		key := msg.Headers().Get(ShardHeader)
+		if key == "" {
+			key = msg.Subject()
 		}
-		h := fnv.New32a()
-		_, _ = h.Write([]byte(key))
 		select {
-		case queues[h.Sum32()%uint32(len(queues))] <- msg:
+		case queues[fnv32a(key)%uint32(len(queues))] <- msg:
 		case <-ctx.Done():
 		}
 	}
+}
+
+// fnv32a is FNV-1a of s, without hash.Hash's allocation per message.
+func fnv32a(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint32(s[i])) * 16777619
+	}
+	return h
 }

@@ -259,7 +259,7 @@ func (e *Engine) publish(ctx context.Context, ns []*klaxonv1.Notification) error
 		if err != nil {
 			return err
 		}
-		msgs = append(msgs, bus.Message{Subject: bus.NotifySubject(n.Tenant, n.Receiver), ID: n.IdempotencyKey, Data: data})
+		msgs = append(msgs, bus.Message{Subject: bus.NotifySubject(n.Tenant, n.Receiver), ID: n.IdempotencyKey, Data: data, Shard: bus.NotificationShard(n)})
 	}
 	res, err := e.bus.Publish(ctx, msgs...)
 	if err != nil {

@@ -126,7 +126,7 @@ func Replay(ctx context.Context, b *bus.Bus, tenant string, seq uint64) (*klaxon
 		return nil, err
 	}
 	id := fmt.Sprintf("%s.replay.%d", n.IdempotencyKey, seq)
-	if _, err := b.Publish(ctx, bus.Message{Subject: bus.NotifySubject(n.Tenant, n.Receiver), ID: id, Data: data}); err != nil {
+	if _, err := b.Publish(ctx, bus.Message{Subject: bus.NotifySubject(n.Tenant, n.Receiver), ID: id, Data: data, Shard: bus.NotificationShard(n)}); err != nil {
 		return nil, fmt.Errorf("replay %d: %w", seq, err)
 	}
 	// Published first, deleted second: a crash in between leaves the letter

@@ -117,8 +117,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		// Deliveries wait on remote APIs: run them side by side, but keep
 		// each group's notifications in order (a Slack update after its
 		// post, a PagerDuty resolve after its trigger).
+		// Publishers shard by bus.NotificationShard.
 		Workers: deliveryWorkers,
-		Shard:   groupOf,
 	}, p.handle)
 	if err != nil {
 		return err
@@ -147,15 +147,6 @@ func (p *Pipeline) refreshDLQDepth(ctx context.Context) {
 
 // deliveryWorkers is how many notifications one notifier delivers at once.
 const deliveryWorkers = 16
-
-// groupOf is a notification's shard key: its tenant, receiver and group.
-func groupOf(msg jetstream.Msg) string {
-	var pn klaxonv1.Notification
-	if proto.Unmarshal(msg.Data(), &pn) != nil {
-		return msg.Subject()
-	}
-	return pn.Tenant + "\x00" + pn.Receiver + "\x00" + pn.GroupKey
-}
 
 func (p *Pipeline) handle(ctx context.Context, msg jetstream.Msg) error {
 	var pn klaxonv1.Notification

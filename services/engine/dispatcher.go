@@ -66,8 +66,9 @@ type tenantState struct {
 	inhib  inhibitIndex         // nil when stale
 	// orphans: a reload left groups without a route; regroup their alerts.
 	orphans bool
-	// pending: the groups whose Pending notification is not yet acked.
-	pending map[*group]struct{}
+	// pending: the groups whose Pending notification is not yet acked, by
+	// the notification's idempotency key.
+	pending map[string]*group
 }
 
 type alertRef struct {
@@ -127,7 +128,7 @@ func (d *Dispatcher) tenant(name string) *tenantState {
 	src := d.cfg.Rules(name)
 	ts := d.tenants[name]
 	if ts == nil {
-		ts = &tenantState{name: name, rules: compileRules(src), groups: map[string]*group{}, alerts: map[string]*alertRef{}, pending: map[*group]struct{}{}}
+		ts = &tenantState{name: name, rules: compileRules(src), groups: map[string]*group{}, alerts: map[string]*alertRef{}, pending: map[string]*group{}}
 		d.tenants[name] = ts
 		return ts
 	}
@@ -154,7 +155,10 @@ func (d *Dispatcher) addGroup(ts *tenantState, g *group) {
 		d.ref(ts, fp, a, g)
 	}
 	if g.Pending != nil {
-		ts.pending[g] = struct{}{}
+		var n klaxonv1.Notification
+		if proto.Unmarshal(g.Pending, &n) == nil {
+			ts.pending[n.IdempotencyKey] = g
+		}
 	}
 	d.schedule(ts, g)
 	ts.inhib = nil
@@ -377,19 +381,14 @@ func (d *Dispatcher) Tick(ctx context.Context, now time.Time) ([]*klaxonv1.Notif
 	if sweep {
 		d.swept = now
 	}
-	names := make([]string, 0, len(d.tenants))
-	for name := range d.tenants {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		ts := d.tenant(name)
+	for _, ts := range d.tenants {
+		d.tenant(ts.name)
 		if err := d.regroupOrphans(ctx, ts, now); err != nil {
 			return nil, err
 		}
-		for g := range ts.pending {
+		for key, g := range ts.pending {
 			if ts.groups[g.ID] != g || g.Pending == nil {
-				delete(ts.pending, g)
+				delete(ts.pending, key) // its group was regrouped or destroyed
 				continue
 			}
 			var n klaxonv1.Notification
@@ -487,28 +486,23 @@ func (d *Dispatcher) Ack(ctx context.Context, ns ...*klaxonv1.Notification) erro
 		if ts == nil {
 			continue
 		}
-		for g := range ts.pending {
-			if ts.groups[g.ID] != g || g.Pending == nil {
-				delete(ts.pending, g)
-				continue
-			}
-			if g.Key != n.GroupKey || g.Receiver != n.Receiver {
-				continue
-			}
-			var p klaxonv1.Notification
-			if proto.Unmarshal(g.Pending, &p) != nil || p.IdempotencyKey != n.IdempotencyKey {
-				continue
-			}
-			ts.setPending(g, nil)
-			if len(g.Alerts) == 0 {
-				if err := d.retire(ctx, ts, g); err != nil {
-					return err
-				}
-				continue
-			}
-			if err := d.cfg.Store.Put(ctx, g.GroupState); err != nil {
+		g := ts.pending[n.IdempotencyKey]
+		if g == nil {
+			continue
+		}
+		delete(ts.pending, n.IdempotencyKey)
+		if ts.groups[g.ID] != g || g.Pending == nil {
+			continue // regrouped or destroyed meanwhile
+		}
+		g.Pending = nil
+		if len(g.Alerts) == 0 {
+			if err := d.retire(ctx, ts, g); err != nil {
 				return err
 			}
+			continue
+		}
+		if err := d.cfg.Store.Put(ctx, g.GroupState); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -602,6 +596,7 @@ func (d *Dispatcher) decide(ts *tenantState, g *group, now time.Time) (*klaxonv1
 	if err != nil {
 		return nil, err
 	}
-	ts.setPending(g, data)
+	g.Pending = data
+	ts.pending[n.IdempotencyKey] = g
 	return n, nil
 }

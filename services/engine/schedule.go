@@ -13,8 +13,9 @@ import (
 //     peeks. Entries are lazy: a group whose timer moved, that emptied or
 //     that was destroyed leaves a stale entry behind, skipped when it
 //     surfaces; each group has at most one live entry (group.sched).
-//   - per tenant, the set of groups holding a pending notification, for Ack
-//     and for republishing after a restart.
+//   - per tenant, the groups holding a pending notification by its
+//     idempotency key (tenantState.pending), for Ack and for republishing
+//     after a restart.
 
 type dueEntry struct {
 	at time.Time
@@ -86,13 +87,4 @@ func (d *Dispatcher) popDue(now time.Time) []*group {
 		e.g.sched = time.Time{}
 		due = append(due, e.g)
 	}
-}
-
-func (ts *tenantState) setPending(g *group, data []byte) {
-	g.Pending = data
-	if data == nil {
-		delete(ts.pending, g)
-		return
-	}
-	ts.pending[g] = struct{}{}
 }

@@ -134,14 +134,14 @@ func validateAlert(path string, a *wireAlert) error {
 	if _, ok := a.Annotations[""]; ok {
 		return badInput("field %q: invalid annotation name %q", path+".annotations", "")
 	}
-	// A time a protobuf Timestamp cannot hold (before year 1, after 9999)
-	// would be stored as an invalid envelope: refuse it here, by name.
 	for _, f := range []struct {
 		name string
 		t    *time.Time
 	}{{"startsAt", a.StartsAt}, {"endsAt", a.EndsAt}} {
-		if f.t != nil && !f.t.IsZero() && timestamppb.New(*f.t).CheckValid() != nil {
-			return badInput("field %q: %s is out of range", path+"."+f.name, f.t.Format(time.RFC3339))
+		if f.t != nil && !f.t.IsZero() {
+			if err := storableTime(path+"."+f.name, *f.t); err != nil {
+				return err
+			}
 		}
 	}
 	if a.StartsAt != nil && a.EndsAt != nil && !a.EndsAt.IsZero() && !a.StartsAt.IsZero() && a.EndsAt.Before(*a.StartsAt) {
@@ -237,4 +237,14 @@ func (rc *Receiver) alertsV2(_ context.Context, req *request) (*result, error) {
 		res.envelopes = append(res.envelopes, toEnvelope(req, SourceAlertsV2, &alerts[i]))
 	}
 	return res, nil
+}
+
+// storableTime refuses, naming field, a time an envelope cannot hold: JSON
+// takes years 0000-9999 with any offset, a protobuf Timestamp only
+// 0001-01-01 to 9999-12-31 UTC.
+func storableTime(field string, t time.Time) error {
+	if timestamppb.New(t).CheckValid() != nil {
+		return badInput("field %q: %s is out of range", field, t.Format(time.RFC3339))
+	}
+	return nil
 }

@@ -80,11 +80,20 @@ func FuzzParseK8sEvents(f *testing.F) {
 	})
 }
 
-// sloRequest is POST /api/v1/slo/{name}/events with body, received at now.
-func sloRequest(name string, body []byte, now time.Time) *request {
-	r := httptest.NewRequest(http.MethodPost, "/api/v1/slo/x/events", nil)
+// namedRequest is a POST to path whose {name} is name, with body, at now.
+func namedRequest(path, name string, body []byte, now time.Time) *request {
+	r := httptest.NewRequest(http.MethodPost, path, nil)
 	r.SetPathValue("name", name)
 	return &request{Request: r, tenant: "t", body: body, now: now}
+}
+
+// requireClientError fails unless err is an input error (a 4xx answer).
+func requireClientError(t *testing.T, err error) {
+	t.Helper()
+	var ie *inputError
+	if !errors.As(err, &ie) {
+		t.Fatalf("error %v is not a client error (the handler would answer 5xx)", err)
+	}
 }
 
 func FuzzSLOEvents(f *testing.F) {
@@ -99,12 +108,9 @@ func FuzzSLOEvents(f *testing.F) {
 	rc := &Receiver{}
 	now := fuzzReq().now
 	f.Fuzz(func(t *testing.T, name string, body []byte) {
-		res, err := rc.sloEvents(context.Background(), sloRequest(name, body, now))
+		res, err := rc.sloEvents(context.Background(), namedRequest("/api/v1/slo/x/events", name, body, now))
 		if err != nil {
-			var ie *inputError
-			if !errors.As(err, &ie) {
-				t.Fatalf("error %v is not a client error (the handler would answer 5xx)", err)
-			}
+			requireClientError(t, err)
 			return
 		}
 		if !nameRE.MatchString(name) {
@@ -132,7 +138,7 @@ func FuzzSLOEvents(f *testing.F) {
 		}
 		// A sender's id makes a retry the same message (JetStream dedup);
 		// without one, every POST counts.
-		again, err := rc.sloEvents(context.Background(), sloRequest(name, body, now.Add(time.Second)))
+		again, err := rc.sloEvents(context.Background(), namedRequest("/api/v1/slo/x/events", name, body, now.Add(time.Second)))
 		if err != nil {
 			t.Fatalf("accepted once, rejected on retry: %v", err)
 		}
@@ -142,13 +148,6 @@ func FuzzSLOEvents(f *testing.F) {
 			t.Fatalf("retry with id %q got the same envelope id: %v", c.ID, same)
 		}
 	})
-}
-
-// heartbeatRequest is POST /api/v1/heartbeat/{name} with body, at now.
-func heartbeatRequest(name string, body []byte, now time.Time) *request {
-	r := httptest.NewRequest(http.MethodPost, "/api/v1/heartbeat/x", nil)
-	r.SetPathValue("name", name)
-	return &request{Request: r, tenant: "t", body: body, now: now}
 }
 
 func FuzzHeartbeat(f *testing.F) {
@@ -161,12 +160,9 @@ func FuzzHeartbeat(f *testing.F) {
 	rc := &Receiver{}
 	now := fuzzReq().now
 	f.Fuzz(func(t *testing.T, name string, body []byte) {
-		res, err := rc.heartbeat(context.Background(), heartbeatRequest(name, body, now))
+		res, err := rc.heartbeat(context.Background(), namedRequest("/api/v1/heartbeat/x", name, body, now))
 		if err != nil {
-			var ie *inputError
-			if !errors.As(err, &ie) {
-				t.Fatalf("error %v is not a client error (the handler would answer 5xx)", err)
-			}
+			requireClientError(t, err)
 			return
 		}
 		if !nameRE.MatchString(name) {
@@ -191,7 +187,7 @@ func FuzzHeartbeat(f *testing.F) {
 			t.Fatalf("envelope does not marshal: %v", err)
 		}
 		// Each beat is its own occurrence: a later one is not deduplicated.
-		again, err := rc.heartbeat(context.Background(), heartbeatRequest(name, body, now.Add(time.Nanosecond)))
+		again, err := rc.heartbeat(context.Background(), namedRequest("/api/v1/heartbeat/x", name, body, now.Add(time.Nanosecond)))
 		if err != nil || again.envelopes[0].Id == env.Id {
 			t.Fatalf("second beat: err=%v, same id %v", err, err == nil && again.envelopes[0].Id == env.Id)
 		}

@@ -69,10 +69,8 @@ func (rc *Receiver) sloEvents(_ context.Context, req *request) (*result, error) 
 	t := req.now
 	if c.Time != nil {
 		t = *c.Time
-		// JSON takes years 0000-9999 with any offset; an envelope holds
-		// 0001-01-01 to 9999-12-31 UTC only.
-		if err := timestamppb.New(t).CheckValid(); err != nil {
-			return nil, badInput(`field "time": %s is out of range`, t.Format(time.RFC3339))
+		if err := storableTime("time", t); err != nil {
+			return nil, err
 		}
 	}
 	id := c.ID

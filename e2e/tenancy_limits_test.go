@@ -74,7 +74,7 @@ admin_tokens: [%q]
 	if a, b := rejected("team-a"), rejected("team-b"); a != 1 || b != 0 {
 		t.Errorf("klaxon_engine_alerts_rejected_total: team-a %v, team-b %v; want 1 and 0", a, b)
 	}
-	if code, body := getAuthed(t, k.URL()+"/api/v2/alerts", "token-a"); code != http.StatusOK || strings.Contains(body, `"A3"`) || !strings.Contains(body, `"A2"`) {
+	if code, body := authed(t, "GET", k.URL()+"/api/v2/alerts", "", "token-a", ""); code != http.StatusOK || strings.Contains(body, `"A3"`) || !strings.Contains(body, `"A2"`) {
 		t.Errorf("team-a's GET /api/v2/alerts: %d %s; want A1 and A2 and not A3", code, body)
 	}
 
@@ -108,17 +108,7 @@ admin_tokens: [%q]
 	// max_silences: 2 for team-a, one over HTTP and one over gRPC.
 	postSilence := func(token, tenant, name string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest("POST", k.URL()+"/api/v2/silences", strings.NewReader(silenceJSON("", name)))
-		req.Header.Set("Authorization", "Bearer "+token)
-		if tenant != "" {
-			req.Header.Set("X-Scope-OrgID", tenant)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		return resp.StatusCode, readAll(resp)
+		return authed(t, "POST", k.URL()+"/api/v2/silences", silenceJSON("", name), token, tenant)
 	}
 	code, body := postSilence("token-a", "", "S1")
 	var first struct {
@@ -168,7 +158,7 @@ admin_tokens: [%q]
 	if len(list.GetSilences()) != 2 {
 		t.Fatalf("team-a's live silences: %v; want 2", list.GetSilences())
 	}
-	if code, body := deleteAuthed(t, k.URL()+"/api/v2/silence/"+list.GetSilences()[0].GetId(), "token-a"); code != http.StatusOK {
+	if code, body := authed(t, "DELETE", k.URL()+"/api/v2/silence/"+list.GetSilences()[0].GetId(), "", "token-a", ""); code != http.StatusOK {
 		t.Fatalf("expire: %d %s", code, body)
 	}
 	if code, body := postSilence("token-a", "", "S3"); code != http.StatusOK {
@@ -177,26 +167,4 @@ admin_tokens: [%q]
 	if _, err := silences.CreateSilence(asA, newSilence("S4")); status.Code(err) != codes.ResourceExhausted {
 		t.Errorf("over the limit again over gRPC: %v; want ResourceExhausted", err)
 	}
-}
-
-func getAuthed(t *testing.T, url, token string) (int, string) {
-	t.Helper()
-	return doAuthed(t, "GET", url, token)
-}
-
-func deleteAuthed(t *testing.T, url, token string) (int, string) {
-	t.Helper()
-	return doAuthed(t, "DELETE", url, token)
-}
-
-func doAuthed(t *testing.T, method, url, token string) (int, string) {
-	t.Helper()
-	req, _ := http.NewRequest(method, url, nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	return resp.StatusCode, readAll(resp)
 }

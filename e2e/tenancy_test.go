@@ -84,19 +84,7 @@ admin_tokens: [%q]
 	}
 	call := func(method, path, body, token, tenant string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(method, k.URL()+path, strings.NewReader(body))
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		if tenant != "" {
-			req.Header.Set("X-Scope-OrgID", tenant)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		return resp.StatusCode, readAll(resp)
+		return authed(t, method, k.URL()+path, body, token, tenant)
 	}
 	do := func(e ep, token, tenant string) int {
 		code, _ := call(e.method, e.path, e.body, token, tenant)
@@ -147,16 +135,8 @@ admin_tokens: [%q]
 		}
 	}
 	get := func(path, token string) string {
-		req, _ := http.NewRequest("GET", k.URL()+path, nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var b strings.Builder
-		_, _ = fmt.Fprint(&b, readAll(resp))
-		return b.String()
+		_, body := authed(t, "GET", k.URL()+path, "", token, "")
+		return body
 	}
 	if body := get("/api/v1/policies/restarts", "token-b"); strings.Contains(body, "a-1") {
 		t.Errorf("team-b sees team-a's policy keys: %s", body)

@@ -21,18 +21,14 @@ import (
 // silences come from the engine's state in KV (the groups reader and the
 // silence store openSilencesAndGroups opened), so the admin target serves
 // them in a process of its own too.
-func newAdmin(c *runConfig, b *bus.Bus, rules *ruleset.Holder, reload func(string) error, slos admin.SLOs,
+func newAdmin(c *runConfig, tenants *ruleset.Tenants, b *bus.Bus, rules *ruleset.Holder, reload func(string) error, slos admin.SLOs,
 	silences *silence.Store, groups *engine.GroupReader, log *slog.Logger, reg prometheus.Registerer) (*admin.Server, error) {
 	if !c.has("admin") {
 		return nil, nil
 	}
 	state := &admin.EngineState{Groups: groups.Groups, Silences: silences, Rules: rules}
 	cfg := admin.Config{Bus: b, Rules: rules, Reload: reload, SLOs: slos, Alerts: state, Silences: state}
-	if c.auth {
-		tenants, err := ruleset.LoadTenants(c.rules + "/tenants.yml")
-		if err != nil {
-			return nil, err
-		}
+	if tenants != nil {
 		cfg.Tenants = tenants
 		// Tenant limits are read with the tokens, as ingest_per_second is.
 		state.MaxSilences = func(t string) int { return tenants.Tenants[t].Limits.MaxSilences }
@@ -40,17 +36,13 @@ func newAdmin(c *runConfig, b *bus.Bus, rules *ruleset.Holder, reload func(strin
 	return admin.New(cfg, log, reg)
 }
 
-// sloAuth authorizes GET /api/v1/slo with the same tokens as ingest when
-// --auth is on.
-func sloAuth(c *runConfig) slorunner.Authorizer {
-	if !c.auth {
+// sloAuth authorizes GET /api/v1/slo, /policies and /heartbeats with the
+// same tokens as ingest when --auth is on (tenants not nil).
+func sloAuth(tenants *ruleset.Tenants) slorunner.Authorizer {
+	if tenants == nil {
 		return nil
 	}
 	return func(r *http.Request) (string, int, error) {
-		tenants, err := ruleset.LoadTenants(c.rules + "/tenants.yml")
-		if err != nil {
-			return "", http.StatusServiceUnavailable, err
-		}
 		t, err := tenants.Authorize(ruleset.BearerToken(r), r.Header.Get("X-Scope-OrgID"))
 		if err != nil {
 			var ae *ruleset.AuthError
@@ -68,16 +60,11 @@ func sloAuth(c *runConfig) slorunner.Authorizer {
 // admin token; 401 without or with an unknown token, 403 with a tenant's.
 // (The gRPC ReloadRules also takes tenant tokens: it shows a tenant only
 // its own errors.)
-func adminOnly(c *runConfig, h http.HandlerFunc) http.HandlerFunc {
-	if !c.auth {
+func adminOnly(tenants *ruleset.Tenants, h http.HandlerFunc) http.HandlerFunc {
+	if tenants == nil {
 		return h
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
-		tenants, err := ruleset.LoadTenants(c.rules + "/tenants.yml")
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
 		switch tok := ruleset.BearerToken(r); {
 		case tok == "":
 			http.Error(w, "missing bearer token", http.StatusUnauthorized)

@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 
-	"github.com/klaxon-sh/klaxon/services/amapi"
 	"github.com/klaxon-sh/klaxon/services/bus"
 	"github.com/klaxon-sh/klaxon/services/engine"
 	"github.com/klaxon-sh/klaxon/services/engine/silence"
-	"github.com/klaxon-sh/klaxon/services/ruleset"
 )
 
 // openSilencesAndGroups opens the silence store (kept current from KV until
@@ -25,20 +23,4 @@ func openSilencesAndGroups(ctx context.Context, b *bus.Bus) (*silence.Store, *en
 		return nil, nil, err
 	}
 	return sil, groups, nil
-}
-
-// amapiTenancy: with --auth the Alertmanager API takes the same bearer
-// tokens as ingest, and POST /api/v2/silences keeps to max_silences as the
-// admin API's CreateSilence does.
-func amapiTenancy(c *runConfig, cfg *amapi.Config) error {
-	if !c.auth {
-		return nil
-	}
-	tenants, err := ruleset.LoadTenants(c.rules + "/tenants.yml")
-	if err != nil {
-		return err
-	}
-	cfg.Auth = tenants
-	cfg.MaxSilences = func(t string) int { return tenants.Tenants[t].Limits.MaxSilences }
-	return nil
 }

@@ -194,15 +194,20 @@ func runTargets(c *runConfig) error {
 		}()
 	}
 
+	// With --auth, rules/tenants.yml (tokens and limits) is read once, here,
+	// and every component gets the same view of it.
+	var tenants *ruleset.Tenants
+	if c.auth {
+		if tenants, err = ruleset.LoadTenants(c.rules + "/tenants.yml"); err != nil {
+			return err
+		}
+	}
+
 	mux := http.NewServeMux()
 	if c.has("receiver") {
 		var auth receiver.Authenticator
 		var limiter receiver.Limiter
-		if c.auth {
-			tenants, err := ruleset.LoadTenants(c.rules + "/tenants.yml")
-			if err != nil {
-				return err
-			}
+		if tenants != nil {
 			auth = tenants
 			limiter = &receiver.RateLimits{PerSecond: func(t string) float64 { return tenants.Tenants[t].Limits.IngestPerSecond }}
 		}
@@ -220,12 +225,12 @@ func runTargets(c *runConfig) error {
 	if err != nil {
 		return err
 	}
-	pe.Register(mux, sloAuth(c))
+	pe.Register(mux, sloAuth(tenants))
 	hm, err := heartbeat.New(ctx, heartbeat.Config{ExternalURL: ext, NoConsumer: true}, b, rules, log.With("component", "heartbeat"), reg)
 	if err != nil {
 		return err
 	}
-	hm.Register(mux, sloAuth(c))
+	hm.Register(mux, sloAuth(tenants))
 	// Silences live in KV; every target serves the Alertmanager API v2 (amtool)
 	// from KV, the engine applies them.
 	silences, groups, err := openSilencesAndGroups(ctx, b)
@@ -233,17 +238,14 @@ func runTargets(c *runConfig) error {
 		return err
 	}
 	amCfg := amapi.Config{Groups: groups.Groups, Silences: silences, Rules: rules}
-	if err := amapiTenancy(c, &amCfg); err != nil {
-		return err
+	if tenants != nil {
+		amCfg.Auth = tenants
+		amCfg.MaxSilences = func(t string) int { return tenants.Tenants[t].Limits.MaxSilences }
 	}
 	amapi.New(amCfg, log.With("component", "amapi")).Register(mux)
 	if c.has("engine") {
 		opts := []engine.Option{engine.WithSilences(silences)}
-		if c.auth {
-			tenants, err := ruleset.LoadTenants(c.rules + "/tenants.yml")
-			if err != nil {
-				return err
-			}
+		if tenants != nil {
 			opts = append(opts, engine.WithAlertLimit(func(t string) int { return tenants.Tenants[t].Limits.MaxActiveAlerts }))
 		}
 		e := engine.New(b, rules, log.With("target", "engine"), reg, opts...)
@@ -257,7 +259,7 @@ func runTargets(c *runConfig) error {
 	if err != nil {
 		return err
 	}
-	sloRunner.Register(mux, sloAuth(c))
+	sloRunner.Register(mux, sloAuth(tenants))
 	if c.has("engine") {
 		goRun("slo", sloRunner.Run)
 		// One consumer feeds every derived-alert component, so each ingested
@@ -304,7 +306,7 @@ func runTargets(c *runConfig) error {
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("POST /-/reload", adminOnly(c, func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("POST /-/reload", adminOnly(tenants, func(w http.ResponseWriter, _ *http.Request) {
 		if err := reload("http"); err != nil {
 			// Alertmanager's answer (500), so reloaders that check it see the failure.
 			http.Error(w, "failed to reload config: "+err.Error(), http.StatusInternalServerError)
@@ -325,7 +327,7 @@ func runTargets(c *runConfig) error {
 		return nil
 	})
 
-	adm, err := newAdmin(c, b, rules, reload, slorunner.Admin{R: sloRunner}, silences, groups, log.With("target", "admin"), reg)
+	adm, err := newAdmin(c, tenants, b, rules, reload, slorunner.Admin{R: sloRunner}, silences, groups, log.With("target", "admin"), reg)
 	if err != nil {
 		return err
 	}

@@ -96,6 +96,9 @@ func (e *engineEnv) receive(tenant string, ls map[string]string, endsAt time.Tim
 	if err := e.d.Receive(context.Background(), tenant, a, now); err != nil {
 		e.t.Fatal(err)
 	}
+	if err := e.d.Commit(context.Background()); err != nil {
+		e.t.Fatal(err)
+	}
 	lset := model.LabelSet{}
 	for k, v := range ls {
 		lset[model.LabelName(k)] = model.LabelValue(v)

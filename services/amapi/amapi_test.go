@@ -108,6 +108,9 @@ func TestAmtool(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := d.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
 
 	out := amtool(t, srv.URL, "silence", "add", "alertname=Foo", "--comment=maintenance", "--author=test", "--duration=1h")
 	id := strings.TrimSpace(out)

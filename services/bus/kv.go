@@ -46,22 +46,77 @@ func (b *Bus) TTLKV(ctx context.Context, bucket string) (*TTLBucket, error) {
 // Write stores value under key if the key is still at revision rev (0 = must
 // not exist), with the key expiring after ttl unless written again.
 func (t *TTLBucket) Write(ctx context.Context, key string, value []byte, rev uint64, ttl time.Duration) (uint64, error) {
-	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(rev)}
-	if ttl > 0 {
-		if ttl < time.Second {
-			ttl = time.Second
-		}
-		opts = append(opts, jetstream.WithMsgTTL(ttl))
-	}
-	ack, err := t.js.PublishMsg(ctx, &nats.Msg{Subject: "$KV." + t.name + "." + key, Data: value}, opts...)
+	ack, err := t.js.PublishMsg(ctx, &nats.Msg{Subject: "$KV." + t.name + "." + key, Data: value}, writeOpts(rev, ttl)...)
 	if err != nil {
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
-			return 0, ErrConflict
-		}
-		return 0, err
+		return 0, kvError(err)
 	}
 	return ack.Sequence, nil
+}
+
+// KVWrite is one conditional write of WriteMany: Value under Key if the key
+// is still at revision Rev (0 = must not exist), expiring after TTL (0: never).
+type KVWrite struct {
+	Key   string
+	Value []byte
+	Rev   uint64
+	TTL   time.Duration
+}
+
+// writeChunk bounds the writes in flight at once, under the connection's
+// limit of pending asynchronous publishes.
+const writeChunk = 1024
+
+// WriteMany performs the writes pipelined: they are sent without waiting and
+// their acknowledgements awaited together, so n writes cost about one round
+// trip instead of n. It returns each write's new revision and error (an
+// ErrConflict where the revision did not match); writes to different keys
+// are independent, so some may succeed while others fail.
+func (t *TTLBucket) WriteMany(ctx context.Context, ws []KVWrite) ([]uint64, []error) {
+	revs := make([]uint64, len(ws))
+	errs := make([]error, len(ws))
+	for start := 0; start < len(ws); start += writeChunk {
+		end := min(start+writeChunk, len(ws))
+		futures := make([]jetstream.PubAckFuture, end-start)
+		for i := start; i < end; i++ {
+			w := ws[i]
+			f, err := t.js.PublishMsgAsync(&nats.Msg{Subject: "$KV." + t.name + "." + w.Key, Data: w.Value}, writeOpts(w.Rev, w.TTL)...)
+			if err != nil {
+				errs[i] = err
+				continue
+			}
+			futures[i-start] = f
+		}
+		for i, f := range futures {
+			if f == nil {
+				continue
+			}
+			select {
+			case ack := <-f.Ok():
+				revs[start+i] = ack.Sequence
+			case err := <-f.Err():
+				errs[start+i] = kvError(err)
+			case <-ctx.Done():
+				errs[start+i] = ctx.Err()
+			}
+		}
+	}
+	return revs, errs
+}
+
+func writeOpts(rev uint64, ttl time.Duration) []jetstream.PublishOpt {
+	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(rev)}
+	if ttl > 0 {
+		opts = append(opts, jetstream.WithMsgTTL(max(ttl, time.Second)))
+	}
+	return opts
+}
+
+func kvError(err error) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+		return ErrConflict
+	}
+	return err
 }
 
 // Read returns the value and revision of key (nil, 0 if absent).

@@ -151,6 +151,153 @@ type ConsumerConfig struct {
 // Consume runs h for every message of a durable pull consumer until ctx ends.
 // Messages are acked only after h returns nil, so a crash means redelivery.
 func (b *Bus) Consume(ctx context.Context, cc ConsumerConfig, h Handler) (*Consumption, error) {
+	cc = withDefaults(cc)
+	log := b.log.With("stream", cc.Stream, "consumer", cc.Durable)
+	handle := func(msg jetstream.Msg) {
+		stop := keepInProgress([]jetstream.Msg{msg}, cc.AckWait)
+		err := h(ctx, msg)
+		stop()
+		settle(msg, err, cc, log)
+	}
+	dispatch := handle
+	if cc.Workers > 1 {
+		dispatch = shard(ctx, cc, handle)
+	}
+	return b.consume(ctx, cc, dispatch, log)
+}
+
+// BatchHandler processes the messages of one batch: nil acks them all, an
+// error settles every one of them as Handler's error does. A message the
+// handler settled itself (Term of a poison message) is left as it is.
+type BatchHandler func(ctx context.Context, msgs []jetstream.Msg) error
+
+// ConsumeBatches runs h for batches of messages: whatever the consumer has
+// ready, up to maxBatch, as soon as h is free. Under load a batch grows, so
+// a handler that commits its state once per batch (group commit) pays one
+// round trip for many messages; when idle, a batch is one message and waits
+// for nothing.
+//
+// It fetches rather than using the client's push-style Consume: a handler
+// that holds a batch unacknowledged for a commit's round trip makes the
+// client's pull accounting stall until its heartbeat check gives up, tens
+// of seconds later. Fetching a batch only when the last one is settled
+// keeps at most maxBatch messages in flight.
+func (b *Bus) ConsumeBatches(ctx context.Context, cc ConsumerConfig, maxBatch int, h BatchHandler) (*Consumption, error) {
+	cc = withDefaults(cc)
+	log := b.log.With("stream", cc.Stream, "consumer", cc.Durable)
+	cons, err := b.consumer(ctx, cc)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	c := &Consumption{cancel: cancel, done: make(chan struct{}), finished: make(chan struct{})}
+	go func() {
+		defer close(c.finished)
+		batch := make([]jetstream.Msg, 0, maxBatch)
+		wrapped := make([]*batchMsg, 0, maxBatch)
+		for ctx.Err() == nil {
+			batch = batch[:0]
+			var err error
+			if batch, err = fetch(cons, batch, maxBatch); err == nil && len(batch) == 0 {
+				// Idle: wait for one message, then take whatever came with it.
+				var one []jetstream.Msg
+				if one, err = fetchWait(ctx, cons, idleWait); err == nil && len(one) == 1 {
+					batch = append(batch, one[0])
+					batch, err = fetch(cons, batch, maxBatch)
+				}
+			}
+			if err != nil && len(batch) == 0 {
+				if ctx.Err() != nil {
+					return
+				}
+				log.Warn("fetch failed; retrying", "err", err)
+				if next, cerr := b.consumer(ctx, cc); cerr == nil {
+					cons = next
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(250 * time.Millisecond):
+				}
+				continue
+			}
+			if len(batch) == 0 {
+				continue
+			}
+			wrapped = wrapped[:0]
+			for i, m := range batch {
+				w := &batchMsg{Msg: m}
+				wrapped = append(wrapped, w)
+				batch[i] = w
+			}
+			stop := keepInProgress(batch, cc.AckWait)
+			herr := h(ctx, batch)
+			stop()
+			for _, m := range wrapped {
+				if !m.settled {
+					settle(m.Msg, herr, cc, log)
+				}
+			}
+		}
+	}()
+	return c, nil
+}
+
+// idleWait is how long one fetch waits for a message on an idle stream.
+const idleWait = 5 * time.Second
+
+// fetch appends to batch the messages the consumer has ready, without
+// waiting, until batch holds max.
+func fetch(cons jetstream.Consumer, batch []jetstream.Msg, max int) ([]jetstream.Msg, error) {
+	if len(batch) >= max {
+		return batch, nil
+	}
+	mb, err := cons.FetchNoWait(max - len(batch))
+	if err != nil {
+		return batch, err
+	}
+	for m := range mb.Messages() {
+		batch = append(batch, m)
+	}
+	if err := mb.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+		return batch, err
+	}
+	return batch, nil
+}
+
+// fetchWait waits up to d for one message, or until ctx ends.
+func fetchWait(ctx context.Context, cons jetstream.Consumer, d time.Duration) ([]jetstream.Msg, error) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	mb, err := cons.Fetch(1, jetstream.FetchContext(ctx))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var out []jetstream.Msg
+	for m := range mb.Messages() {
+		out = append(out, m)
+	}
+	if err := mb.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
+		return out, err
+	}
+	return out, nil
+}
+
+// batchMsg notes that a batch handler terminated a message itself.
+type batchMsg struct {
+	jetstream.Msg
+	settled bool
+}
+
+func (m *batchMsg) TermWithReason(reason string) error {
+	m.settled = true
+	return m.Msg.TermWithReason(reason)
+}
+
+func withDefaults(cc ConsumerConfig) ConsumerConfig {
 	if cc.AckWait == 0 {
 		cc.AckWait = 10 * time.Second
 	}
@@ -160,6 +307,36 @@ func (b *Bus) Consume(ctx context.Context, cc ConsumerConfig, h Handler) (*Consu
 	if cc.NakDelay == 0 {
 		cc.NakDelay = time.Second
 	}
+	return cc
+}
+
+// settle acks msg after its handler's err is nil, and otherwise terminates
+// it (PermanentError) or naks it for redelivery after a delay.
+func settle(msg jetstream.Msg, err error, cc ConsumerConfig, log *slog.Logger) {
+	var perm *PermanentError
+	var delay *DelayError
+	switch {
+	case err == nil:
+		// A lost ack means redelivery, which idempotency keys make harmless.
+		if aerr := msg.Ack(); aerr != nil {
+			log.Warn("ack failed; message will be redelivered", "subject", msg.Subject(), "err", aerr)
+		}
+	case errors.As(err, &perm):
+		log.Error("dropping poison message", "subject", msg.Subject(), "err", err)
+		_ = msg.TermWithReason(err.Error())
+	case errors.As(err, &delay):
+		log.Debug("redelivering later", "subject", msg.Subject(), "delay", delay.Delay, "err", err)
+		_ = msg.NakWithDelay(delay.Delay)
+	default:
+		log.Warn("handler failed; redelivering", "subject", msg.Subject(), "err", err)
+		_ = msg.NakWithDelay(cc.NakDelay)
+	}
+}
+
+// consumer creates or updates the durable consumer. In a cluster the
+// consumer answers only once its leader is elected: wait for that, so the
+// first pulls do not fail with no responders.
+func (b *Bus) consumer(ctx context.Context, cc ConsumerConfig) (jetstream.Consumer, error) {
 	cfg := jetstream.ConsumerConfig{
 		Durable:        cc.Durable,
 		AckPolicy:      jetstream.AckExplicitPolicy,
@@ -173,43 +350,23 @@ func (b *Bus) Consume(ctx context.Context, cc ConsumerConfig, h Handler) (*Consu
 	if cc.DeliverNew {
 		cfg.DeliverPolicy = jetstream.DeliverNewPolicy
 	}
-	log := b.log.With("stream", cc.Stream, "consumer", cc.Durable)
-	handle := func(msg jetstream.Msg) {
-		err := withProgress(msg, cc.AckWait, func() error { return h(ctx, msg) })
-		var perm *PermanentError
-		var delay *DelayError
-		switch {
-		case err == nil:
-			// A lost ack means redelivery, which idempotency keys make harmless.
-			if aerr := msg.Ack(); aerr != nil {
-				log.Warn("ack failed; message will be redelivered", "subject", msg.Subject(), "err", aerr)
-			}
-		case errors.As(err, &perm):
-			log.Error("dropping poison message", "subject", msg.Subject(), "err", err)
-			_ = msg.TermWithReason(err.Error())
-		case errors.As(err, &delay):
-			log.Debug("redelivering later", "subject", msg.Subject(), "delay", delay.Delay, "err", err)
-			_ = msg.NakWithDelay(delay.Delay)
-		default:
-			log.Warn("handler failed; redelivering", "subject", msg.Subject(), "err", err)
-			_ = msg.NakWithDelay(cc.NakDelay)
-		}
-	}
-	dispatch := handle
-	if cc.Workers > 1 {
-		dispatch = shard(ctx, cc, handle)
-	}
-	start := func() (jetstream.ConsumeContext, error) {
-		var cons jetstream.Consumer
-		// In a cluster the consumer answers only once its leader is elected:
-		// wait for that, so the first pulls do not fail with no responders.
-		if err := b.retry(ctx, "consumer "+cc.Durable+" on "+cc.Stream, func(ctx context.Context) (err error) {
-			if cons, err = b.JS.CreateOrUpdateConsumer(ctx, cc.Stream, cfg); err != nil {
-				return err
-			}
-			_, err = cons.Info(ctx)
+	var cons jetstream.Consumer
+	err := b.retry(ctx, "consumer "+cc.Durable+" on "+cc.Stream, func(ctx context.Context) (err error) {
+		if cons, err = b.JS.CreateOrUpdateConsumer(ctx, cc.Stream, cfg); err != nil {
 			return err
-		}); err != nil {
+		}
+		_, err = cons.Info(ctx)
+		return err
+	})
+	return cons, err
+}
+
+// consume creates or updates the durable consumer and feeds every message
+// to dispatch, restarting the client's consume loop if it ends.
+func (b *Bus) consume(ctx context.Context, cc ConsumerConfig, dispatch func(jetstream.Msg), log *slog.Logger) (*Consumption, error) {
+	start := func() (jetstream.ConsumeContext, error) {
+		cons, err := b.consumer(ctx, cc)
+		if err != nil {
 			return nil, err
 		}
 		return cons.Consume(dispatch, jetstream.PullMaxMessages(256), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
@@ -232,21 +389,34 @@ func (b *Bus) Consume(ctx context.Context, cc ConsumerConfig, h Handler) (*Consu
 // leader for too long), it starts it again.
 type Consumption struct {
 	mu      sync.Mutex
-	cur     jetstream.ConsumeContext
+	cur     jetstream.ConsumeContext // Consume
 	stopped bool
 	done    chan struct{}
+	// ConsumeBatches: its loop's cancel, and closed when the loop ended.
+	cancel   context.CancelFunc
+	finished chan struct{}
 }
 
-// Stop ends the consumption; unacknowledged messages are redelivered.
+// Stop ends the consumption; unacknowledged messages are redelivered. For
+// ConsumeBatches it returns once the batch being handled is settled.
 func (c *Consumption) Stop() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.stopped {
+		c.mu.Unlock()
 		return
 	}
 	c.stopped = true
-	c.cur.Stop()
+	if c.cur != nil {
+		c.cur.Stop()
+	}
+	if c.cancel != nil {
+		c.cancel()
+	}
 	close(c.done)
+	c.mu.Unlock()
+	if c.finished != nil {
+		<-c.finished
+	}
 }
 
 func (c *Consumption) supervise(ctx context.Context, start func() (jetstream.ConsumeContext, error), log *slog.Logger) {
@@ -289,29 +459,32 @@ func (c *Consumption) supervise(ctx context.Context, start func() (jetstream.Con
 	}
 }
 
-// withProgress runs f while telling JetStream the message is still being
-// worked on, so AckWait can stay short (fast redelivery after a crash) while
-// a slow delivery with retries is not redelivered to another replica.
-func withProgress(msg jetstream.Msg, ackWait time.Duration, f func() error) error {
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(ackWait / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				_ = msg.InProgress()
-			}
+// keepInProgress tells JetStream every ackWait/3 that msgs are still being
+// worked on, until the returned stop is called, so AckWait can stay short
+// (fast redelivery after a crash) while a slow delivery with retries is not
+// redelivered to another replica. A timer, not a goroutine per message: the
+// common case (done well within ackWait/3) costs one timer.
+func keepInProgress(msgs []jetstream.Msg, ackWait time.Duration) (stop func()) {
+	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
+	t = time.AfterFunc(ackWait/3, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
 		}
-	}()
-	err := f()
-	close(stop)
-	<-done
-	return err
+		for _, m := range msgs {
+			_ = m.InProgress()
+		}
+		t.Reset(ackWait / 3)
+	})
+	return func() {
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+		t.Stop()
+	}
 }
 
 // EnvelopeHandler processes one decoded envelope.
@@ -332,6 +505,38 @@ func (b *Bus) ConsumeEnvelopes(ctx context.Context, cc ConsumerConfig, h Envelop
 			return Permanent(fmt.Errorf("decode envelope: %w", err))
 		}
 		return h(ctx, &env)
+	})
+}
+
+// EnvelopeBatchHandler processes the decoded envelopes of one batch.
+type EnvelopeBatchHandler func(ctx context.Context, envs []*klaxonv1.Envelope) error
+
+// ConsumeEnvelopeBatches is ConsumeBatches for the INGEST stream. An
+// undecodable message is terminated on its own (poison) and left out of the
+// batch.
+func (b *Bus) ConsumeEnvelopeBatches(ctx context.Context, cc ConsumerConfig, maxBatch int, h EnvelopeBatchHandler) (*Consumption, error) {
+	if cc.Stream == "" {
+		cc.Stream = StreamIngest
+	}
+	if len(cc.Filters) == 0 {
+		cc.Filters = []string{IngestFilter("*")}
+	}
+	log := b.log.With("stream", cc.Stream, "consumer", cc.Durable)
+	return b.ConsumeBatches(ctx, cc, maxBatch, func(ctx context.Context, msgs []jetstream.Msg) error {
+		envs := make([]*klaxonv1.Envelope, 0, len(msgs))
+		for _, m := range msgs {
+			env := new(klaxonv1.Envelope)
+			if err := proto.Unmarshal(m.Data(), env); err != nil {
+				log.Error("dropping poison message", "subject", m.Subject(), "err", err)
+				_ = m.TermWithReason("decode envelope: " + err.Error())
+				continue
+			}
+			envs = append(envs, env)
+		}
+		if len(envs) == 0 {
+			return nil
+		}
+		return h(ctx, envs)
 	})
 }
 

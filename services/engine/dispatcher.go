@@ -32,7 +32,13 @@ type DispatcherConfig struct {
 	// MaxActiveAlerts is a tenant's limit of alerts held at once
 	// (tenants.yml max_active_alerts; nil or 0: unlimited).
 	MaxActiveAlerts func(tenant string) int
-	Log             *slog.Logger
+	// SkipSilentReceivers: a receiver without integrations (the usual
+	// "null" receiver) gets no notifications and no notification log, as
+	// in Alertmanager, where its pipeline fans out to nothing. The server
+	// sets it, saving the writes; rule unit tests leave it off, so they
+	// can show what such a route would send.
+	SkipSilentReceivers bool
+	Log                 *slog.Logger
 }
 
 // ErrTooManyAlerts: the tenant holds max_active_alerts alerts and this one is
@@ -47,8 +53,9 @@ var ErrTooManyAlerts = errors.New("tenant's max_active_alerts reached")
 // passes. Time is whatever the caller says, so the same code runs on the
 // wall clock in the server and on a simulated clock in `klaxonctl rules test`.
 //
-// Every state change is written to the Store before the call returns, so a
-// caller may acknowledge its input once Receive returns nil.
+// Every state change is handed to the Store before the call returns; a
+// caller may acknowledge its input once Commit has returned nil after it
+// (a Store that is not a Committer writes at once, and Commit does nothing).
 type Dispatcher struct {
 	cfg DispatcherConfig
 
@@ -356,6 +363,20 @@ func merge(old, a *Alert, now time.Time) *Alert {
 	return &res
 }
 
+// Commit writes the state changes of every call since the last Commit, if
+// the Store defers them (KVStore); until it returns nil, the inputs of
+// those calls must not be acknowledged. After an error the changes stay
+// pending and the next Commit writes them again.
+func (d *Dispatcher) Commit(ctx context.Context) error {
+	c, ok := d.cfg.Store.(Committer)
+	if !ok {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return c.Commit(ctx)
+}
+
 // NextDue is when the earliest group flushes, or false if none is waiting.
 func (d *Dispatcher) NextDue() (time.Time, bool) {
 	d.mu.Lock()
@@ -441,7 +462,8 @@ func (d *Dispatcher) flush(ctx context.Context, ts *tenantState, g *group, now t
 			resolvedHere = append(resolvedHere, fp)
 		}
 	}
-	if g.Pending == nil && !ts.rules.muted(g.route, now) {
+	silent := d.cfg.SkipSilentReceivers && ts.rules.silent[g.Receiver]
+	if g.Pending == nil && !silent && !ts.rules.muted(g.route, now) {
 		n, err := d.decide(ts, g, now)
 		if err != nil {
 			return nil, err

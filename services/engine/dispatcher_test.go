@@ -450,3 +450,54 @@ func TestMaxActiveAlerts(t *testing.T) {
 	must(t, d.Ack(ctx, ns...))
 	must(t, d.Receive(ctx, "a", alertOf("alertname=A,id=3", t0.Add(time.Minute), time.Hour), t0.Add(time.Minute)))
 }
+
+// A receiver without integrations (Alertmanager's "null" receiver) routes
+// and groups as usual, but the server sends it nothing and keeps no
+// notification log for it; its resolved alerts leave and the group ends.
+func TestSilentReceiverSendsNothing(t *testing.T) {
+	yml := baseRoute + `  - name: "null"
+route:
+  receiver: default
+  group_by: ['...']
+  group_wait: 0s
+  group_interval: 1m
+  routes:
+    - {receiver: "null", matchers: ['severity="none"']}
+`
+	tn := loadTenant(t, "a", yml)
+	for _, skip := range []bool{true, false} {
+		st := NewMemStore()
+		d := NewDispatcher(DispatcherConfig{Store: st, SkipSilentReceivers: skip, Rules: func(string) *ruleset.Tenant { return tn }})
+		ctx := context.Background()
+		must(t, d.Receive(ctx, "a", alertOf("alertname=A,id=1,severity=none", t0, time.Hour), t0))
+		must(t, d.Receive(ctx, "a", alertOf("alertname=A,id=2", t0, time.Hour), t0))
+		ns, err := d.Tick(ctx, t0)
+		must(t, err)
+		var got []string
+		for _, n := range ns {
+			got = append(got, describe(n))
+		}
+		want := []string{"0s default firing [2]"}
+		if !skip {
+			want = []string{"0s default firing [2]", "0s null firing [1]"}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Fatalf("skip=%v: notifications %q, want %q", skip, got, want)
+		}
+		must(t, d.Ack(ctx, ns...))
+		if !skip {
+			continue
+		}
+		must(t, d.Receive(ctx, "a", alertOf("alertname=A,id=1,severity=none", t0, -1), t0.Add(time.Second)))
+		ns, err = d.Tick(ctx, t0.Add(time.Minute))
+		must(t, err)
+		if len(ns) != 0 {
+			t.Fatalf("resolved alert of the null receiver: %d notifications, want none", len(ns))
+		}
+		gs, _ := st.Load(ctx)
+		if len(gs) != 1 || gs[0].Receiver != "default" {
+			t.Fatalf("the null receiver's group must end once its alert resolved; stored groups: %d", len(gs))
+		}
+	}
+}

@@ -46,6 +46,7 @@ func tickDescribe(t *testing.T, d *Dispatcher, at time.Duration, ack bool) []str
 	if err != nil {
 		t.Fatal(err)
 	}
+	must(t, d.Commit(context.Background()))
 	var out []string
 	for _, n := range ns {
 		out = append(out, describe(n)+" "+n.IdempotencyKey)
@@ -54,6 +55,7 @@ func tickDescribe(t *testing.T, d *Dispatcher, at time.Duration, ack bool) []str
 		if err := d.Ack(context.Background(), ns...); err != nil {
 			t.Fatal(err)
 		}
+		must(t, d.Commit(context.Background()))
 	}
 	return out
 }
@@ -70,11 +72,14 @@ func TestRestartMidGroup(t *testing.T) {
 	b1 := bustest.NewAt(t, dir)
 	d1 := kvDispatcher(t, b1, tn)
 	must(t, d1.Receive(ctx, "team-a", alertOf("alertname=A,id=1", t0, 3*time.Hour), t0))
+	must(t, d1.Commit(ctx))
 	if got := tickDescribe(t, d1, 30*time.Second, true); len(got) != 1 {
 		t.Fatalf("first flush: %q", got)
 	}
 	must(t, d1.Receive(ctx, "team-a", alertOf("alertname=A,id=2", t0.Add(time.Minute), 3*time.Hour), t0.Add(time.Minute)))
+	must(t, d1.Commit(ctx))
 	must(t, d1.Receive(ctx, "team-a", alertOf("alertname=B,id=3", t0.Add(time.Minute), 3*time.Hour), t0.Add(time.Minute)))
+	must(t, d1.Commit(ctx))
 	b1.Close()
 
 	b2 := bustest.NewAt(t, dir)
@@ -105,10 +110,12 @@ func TestStaleWriterIsFenced(t *testing.T) {
 	ctx := context.Background()
 	old := kvDispatcher(t, b, tn)
 	must(t, old.Receive(ctx, "team-a", alertOf("alertname=A,id=1", t0, time.Hour), t0))
+	must(t, old.Commit(ctx))
 	cur := kvDispatcher(t, b, tn)
 	must(t, cur.Receive(ctx, "team-a", alertOf("alertname=A,id=2", t0, time.Hour), t0))
-	err := old.Receive(ctx, "team-a", alertOf("alertname=A,id=3", t0, time.Hour), t0)
-	if !errors.Is(err, ErrLostOwnership) {
+	must(t, cur.Commit(ctx))
+	must(t, old.Receive(ctx, "team-a", alertOf("alertname=A,id=3", t0, time.Hour), t0))
+	if err := old.Commit(ctx); !errors.Is(err, ErrLostOwnership) {
 		t.Fatalf("stale write: got %v, want ErrLostOwnership", err)
 	}
 }

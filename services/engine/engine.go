@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,7 +60,12 @@ type Engine struct {
 	metrics  *metrics
 	silences *silence.Store
 	limit    func(tenant string) int
-	wake     chan struct{}
+	// cycle serialises the work on the dispatcher (a batch of alerts, a
+	// timer's flush), so each commits what it changed before the next.
+	cycle sync.Mutex
+	// wake: a batch may have started groups that are due before the
+	// timer fires.
+	wake chan struct{}
 }
 
 // Option configures an Engine.
@@ -182,17 +188,20 @@ func (e *Engine) lead(ctx context.Context, l *lease) error {
 	if err != nil {
 		return err
 	}
-	d := NewDispatcher(DispatcherConfig{Rules: e.rules.Tenant, Store: store, Silences: e.silences, MaxActiveAlerts: e.limit, Log: e.log})
+	d := NewDispatcher(DispatcherConfig{Rules: e.rules.Tenant, Store: store, Silences: e.silences, MaxActiveAlerts: e.limit, SkipSilentReceivers: true, Log: e.log})
 	if err := d.Load(ctx); err != nil {
 		return err
 	}
-	cc, err := e.bus.ConsumeEnvelopes(ctx, bus.ConsumerConfig{
+	if err := d.Commit(ctx); err != nil { // groups regrouped by Load
+		return err
+	}
+	cc, err := e.bus.ConsumeEnvelopeBatches(ctx, bus.ConsumerConfig{
 		Durable: "engine", AckWait: e.cfg.AckWait, MaxAckPending: 4096,
-	}, func(ctx context.Context, env *klaxonv1.Envelope) error {
+	}, maxBatch, func(ctx context.Context, envs []*klaxonv1.Envelope) error {
 		if !l.valid() {
 			return bus.RetryAfter(errors.New("engine lease not held"), e.cfg.LeaseTTL)
 		}
-		err := e.Process(ctx, d, env)
+		err := e.ProcessBatch(ctx, d, envs)
 		if errors.Is(err, ErrLostOwnership) {
 			cancel(err)
 		}
@@ -222,7 +231,10 @@ func (e *Engine) lead(ctx context.Context, l *lease) error {
 		if !l.valid() {
 			return errors.New("lease not renewed in time")
 		}
-		if err := e.tick(ctx, d); err != nil {
+		e.cycle.Lock()
+		err := e.tick(ctx, d)
+		e.cycle.Unlock()
+		if err != nil {
 			if errors.Is(err, ErrLostOwnership) {
 				return err
 			}
@@ -238,9 +250,19 @@ func (e *Engine) lead(ctx context.Context, l *lease) error {
 	}
 }
 
-// tick flushes due groups and publishes their notifications.
+// maxBatch bounds the alerts the engine takes in per group commit.
+const maxBatch = 512
+
+// tick flushes due groups, stores what they decided, publishes their
+// notifications and then stores that they were published. Callers hold
+// e.cycle.
 func (e *Engine) tick(ctx context.Context, d *Dispatcher) error {
 	ns, err := d.Tick(ctx, e.now())
+	// A notification is stored as pending before it is published, so after a
+	// crash the same one (same idempotency key) is published again.
+	if cerr := d.Commit(ctx); cerr != nil {
+		return errors.Join(err, cerr)
+	}
 	if len(ns) > 0 {
 		if perr := e.publish(ctx, ns); perr != nil {
 			return errors.Join(err, perr)
@@ -248,8 +270,56 @@ func (e *Engine) tick(ctx context.Context, d *Dispatcher) error {
 		if aerr := d.Ack(ctx, ns...); aerr != nil {
 			return errors.Join(err, aerr)
 		}
+		if cerr := d.Commit(ctx); cerr != nil {
+			return errors.Join(err, cerr)
+		}
 	}
 	return err
+}
+
+// ProcessBatch takes in a batch of envelopes, flushes the groups that are
+// due now (a group_wait of 0 flushes at once), and stores every group it
+// changed in one group commit: after it returns nil the envelopes may be
+// acknowledged. An error with the flushed notifications themselves does not
+// fail the batch, whose alerts are stored; the timer's tick retries them.
+func (e *Engine) ProcessBatch(ctx context.Context, d *Dispatcher, envs []*klaxonv1.Envelope) error {
+	e.cycle.Lock()
+	defer e.cycle.Unlock()
+	defer func() {
+		select {
+		case e.wake <- struct{}{}:
+		default:
+		}
+	}()
+	for _, env := range envs {
+		if err := e.Process(ctx, d, env); err != nil {
+			return err
+		}
+	}
+	ns, terr := d.Tick(ctx, e.now())
+	if err := d.Commit(ctx); err != nil {
+		return err
+	}
+	if terr != nil {
+		e.log.Warn("flush failed; retrying", "err", terr)
+	}
+	if len(ns) == 0 {
+		return nil
+	}
+	err := e.publish(ctx, ns)
+	if err == nil {
+		err = d.Ack(ctx, ns...)
+	}
+	if err == nil {
+		err = d.Commit(ctx)
+	}
+	if errors.Is(err, ErrLostOwnership) {
+		return err
+	}
+	if err != nil {
+		e.log.Warn("publishing notifications failed; retrying", "err", err)
+	}
+	return nil
 }
 
 func (e *Engine) publish(ctx context.Context, ns []*klaxonv1.Notification) error {
@@ -273,8 +343,8 @@ func (e *Engine) publish(ctx context.Context, ns []*klaxonv1.Notification) error
 	return nil
 }
 
-// Process puts one envelope's alert into the dispatcher; it returns once the
-// change is stored, so the envelope may be acknowledged.
+// Process puts one envelope's alert into the dispatcher; the change is
+// stored by the dispatcher's next Commit.
 func (e *Engine) Process(ctx context.Context, d *Dispatcher, env *klaxonv1.Envelope) error {
 	a := env.GetAlert()
 	if a == nil {
@@ -298,10 +368,6 @@ func (e *Engine) Process(ctx context.Context, d *Dispatcher, env *klaxonv1.Envel
 			return nil
 		}
 		return err
-	}
-	select {
-	case e.wake <- struct{}{}:
-	default:
 	}
 	return nil
 }

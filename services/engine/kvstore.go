@@ -27,11 +27,17 @@ const tombstoneTTL = 24 * time.Hour
 // fails with ErrLostOwnership instead of overwriting the new owner's state.
 // Destroyed groups are written as empty values (tombstones) rather than
 // deleted, so their revision stays known.
+//
+// Writes are group-committed: Put and Delete only mark the group, Commit
+// writes every marked group once, all pipelined. An alert storm that
+// touches a group several times in one batch (received, flushed) costs one
+// write per group and about one round trip per batch.
 type KVStore struct {
 	kv *bus.TTLBucket
 
-	mu   sync.Mutex
-	revs map[string]uint64
+	mu    sync.Mutex
+	revs  map[string]uint64
+	dirty map[string]*GroupState // nil: write a tombstone
 }
 
 // NewKVStore opens the groups bucket.
@@ -40,7 +46,7 @@ func NewKVStore(ctx context.Context, b *bus.Bus) (*KVStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("groups bucket: %w", err)
 	}
-	return &KVStore{kv: kv, revs: map[string]uint64{}}, nil
+	return &KVStore{kv: kv, revs: map[string]uint64{}, dirty: map[string]*GroupState{}}, nil
 }
 
 // Load implements Store.
@@ -58,43 +64,84 @@ func (s *KVStore) Load(ctx context.Context) ([]*GroupState, error) {
 	}
 	s.mu.Lock()
 	s.revs = revs
+	s.dirty = map[string]*GroupState{}
 	s.mu.Unlock()
 	return out, nil
 }
 
-// Put implements Store.
-func (s *KVStore) Put(ctx context.Context, g *GroupState) error {
-	data, err := json.Marshal(g)
-	if err != nil {
-		return err
-	}
-	return s.write(ctx, groupPrefix+StoreKey(g.Tenant, g.ID), data, 0)
-}
-
-// Delete implements Store.
-func (s *KVStore) Delete(ctx context.Context, tenant, groupID string) error {
-	return s.write(ctx, groupPrefix+StoreKey(tenant, groupID), nil, tombstoneTTL)
-}
-
-func (s *KVStore) write(ctx context.Context, key string, data []byte, ttl time.Duration) error {
+// Put implements Store: g is written, as it is then, by the next Commit.
+func (s *KVStore) Put(_ context.Context, g *GroupState) error {
 	s.mu.Lock()
-	rev := s.revs[key]
-	s.mu.Unlock()
-	nrev, err := s.kv.Write(ctx, key, data, rev, ttl)
-	if errors.Is(err, bus.ErrConflict) && rev != 0 && data == nil {
-		// The tombstone we knew expired: nothing to fence any more.
-		nrev, err = s.kv.Write(ctx, key, data, 0, ttl)
-	}
-	if errors.Is(err, bus.ErrConflict) {
-		return fmt.Errorf("%w: %s", ErrLostOwnership, key)
-	}
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.revs[key] = nrev
+	s.dirty[groupPrefix+StoreKey(g.Tenant, g.ID)] = g
 	s.mu.Unlock()
 	return nil
+}
+
+// Delete implements Store: the next Commit writes the group's tombstone.
+func (s *KVStore) Delete(_ context.Context, tenant, groupID string) error {
+	s.mu.Lock()
+	s.dirty[groupPrefix+StoreKey(tenant, groupID)] = nil
+	s.mu.Unlock()
+	return nil
+}
+
+// Commit implements Committer. A group whose write failed stays marked, so
+// the next Commit writes it again; a revision conflict is ErrLostOwnership.
+// The caller must keep the groups from changing while Commit runs (the
+// Dispatcher holds its lock).
+func (s *KVStore) Commit(ctx context.Context) error {
+	s.mu.Lock()
+	ws := make([]bus.KVWrite, 0, len(s.dirty))
+	for key, g := range s.dirty {
+		w := bus.KVWrite{Key: key, Rev: s.revs[key]}
+		if g == nil {
+			w.TTL = tombstoneTTL
+		} else {
+			data, err := json.Marshal(g)
+			if err != nil {
+				s.mu.Unlock()
+				return fmt.Errorf("encode group %s: %w", key, err)
+			}
+			w.Value = data
+		}
+		ws = append(ws, w)
+	}
+	s.mu.Unlock()
+	if len(ws) == 0 {
+		return nil
+	}
+	revs, errs := s.kv.WriteMany(ctx, ws)
+	// The tombstone we knew expired: nothing to fence any more.
+	var again []bus.KVWrite
+	var at []int
+	for i, w := range ws {
+		if errors.Is(errs[i], bus.ErrConflict) && w.Rev != 0 && w.Value == nil {
+			w.Rev = 0
+			again = append(again, w)
+			at = append(at, i)
+		}
+	}
+	if len(again) > 0 {
+		r2, e2 := s.kv.WriteMany(ctx, again)
+		for j, i := range at {
+			revs[i], errs[i] = r2[j], e2[j]
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var failed []error
+	for i, w := range ws {
+		switch err := errs[i]; {
+		case errors.Is(err, bus.ErrConflict):
+			failed = append(failed, fmt.Errorf("%w: %s", ErrLostOwnership, w.Key))
+		case err != nil:
+			failed = append(failed, fmt.Errorf("store group %s: %w", w.Key, err))
+		default:
+			s.revs[w.Key] = revs[i]
+			delete(s.dirty, w.Key)
+		}
+	}
+	return errors.Join(failed...)
 }
 
 // GroupReader reads stored groups from any process: the view the

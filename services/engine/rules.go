@@ -35,6 +35,8 @@ type tenantRules struct {
 	intervals      *timeinterval.Intervener
 	resolveTimeout time.Duration
 	sendResolved   map[string]bool
+	// silent: receivers without integrations (the "null" receiver).
+	silent map[string]bool
 
 	// Route matching walks the tree; every alert of a label set takes the
 	// same path, so the result is cached by label-set fingerprint and the
@@ -45,7 +47,7 @@ type tenantRules struct {
 
 func compileRules(t *ruleset.Tenant) *tenantRules {
 	tr := &tenantRules{src: t, resolveTimeout: defaultResolveTimeout, routes: map[string]*dispatch.Route{},
-		sendResolved: map[string]bool{}, cache: map[model.Fingerprint][]*dispatch.Route{}}
+		sendResolved: map[string]bool{}, silent: map[string]bool{}, cache: map[model.Fingerprint][]*dispatch.Route{}}
 	if t == nil || t.Config == nil || t.Config.Route == nil {
 		return tr
 	}
@@ -72,6 +74,7 @@ func compileRules(t *ruleset.Tenant) *tenantRules {
 	tr.intervals = timeinterval.NewIntervener(ti)
 	for _, rc := range c.Receivers {
 		tr.sendResolved[rc.Name] = anySendResolved(rc)
+		tr.silent[rc.Name] = integrations(rc) == 0
 	}
 	return tr
 }
@@ -140,6 +143,18 @@ func anySendResolved(rc amconfig.Receiver) bool {
 		}
 	}
 	return !hasAny
+}
+
+// integrations counts a receiver's *_configs entries.
+func integrations(rc amconfig.Receiver) int {
+	v := reflect.ValueOf(rc)
+	n := 0
+	for i := 0; i < v.NumField(); i++ {
+		if f := v.Field(i); f.Kind() == reflect.Slice {
+			n += f.Len()
+		}
+	}
+	return n
 }
 
 func groupLabelsOf(r *dispatch.Route, lset model.LabelSet) map[string]string {

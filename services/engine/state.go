@@ -87,10 +87,16 @@ type Store interface {
 	// Load returns every group of every tenant.
 	Load(ctx context.Context) ([]*GroupState, error)
 	// Put writes a group; ErrLostOwnership if someone else wrote it since
-	// this store last read or wrote it.
+	// this store last read or wrote it. A Committer may defer the write.
 	Put(ctx context.Context, g *GroupState) error
 	// Delete removes a group (ErrLostOwnership as for Put).
 	Delete(ctx context.Context, tenant, groupID string) error
+}
+
+// Committer is a Store that defers Put and Delete until Commit, which
+// writes them all at once (KVStore).
+type Committer interface {
+	Commit(ctx context.Context) error
 }
 
 // MemStore keeps groups in memory.

@@ -83,18 +83,41 @@ func (s *Server) Tail(req *adminv1.TailRequest, stream grpc.ServerStreamingServe
 			// The client went away or its deadline passed: a normal end.
 			return nil
 		case msg := <-ch:
-			item := s.tailItem(msg, f)
-			if item == nil {
-				continue
-			}
-			if err := stream.Send(item); err != nil {
-				return err
+			for _, item := range s.tailItems(msg, f) {
+				if err := stream.Send(item); err != nil {
+					return err
+				}
 			}
 		}
 	}
 }
 
-// tailItem decodes msg and applies the filter; nil means skip it.
+// tailItems decodes msg (an envelope batch into one item per envelope) and
+// applies the filter.
+func (s *Server) tailItems(msg *nats.Msg, f *tailFilter) []*adminv1.TailResponse {
+	if strings.HasPrefix(msg.Subject, "klaxon.in.") {
+		envs, err := bus.DecodeEnvelopes(msg.Header, msg.Data)
+		if err != nil {
+			s.log.Debug("tail: undecodable envelope", "subject", msg.Subject, "err", err)
+			return nil
+		}
+		var out []*adminv1.TailResponse
+		for _, env := range envs {
+			if f.envelope(env) {
+				out = append(out, &adminv1.TailResponse{Subject: msg.Subject, SeenAt: timestamppb.New(s.cfg.Now()),
+					Item: &adminv1.TailResponse_Envelope{Envelope: env}})
+			}
+		}
+		return out
+	}
+	if item := s.tailItem(msg, f); item != nil {
+		return []*adminv1.TailResponse{item}
+	}
+	return nil
+}
+
+// tailItem decodes a delivery or a notification and applies the filter;
+// nil means skip it.
 func (s *Server) tailItem(msg *nats.Msg, f *tailFilter) *adminv1.TailResponse {
 	resp := &adminv1.TailResponse{Subject: msg.Subject, SeenAt: timestamppb.New(s.cfg.Now())}
 	if strings.HasPrefix(msg.Subject, "klaxon.audit.") {
@@ -121,16 +144,7 @@ func (s *Server) tailItem(msg *nats.Msg, f *tailFilter) *adminv1.TailResponse {
 		resp.Item = &adminv1.TailResponse_Notification{Notification: &n}
 		return resp
 	}
-	var env klaxonv1.Envelope
-	if err := proto.Unmarshal(msg.Data, &env); err != nil {
-		s.log.Debug("tail: undecodable envelope", "subject", msg.Subject, "err", err)
-		return nil
-	}
-	if !f.envelope(&env) {
-		return nil
-	}
-	resp.Item = &adminv1.TailResponse_Envelope{Envelope: &env}
-	return resp
+	return nil
 }
 
 // tailFilter: each filter applies to the items it concerns (sources to

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
 
 	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
 )
@@ -27,6 +27,8 @@ type Message struct {
 	// Shard is the key that keeps messages in order across a consumer's
 	// Workers (header ShardHeader); empty: the subject.
 	Shard string
+	// Count > 0 marks an envelope batch of that many (header BatchHeader).
+	Count int
 }
 
 // ShardHeader carries Message.Shard.
@@ -88,6 +90,9 @@ func natsMsg(m Message) *nats.Msg {
 	h := nats.Header{}
 	if m.Shard != "" {
 		h.Set(ShardHeader, m.Shard)
+	}
+	if m.Count > 0 {
+		h.Set(BatchHeader, batchHeaderValue(m.Count))
 	}
 	return &nats.Msg{Subject: m.Subject, Data: m.Data, Header: h}
 }
@@ -172,7 +177,8 @@ func (b *Bus) Consume(ctx context.Context, cc ConsumerConfig, h Handler) (*Consu
 type BatchHandler func(ctx context.Context, msgs []jetstream.Msg) error
 
 // ConsumeBatches runs h for batches of messages: whatever the consumer has
-// ready, up to maxBatch, as soon as h is free. Under load a batch grows, so
+// ready, up to maxBatch envelopes (a batch message counts as the envelopes
+// it holds), as soon as h is free. Under load a batch grows, so
 // a handler that commits its state once per batch (group commit) pays one
 // round trip for many messages; when idle, a batch is one message and waits
 // for nothing.
@@ -195,16 +201,14 @@ func (b *Bus) ConsumeBatches(ctx context.Context, cc ConsumerConfig, maxBatch in
 		defer close(c.finished)
 		batch := make([]jetstream.Msg, 0, maxBatch)
 		wrapped := make([]*batchMsg, 0, maxBatch)
+		f := &fetcher{max: maxBatch, avg: 1}
 		for ctx.Err() == nil {
 			batch = batch[:0]
 			var err error
-			if batch, err = fetch(cons, batch, maxBatch); err == nil && len(batch) == 0 {
-				// Idle: wait for one message, then take whatever came with it.
-				var one []jetstream.Msg
-				if one, err = fetchWait(ctx, cons, idleWait); err == nil && len(one) == 1 {
-					batch = append(batch, one[0])
-					batch, err = fetch(cons, batch, maxBatch)
-				}
+			if batch, err = f.fetch(cons, batch); err == nil && len(batch) == 0 {
+				// Idle: wait for one message and handle it at once; what
+				// arrives meanwhile makes the next batch.
+				batch, err = fetchWait(ctx, cons, idleWait)
 			}
 			if err != nil && len(batch) == 0 {
 				if ctx.Err() != nil {
@@ -246,23 +250,54 @@ func (b *Bus) ConsumeBatches(ctx context.Context, cc ConsumerConfig, maxBatch in
 // idleWait is how long one fetch waits for a message on an idle stream.
 const idleWait = 5 * time.Second
 
-// fetch appends to batch the messages the consumer has ready, without
-// waiting, until batch holds max.
-func fetch(cons jetstream.Consumer, batch []jetstream.Msg, max int) ([]jetstream.Msg, error) {
-	if len(batch) >= max {
-		return batch, nil
+// fetcher takes the messages the consumer has ready, without waiting, until
+// they hold max items: a message counts as the envelopes it carries
+// (header BatchHeader), so a batch of batch messages stays as bounded as a
+// batch of single ones. It asks for as many messages as should fill the
+// rest, judging by the size of the messages it saw last.
+type fetcher struct {
+	max int
+	avg float64 // items per message, recently
+}
+
+func (f *fetcher) fetch(cons jetstream.Consumer, batch []jetstream.Msg) ([]jetstream.Msg, error) {
+	items := 0
+	for _, m := range batch {
+		items += weight(m)
 	}
-	mb, err := cons.FetchNoWait(max - len(batch))
-	if err != nil {
-		return batch, err
-	}
-	for m := range mb.Messages() {
-		batch = append(batch, m)
-	}
-	if err := mb.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-		return batch, err
+	for items < f.max {
+		n := max(1, int(float64(f.max-items)/f.avg))
+		mb, err := cons.FetchNoWait(n)
+		if err != nil {
+			return batch, err
+		}
+		got, w := 0, 0
+		for m := range mb.Messages() {
+			batch = append(batch, m)
+			got++
+			w += weight(m)
+		}
+		if err := mb.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return batch, err
+		}
+		if got == 0 {
+			return batch, nil
+		}
+		items += w
+		f.avg = float64(w) / float64(got)
+		if got < n {
+			return batch, nil // nothing more is ready
+		}
 	}
 	return batch, nil
+}
+
+// weight is how many envelopes msg carries.
+func weight(msg jetstream.Msg) int {
+	if n, err := strconv.Atoi(msg.Headers().Get(BatchHeader)); err == nil && n > 0 {
+		return n
+	}
+	return 1
 }
 
 // fetchWait waits up to d for one message, or until ctx ends.
@@ -499,12 +534,28 @@ func (b *Bus) ConsumeEnvelopes(ctx context.Context, cc ConsumerConfig, h Envelop
 	if len(cc.Filters) == 0 {
 		cc.Filters = []string{IngestFilter("*")}
 	}
+	log := b.log.With("stream", cc.Stream, "consumer", cc.Durable)
 	return b.Consume(ctx, cc, func(ctx context.Context, msg jetstream.Msg) error {
-		var env klaxonv1.Envelope
-		if err := proto.Unmarshal(msg.Data(), &env); err != nil {
-			return Permanent(fmt.Errorf("decode envelope: %w", err))
+		envs, err := DecodeEnvelopes(msg.Headers(), msg.Data())
+		if err != nil {
+			return Permanent(err)
 		}
-		return h(ctx, &env)
+		// A batch is acknowledged as one message: if an envelope fails, the
+		// whole batch comes back, and the handlers are idempotent. An
+		// envelope that can never be processed is dropped alone.
+		var errs []error
+		for _, env := range envs {
+			err := h(ctx, env)
+			var perm *PermanentError
+			if errors.As(err, &perm) && len(envs) > 1 {
+				log.Error("dropping poison envelope of a batch", "subject", msg.Subject(), "id", env.Id, "err", err)
+				continue
+			}
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
 	})
 }
 
@@ -525,13 +576,13 @@ func (b *Bus) ConsumeEnvelopeBatches(ctx context.Context, cc ConsumerConfig, max
 	return b.ConsumeBatches(ctx, cc, maxBatch, func(ctx context.Context, msgs []jetstream.Msg) error {
 		envs := make([]*klaxonv1.Envelope, 0, len(msgs))
 		for _, m := range msgs {
-			env := new(klaxonv1.Envelope)
-			if err := proto.Unmarshal(m.Data(), env); err != nil {
+			es, err := DecodeEnvelopes(m.Headers(), m.Data())
+			if err != nil {
 				log.Error("dropping poison message", "subject", m.Subject(), "err", err)
-				_ = m.TermWithReason("decode envelope: " + err.Error())
+				_ = m.TermWithReason(err.Error())
 				continue
 			}
-			envs = append(envs, env)
+			envs = append(envs, es...)
 		}
 		if len(envs) == 0 {
 			return nil

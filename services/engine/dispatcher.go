@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/prometheus/alertmanager/dispatch"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
@@ -163,7 +162,7 @@ func (d *Dispatcher) addGroup(ts *tenantState, g *group) {
 	}
 	if g.Pending != nil {
 		var n klaxonv1.Notification
-		if proto.Unmarshal(g.Pending, &n) == nil {
+		if n.UnmarshalVT(g.Pending) == nil {
 			ts.pending[n.IdempotencyKey] = g
 		}
 	}
@@ -413,7 +412,7 @@ func (d *Dispatcher) Tick(ctx context.Context, now time.Time) ([]*klaxonv1.Notif
 				continue
 			}
 			var n klaxonv1.Notification
-			if err := proto.Unmarshal(g.Pending, &n); err == nil {
+			if err := n.UnmarshalVT(g.Pending); err == nil {
 				out = append(out, &n)
 			}
 		}
@@ -614,7 +613,7 @@ func (d *Dispatcher) decide(ts *tenantState, g *group, now time.Time) (*klaxonv1
 		return nil, nil
 	}
 	n := d.notification(g, alerts, len(firing) > 0, now)
-	data, err := proto.Marshal(n)
+	data, err := n.MarshalVT()
 	if err != nil {
 		return nil, err
 	}

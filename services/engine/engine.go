@@ -18,11 +18,11 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
-	"google.golang.org/protobuf/proto"
 
 	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
 	"github.com/klaxon-sh/klaxon/services/bus"
@@ -64,8 +64,9 @@ type Engine struct {
 	// timer's flush), so each commits what it changed before the next.
 	cycle sync.Mutex
 	// wake: a batch may have started groups that are due before the
-	// timer fires.
-	wake chan struct{}
+	// timer fires, or decided notifications (unpublished) to publish.
+	wake        chan struct{}
+	unpublished atomic.Bool
 }
 
 // Option configures an Engine.
@@ -215,6 +216,7 @@ func (e *Engine) lead(ctx context.Context, l *lease) error {
 	defer renew.Stop()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	deadline := e.now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -226,6 +228,15 @@ func (e *Engine) lead(ctx context.Context, l *lease) error {
 			}
 			continue
 		case <-e.wake:
+			if !e.unpublished.Swap(false) {
+				// The batch (which flushed what was due) may have started a
+				// group that is due before the timer fires.
+				if next, ok := d.NextDue(); ok && next.Before(deadline) {
+					deadline = next
+					timer.Reset(max(next.Sub(e.now()), time.Millisecond))
+				}
+				continue
+			}
 		case <-timer.C:
 		}
 		if !l.valid() {
@@ -246,12 +257,16 @@ func (e *Engine) lead(ctx context.Context, l *lease) error {
 				wait = max(w, time.Millisecond)
 			}
 		}
+		deadline = e.now().Add(wait)
 		timer.Reset(wait)
 	}
 }
 
-// maxBatch bounds the alerts the engine takes in per group commit.
-const maxBatch = 512
+// maxBatch bounds the alerts the engine takes in per group commit: large
+// enough to amortise the commit's round trip, small enough that a commit
+// (one KV write per touched group) does not hold up the lease's renewal
+// on the same stream.
+const maxBatch = 2048
 
 // tick flushes due groups, stores what they decided, publishes their
 // notifications and then stores that they were published. Callers hold
@@ -279,9 +294,9 @@ func (e *Engine) tick(ctx context.Context, d *Dispatcher) error {
 
 // ProcessBatch takes in a batch of envelopes, flushes the groups that are
 // due now (a group_wait of 0 flushes at once), and stores every group it
-// changed in one group commit: after it returns nil the envelopes may be
-// acknowledged. An error with the flushed notifications themselves does not
-// fail the batch, whose alerts are stored; the timer's tick retries them.
+// changed, with the notifications decided as pending, in one group commit:
+// after it returns nil the envelopes may be acknowledged. The lead loop
+// then publishes the notifications.
 func (e *Engine) ProcessBatch(ctx context.Context, d *Dispatcher, envs []*klaxonv1.Envelope) error {
 	e.cycle.Lock()
 	defer e.cycle.Unlock()
@@ -303,21 +318,13 @@ func (e *Engine) ProcessBatch(ctx context.Context, d *Dispatcher, envs []*klaxon
 	if terr != nil {
 		e.log.Warn("flush failed; retrying", "err", terr)
 	}
-	if len(ns) == 0 {
-		return nil
-	}
-	err := e.publish(ctx, ns)
-	if err == nil {
-		err = d.Ack(ctx, ns...)
-	}
-	if err == nil {
-		err = d.Commit(ctx)
-	}
-	if errors.Is(err, ErrLostOwnership) {
-		return err
-	}
-	if err != nil {
-		e.log.Warn("publishing notifications failed; retrying", "err", err)
+	if len(ns) > 0 {
+		// Published by the lead loop once this batch is acknowledged (its
+		// tick returns the pending notifications again): acknowledging right
+		// after the commit keeps the window in which a crash redelivers
+		// already-routed alerts short. A redelivered firing alert arriving
+		// after its own resolution would fire anew.
+		e.unpublished.Store(true)
 	}
 	return nil
 }
@@ -325,7 +332,7 @@ func (e *Engine) ProcessBatch(ctx context.Context, d *Dispatcher, envs []*klaxon
 func (e *Engine) publish(ctx context.Context, ns []*klaxonv1.Notification) error {
 	msgs := make([]bus.Message, 0, len(ns))
 	for _, n := range ns {
-		data, err := proto.Marshal(n)
+		data, err := n.MarshalVT()
 		if err != nil {
 			return err
 		}

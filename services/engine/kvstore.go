@@ -2,13 +2,13 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/klaxon-sh/klaxon/services/bus"
@@ -27,6 +27,10 @@ const tombstoneTTL = 24 * time.Hour
 // fails with ErrLostOwnership instead of overwriting the new owner's state.
 // Destroyed groups are written as empty values (tombstones) rather than
 // deleted, so their revision stays known.
+//
+// Groups are JSON (goccy/go-json: byte for byte what encoding/json writes,
+// in half the time both ways; a storm's commits and a restart with 100k
+// groups spend much of theirs on it).
 //
 // Writes are group-committed: Put and Delete only mark the group, Commit
 // writes every marked group once, all pipelined. An alert storm that
@@ -97,7 +101,7 @@ func (s *KVStore) Commit(ctx context.Context) error {
 		if g == nil {
 			w.TTL = tombstoneTTL
 		} else {
-			data, err := json.Marshal(g)
+			data, err := gojson.Marshal(g)
 			if err != nil {
 				s.mu.Unlock()
 				return fmt.Errorf("encode group %s: %w", key, err)
@@ -204,7 +208,7 @@ func watchGroups(ctx context.Context, kv jetstream.KeyValue, filter string, f fu
 				continue
 			}
 			var g GroupState
-			if err := json.Unmarshal(e.Value(), &g); err != nil {
+			if err := gojson.Unmarshal(e.Value(), &g); err != nil {
 				return fmt.Errorf("decode group %s: %w", e.Key(), err)
 			}
 			f(e.Key(), e.Revision(), &g)

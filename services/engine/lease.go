@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -26,8 +27,10 @@ type lease struct {
 	owner string
 	ttl   time.Duration
 
-	rev     uint64
-	renewed time.Time
+	rev uint64
+	// renewed: unix nanoseconds of the last renewal's start; valid() is
+	// asked from the consumer's goroutine.
+	renewed atomic.Int64
 }
 
 // tryAcquire takes the lease if it is free.
@@ -54,7 +57,8 @@ func (l *lease) tryAcquire(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	l.rev, l.renewed = nrev, start
+	l.rev = nrev
+	l.renewed.Store(start.UnixNano())
 	return true, nil
 }
 
@@ -69,12 +73,15 @@ func (l *lease) renew(ctx context.Context) (bool, error) {
 		// Transient: still ours until the safety margin runs out.
 		return l.valid(), err
 	}
-	l.rev, l.renewed = nrev, start
+	l.rev = nrev
+	l.renewed.Store(start.UnixNano())
 	return true, nil
 }
 
 // valid: the lease was renewed recently enough that nobody else can hold it.
-func (l *lease) valid() bool { return time.Since(l.renewed) < l.ttl*2/3 }
+func (l *lease) valid() bool {
+	return time.Since(time.Unix(0, l.renewed.Load())) < l.ttl*2/3
+}
 
 // release hands the lease over at once (graceful shutdown).
 func (l *lease) release(ctx context.Context) {

@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/common/model"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
@@ -283,7 +282,7 @@ func (m *Monitor) alert(tenant string, hb *ruleset.Heartbeat, s *state, now time
 }
 
 func (m *Monitor) publish(ctx context.Context, env *klaxonv1.Envelope) error {
-	data, err := proto.Marshal(env)
+	data, err := env.MarshalVT()
 	if err != nil {
 		return err
 	}

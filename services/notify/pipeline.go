@@ -150,7 +150,7 @@ const deliveryWorkers = 16
 
 func (p *Pipeline) handle(ctx context.Context, msg jetstream.Msg) error {
 	var pn klaxonv1.Notification
-	if err := proto.Unmarshal(msg.Data(), &pn); err != nil {
+	if err := pn.UnmarshalVT(msg.Data()); err != nil {
 		return bus.Permanent(fmt.Errorf("decode notification: %w", err))
 	}
 	delivered, seq := 1, uint64(0)
@@ -307,7 +307,7 @@ func (p *Pipeline) audit(n *Notification, integration, outcome string, err error
 	if err != nil {
 		rec.Error = err.Error()
 	}
-	data, _ := proto.Marshal(rec)
+	data, _ := rec.MarshalVT()
 	_ = p.bus.NC.Publish(bus.AuditSubject(n.Tenant), data)
 }
 

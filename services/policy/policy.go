@@ -19,7 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/common/model"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
@@ -409,7 +408,7 @@ func (e *Evaluator) derived(tenant string, p *ruleset.Policy, r *record, now tim
 }
 
 func (e *Evaluator) publish(ctx context.Context, env *klaxonv1.Envelope) error {
-	data, err := proto.Marshal(env)
+	data, err := env.MarshalVT()
 	if err != nil {
 		return err
 	}

@@ -193,3 +193,38 @@ func FuzzHeartbeat(f *testing.F) {
 		}
 	})
 }
+
+// The alert payloads are decoded by goccy/go-json (decodeAlerts) for speed:
+// whatever it accepts must decode to exactly what encoding/json makes of it
+// (labels with invalid UTF-8, duplicate keys, case-folded field names,
+// escapes, odd timestamps), and what encoding/json refuses it must refuse too.
+func FuzzAlertDecodersAgree(f *testing.F) {
+	f.Add([]byte(`[{"labels":{"alertname":"x","a":"\u00e9\ud83d\ude00"},"annotations":{"s":"y"},"startsAt":"2026-01-01T00:00:00Z","endsAt":"2026-01-01T01:00:00+02:00","generatorURL":"u"}]`))
+	f.Add([]byte(`[{"LABELS":{"a":"b","a":"c"},"startsAt":null}]`))
+	f.Add([]byte("[{\"labels\":{\"a\":\"\xff\xfe\"}}]"))
+	f.Add([]byte(`[{"labels":{"a":"\ud800x\udc00","\u0000":"\/"}},{"labels":{}}]`))
+	f.Add([]byte(`{"version":"4","status":"firing","alerts":[{"status":"resolved","labels":{"a":"b"},"fingerprint":"f"}]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var std, fast []postableAlert
+		stdErr := json.Unmarshal(body, &std)
+		if stdErr != nil {
+			return // decodeAlerts falls back to encoding/json for refused input
+		}
+		if err := decodeAlerts(body, &fast); err != nil {
+			t.Fatalf("encoding/json accepts %q, decodeAlerts refuses it: %v", body, err)
+		}
+		a, _ := json.Marshal(std)
+		b, _ := json.Marshal(fast)
+		if !bytes.Equal(a, b) {
+			t.Fatalf("decoders disagree on %q:\nencoding/json %s\ngoccy         %s", body, a, b)
+		}
+		var stdW, fastW webhookMessage
+		if json.Unmarshal(body, &stdW) == nil && decodeAlerts(body, &fastW) == nil {
+			a, _ = json.Marshal(stdW)
+			b, _ = json.Marshal(fastW)
+			if !bytes.Equal(a, b) {
+				t.Fatalf("decoders disagree on webhook %q:\nencoding/json %s\ngoccy         %s", body, a, b)
+			}
+		}
+	})
+}

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
 )
 
@@ -62,17 +60,17 @@ func BenchmarkEnvelope(b *testing.B) {
 	b.Run("build+encode", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := proto.Marshal(toEnvelope(req, SourceAlertsV2, &as[0])); err != nil {
+			if _, err := toEnvelope(req, SourceAlertsV2, &as[0]).MarshalVT(); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
-	data, _ := proto.Marshal(toEnvelope(req, SourceAlertsV2, &as[0]))
+	data, _ := toEnvelope(req, SourceAlertsV2, &as[0]).MarshalVT()
 	b.Run("decode", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			var env klaxonv1.Envelope
-			if err := proto.Unmarshal(data, &env); err != nil {
+			if err := env.UnmarshalVT(data); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -17,7 +17,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
-	"google.golang.org/protobuf/proto"
 
 	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
 	"github.com/klaxon-sh/klaxon/services/bus"
@@ -102,14 +101,16 @@ func (h *harness) stored() []*klaxonv1.Envelope {
 		if err != nil {
 			h.t.Fatal(err)
 		}
-		var env klaxonv1.Envelope
-		if err := proto.Unmarshal(m.Data, &env); err != nil {
+		envs, err := bus.DecodeEnvelopes(m.Header, m.Data)
+		if err != nil {
 			h.t.Fatal(err)
 		}
-		if want := bus.IngestSubject(env.Tenant, env.Source); m.Subject != want {
-			h.t.Errorf("envelope on %s, want %s", m.Subject, want)
+		for _, env := range envs {
+			if want := bus.IngestSubject(env.Tenant, env.Source); m.Subject != want {
+				h.t.Errorf("envelope on %s, want %s", m.Subject, want)
+			}
 		}
-		out = append(out, &env)
+		out = append(out, envs...)
 	}
 	return out
 }
@@ -515,5 +516,53 @@ func TestFingerprintIsAlertmanagers(t *testing.T) {
 		if got, want := receiver.Fingerprint(labels), ls.Fingerprint().String(); got != want {
 			t.Errorf("Fingerprint(%v) = %s, Alertmanager's is %s", labels, got, want)
 		}
+	}
+}
+
+// A request of many alerts is stored as one JetStream message (a batch
+// envelope), every alert still its own envelope with its own id; retrying
+// the request stores nothing new and reports every alert as a duplicate.
+func TestBatchOfAlertsIsOneMessage(t *testing.T) {
+	h := newHarness(t, receiver.Config{})
+	var b strings.Builder
+	b.WriteString("[")
+	for i := 0; i < 256; i++ {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"labels":{"alertname":"Batch","id":"%d"},"startsAt":"2026-11-24T11:00:00Z"}`, i)
+	}
+	b.WriteString("]")
+	for attempt := 0; attempt < 2; attempt++ {
+		r := h.post("/api/v2/alerts", b.String())
+		if r.code != 200 {
+			t.Fatalf("attempt %d: %d %v", attempt, r.code, r.body)
+		}
+		wantStored, wantDups := 256.0, 0.0
+		if attempt > 0 {
+			wantStored, wantDups = 0, 256
+		}
+		if r.body["stored"] != wantStored || r.body["duplicates"] != wantDups {
+			t.Fatalf("attempt %d: stored %v duplicates %v, want %v and %v", attempt, r.body["stored"], r.body["duplicates"], wantStored, wantDups)
+		}
+	}
+	s, err := h.bus.JS.Stream(context.Background(), bus.StreamIngest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 1 {
+		t.Fatalf("INGEST holds %d messages, want 1 batch", info.State.Msgs)
+	}
+	envs := h.stored()
+	ids := map[string]bool{}
+	for _, e := range envs {
+		ids[e.Id] = true
+	}
+	if len(envs) != 256 || len(ids) != 256 {
+		t.Fatalf("batch holds %d envelopes with %d distinct ids, want 256", len(envs), len(ids))
 	}
 }

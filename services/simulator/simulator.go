@@ -16,7 +16,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/protobuf/proto"
 
 	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
 	"github.com/klaxon-sh/klaxon/services/bus"
@@ -171,10 +170,12 @@ func (s *Sim) feed(at time.Time) {
 			return
 		}
 		s.lastSeq = seq
-		var env klaxonv1.Envelope
-		if proto.Unmarshal(m.Data, &env) != nil {
+		envs, err := bus.DecodeEnvelopes(m.Header, m.Data)
+		if err != nil {
 			continue
 		}
-		s.route.Ingest(at, &env)
+		for _, env := range envs {
+			s.route.Ingest(at, env)
+		}
 	}
 }

@@ -22,7 +22,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/common/model"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
@@ -490,7 +489,7 @@ func (r *Runner) alert(tenant string, s *ruleset.SLO, sp *slo.Spec, st slo.Alert
 func (r *Runner) validity() time.Duration { return max(4*r.cfg.Tick, 5*time.Minute) }
 
 func (r *Runner) publish(ctx context.Context, env *klaxonv1.Envelope) error {
-	data, err := proto.Marshal(env)
+	data, err := env.MarshalVT()
 	if err != nil {
 		return err
 	}

@@ -195,6 +195,55 @@ func (*Envelope_Alert) isEnvelope_Payload() {}
 
 func (*Envelope_Event) isEnvelope_Payload() {}
 
+// EnvelopeBatch is several envelopes of one tenant and source in one INGEST
+// message, marked by the header Klaxon-Batch: the alerts of one request
+// stored with one JetStream write instead of one each. Each envelope keeps
+// its own id; the message's Nats-Msg-Id is a hash of them, so a retried
+// request is still stored once.
+type EnvelopeBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Envelopes     []*Envelope            `protobuf:"bytes,1,rep,name=envelopes,proto3" json:"envelopes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnvelopeBatch) Reset() {
+	*x = EnvelopeBatch{}
+	mi := &file_klaxon_v1_envelope_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnvelopeBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnvelopeBatch) ProtoMessage() {}
+
+func (x *EnvelopeBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_klaxon_v1_envelope_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnvelopeBatch.ProtoReflect.Descriptor instead.
+func (*EnvelopeBatch) Descriptor() ([]byte, []int) {
+	return file_klaxon_v1_envelope_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *EnvelopeBatch) GetEnvelopes() []*Envelope {
+	if x != nil {
+		return x.Envelopes
+	}
+	return nil
+}
+
 // Alert is a Prometheus-style alert.
 type Alert struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -213,7 +262,7 @@ type Alert struct {
 
 func (x *Alert) Reset() {
 	*x = Alert{}
-	mi := &file_klaxon_v1_envelope_proto_msgTypes[1]
+	mi := &file_klaxon_v1_envelope_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -225,7 +274,7 @@ func (x *Alert) String() string {
 func (*Alert) ProtoMessage() {}
 
 func (x *Alert) ProtoReflect() protoreflect.Message {
-	mi := &file_klaxon_v1_envelope_proto_msgTypes[1]
+	mi := &file_klaxon_v1_envelope_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -238,7 +287,7 @@ func (x *Alert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Alert.ProtoReflect.Descriptor instead.
 func (*Alert) Descriptor() ([]byte, []int) {
-	return file_klaxon_v1_envelope_proto_rawDescGZIP(), []int{1}
+	return file_klaxon_v1_envelope_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Alert) GetLabels() map[string]string {
@@ -314,7 +363,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_klaxon_v1_envelope_proto_msgTypes[2]
+	mi := &file_klaxon_v1_envelope_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -326,7 +375,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_klaxon_v1_envelope_proto_msgTypes[2]
+	mi := &file_klaxon_v1_envelope_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -339,7 +388,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_klaxon_v1_envelope_proto_rawDescGZIP(), []int{2}
+	return file_klaxon_v1_envelope_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Event) GetKind() string {
@@ -412,7 +461,9 @@ const file_klaxon_v1_envelope_proto_rawDesc = "" +
 	"\x05alert\x18\n" +
 	" \x01(\v2\x10.klaxon.v1.AlertH\x00R\x05alert\x12(\n" +
 	"\x05event\x18\v \x01(\v2\x10.klaxon.v1.EventH\x00R\x05eventB\t\n" +
-	"\apayload\"\xe2\x03\n" +
+	"\apayload\"B\n" +
+	"\rEnvelopeBatch\x121\n" +
+	"\tenvelopes\x18\x01 \x03(\v2\x13.klaxon.v1.EnvelopeR\tenvelopes\"\xe2\x03\n" +
 	"\x05Alert\x124\n" +
 	"\x06labels\x18\x01 \x03(\v2\x1c.klaxon.v1.Alert.LabelsEntryR\x06labels\x12C\n" +
 	"\vannotations\x18\x02 \x03(\v2!.klaxon.v1.Alert.AnnotationsEntryR\vannotations\x127\n" +
@@ -457,33 +508,35 @@ func file_klaxon_v1_envelope_proto_rawDescGZIP() []byte {
 }
 
 var file_klaxon_v1_envelope_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_klaxon_v1_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_klaxon_v1_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_klaxon_v1_envelope_proto_goTypes = []any{
 	(AlertStatus)(0),              // 0: klaxon.v1.AlertStatus
 	(*Envelope)(nil),              // 1: klaxon.v1.Envelope
-	(*Alert)(nil),                 // 2: klaxon.v1.Alert
-	(*Event)(nil),                 // 3: klaxon.v1.Event
-	nil,                           // 4: klaxon.v1.Alert.LabelsEntry
-	nil,                           // 5: klaxon.v1.Alert.AnnotationsEntry
-	nil,                           // 6: klaxon.v1.Event.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*EnvelopeBatch)(nil),         // 2: klaxon.v1.EnvelopeBatch
+	(*Alert)(nil),                 // 3: klaxon.v1.Alert
+	(*Event)(nil),                 // 4: klaxon.v1.Event
+	nil,                           // 5: klaxon.v1.Alert.LabelsEntry
+	nil,                           // 6: klaxon.v1.Alert.AnnotationsEntry
+	nil,                           // 7: klaxon.v1.Event.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
 }
 var file_klaxon_v1_envelope_proto_depIdxs = []int32{
-	7,  // 0: klaxon.v1.Envelope.received_at:type_name -> google.protobuf.Timestamp
-	2,  // 1: klaxon.v1.Envelope.alert:type_name -> klaxon.v1.Alert
-	3,  // 2: klaxon.v1.Envelope.event:type_name -> klaxon.v1.Event
-	4,  // 3: klaxon.v1.Alert.labels:type_name -> klaxon.v1.Alert.LabelsEntry
-	5,  // 4: klaxon.v1.Alert.annotations:type_name -> klaxon.v1.Alert.AnnotationsEntry
-	7,  // 5: klaxon.v1.Alert.starts_at:type_name -> google.protobuf.Timestamp
-	7,  // 6: klaxon.v1.Alert.ends_at:type_name -> google.protobuf.Timestamp
-	0,  // 7: klaxon.v1.Alert.status:type_name -> klaxon.v1.AlertStatus
-	7,  // 8: klaxon.v1.Event.time:type_name -> google.protobuf.Timestamp
-	6,  // 9: klaxon.v1.Event.labels:type_name -> klaxon.v1.Event.LabelsEntry
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	8,  // 0: klaxon.v1.Envelope.received_at:type_name -> google.protobuf.Timestamp
+	3,  // 1: klaxon.v1.Envelope.alert:type_name -> klaxon.v1.Alert
+	4,  // 2: klaxon.v1.Envelope.event:type_name -> klaxon.v1.Event
+	1,  // 3: klaxon.v1.EnvelopeBatch.envelopes:type_name -> klaxon.v1.Envelope
+	5,  // 4: klaxon.v1.Alert.labels:type_name -> klaxon.v1.Alert.LabelsEntry
+	6,  // 5: klaxon.v1.Alert.annotations:type_name -> klaxon.v1.Alert.AnnotationsEntry
+	8,  // 6: klaxon.v1.Alert.starts_at:type_name -> google.protobuf.Timestamp
+	8,  // 7: klaxon.v1.Alert.ends_at:type_name -> google.protobuf.Timestamp
+	0,  // 8: klaxon.v1.Alert.status:type_name -> klaxon.v1.AlertStatus
+	8,  // 9: klaxon.v1.Event.time:type_name -> google.protobuf.Timestamp
+	7,  // 10: klaxon.v1.Event.labels:type_name -> klaxon.v1.Event.LabelsEntry
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_klaxon_v1_envelope_proto_init() }
@@ -501,7 +554,7 @@ func file_klaxon_v1_envelope_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_klaxon_v1_envelope_proto_rawDesc), len(file_klaxon_v1_envelope_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

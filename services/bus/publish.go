@@ -266,7 +266,9 @@ func (f *fetcher) fetch(cons jetstream.Consumer, batch []jetstream.Msg) ([]jetst
 		items += weight(m)
 	}
 	for items < f.max {
-		n := max(1, int(float64(f.max-items)/f.avg))
+		// At most 256 a request: the client allocates room for as many
+		// as it asks for.
+		n := min(256, max(1, int(float64(f.max-items)/f.avg)))
 		mb, err := cons.FetchNoWait(n)
 		if err != nil {
 			return batch, err

@@ -79,7 +79,9 @@ type tenantState struct {
 
 type alertRef struct {
 	alert  *Alert
-	groups map[*group]struct{} // groups holding the alert
+	// groups holding the alert: usually one, so a slice, not a map (one
+	// map per active alert is most of an alert storm's memory).
+	groups []*group
 }
 
 type group struct {
@@ -173,18 +175,22 @@ func (d *Dispatcher) addGroup(ts *tenantState, g *group) {
 func (d *Dispatcher) ref(ts *tenantState, fp string, a *Alert, g *group) {
 	r := ts.alerts[fp]
 	if r == nil {
-		r = &alertRef{alert: a, groups: map[*group]struct{}{}}
+		r = &alertRef{alert: a}
 		ts.alerts[fp] = r
 	}
 	if a.UpdatedAt.After(r.alert.UpdatedAt) || r.alert == a {
 		r.alert = a
 	}
-	r.groups[g] = struct{}{}
+	if !slices.Contains(r.groups, g) {
+		r.groups = append(r.groups, g)
+	}
 }
 
 func (d *Dispatcher) unref(ts *tenantState, fp string, g *group) {
 	if r := ts.alerts[fp]; r != nil {
-		delete(r.groups, g)
+		if i := slices.Index(r.groups, g); i >= 0 {
+			r.groups = slices.Delete(r.groups, i, i+1)
+		}
 		if len(r.groups) == 0 {
 			delete(ts.alerts, fp)
 		}
@@ -219,7 +225,10 @@ func (d *Dispatcher) insert(ctx context.Context, ts *tenantState, a *Alert, now 
 	}
 	lset := a.LabelSet()
 	for _, r := range ts.rules.match(lset) {
-		labels := groupLabelsOf(r, lset)
+		labels := a.Labels // group_by: ['...']: the alert's own labels, shared (never mutated)
+		if !r.RouteOpts.GroupByAll {
+			labels = groupLabelsOf(r, lset)
+		}
 		rid := ts.rules.ids[r]
 		id := groupID(rid, labels)
 		g := ts.groups[id]
@@ -251,7 +260,7 @@ func (d *Dispatcher) insert(ctx context.Context, ts *tenantState, a *Alert, now 
 	// Every group holding the alert sees its latest version.
 	if r := ts.alerts[a.Fingerprint]; r != nil {
 		r.alert = a
-		for g := range r.groups {
+		for _, g := range r.groups {
 			g.Alerts[a.Fingerprint] = a
 		}
 	}

@@ -78,7 +78,7 @@ type tenantState struct {
 }
 
 type alertRef struct {
-	alert  *Alert
+	alert *Alert
 	// groups holding the alert: usually one, so a slice, not a map (one
 	// map per active alert is most of an alert storm's memory).
 	groups []*group

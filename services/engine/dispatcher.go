@@ -225,10 +225,7 @@ func (d *Dispatcher) insert(ctx context.Context, ts *tenantState, a *Alert, now 
 	}
 	lset := a.LabelSet()
 	for _, r := range ts.rules.match(lset) {
-		labels := a.Labels // group_by: ['...']: the alert's own labels, shared (never mutated)
-		if !r.RouteOpts.GroupByAll {
-			labels = groupLabelsOf(r, lset)
-		}
+		labels := groupLabelsOf(r, a.Labels)
 		rid := ts.rules.ids[r]
 		id := groupID(rid, labels)
 		g := ts.groups[id]

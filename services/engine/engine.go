@@ -18,7 +18,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,9 +63,9 @@ type Engine struct {
 	// timer's flush), so each commits what it changed before the next.
 	cycle sync.Mutex
 	// wake: a batch may have started groups that are due before the
-	// timer fires, or decided notifications (unpublished) to publish.
-	wake        chan struct{}
-	unpublished atomic.Bool
+	// timer fires, or decided notifications (toPublish, guarded by cycle).
+	wake      chan struct{}
+	toPublish []*klaxonv1.Notification
 }
 
 // Option configures an Engine.
@@ -228,15 +227,24 @@ func (e *Engine) lead(ctx context.Context, l *lease) error {
 			}
 			continue
 		case <-e.wake:
-			if !e.unpublished.Swap(false) {
-				// The batch (which flushed what was due) may have started a
-				// group that is due before the timer fires.
-				if next, ok := d.NextDue(); ok && next.Before(deadline) {
-					deadline = next
-					timer.Reset(max(next.Sub(e.now()), time.Millisecond))
-				}
-				continue
+			e.cycle.Lock()
+			ns := e.toPublish
+			e.toPublish = nil
+			err := e.publishAndAck(ctx, d, ns)
+			e.cycle.Unlock()
+			if errors.Is(err, ErrLostOwnership) {
+				return err
 			}
+			if err != nil {
+				e.log.Warn("publishing notifications failed; retrying", "err", err)
+			}
+			// The batch (which flushed what was due) may have started a
+			// group that is due before the timer fires.
+			if next, ok := d.NextDue(); ok && next.Before(deadline) {
+				deadline = next
+				timer.Reset(max(next.Sub(e.now()), time.Millisecond))
+			}
+			continue
 		case <-timer.C:
 		}
 		if !l.valid() {
@@ -269,8 +277,8 @@ func (e *Engine) lead(ctx context.Context, l *lease) error {
 const maxBatch = 2048
 
 // tick flushes due groups, stores what they decided, publishes their
-// notifications and then stores that they were published. Callers hold
-// e.cycle.
+// notifications (and any earlier ones not yet published) and then stores
+// that they were published. Callers hold e.cycle.
 func (e *Engine) tick(ctx context.Context, d *Dispatcher) error {
 	ns, err := d.Tick(ctx, e.now())
 	// A notification is stored as pending before it is published, so after a
@@ -278,25 +286,30 @@ func (e *Engine) tick(ctx context.Context, d *Dispatcher) error {
 	if cerr := d.Commit(ctx); cerr != nil {
 		return errors.Join(err, cerr)
 	}
-	if len(ns) > 0 {
-		if perr := e.publish(ctx, ns); perr != nil {
-			return errors.Join(err, perr)
-		}
-		if aerr := d.Ack(ctx, ns...); aerr != nil {
-			return errors.Join(err, aerr)
-		}
-		if cerr := d.Commit(ctx); cerr != nil {
-			return errors.Join(err, cerr)
-		}
+	return errors.Join(err, e.publishAndAck(ctx, d, ns))
+}
+
+// publishAndAck publishes notifications stored as pending, then stores
+// that they were published. On an error they stay pending, and the next
+// tick publishes them again. Callers hold e.cycle.
+func (e *Engine) publishAndAck(ctx context.Context, d *Dispatcher, ns []*klaxonv1.Notification) error {
+	if len(ns) == 0 {
+		return nil
 	}
-	return err
+	if err := e.publish(ctx, ns); err != nil {
+		return err
+	}
+	if err := d.Ack(ctx, ns...); err != nil {
+		return err
+	}
+	return d.Commit(ctx)
 }
 
 // ProcessBatch takes in a batch of envelopes, flushes the groups that are
 // due now (a group_wait of 0 flushes at once), and stores every group it
 // changed, with the notifications decided as pending, in one group commit:
 // after it returns nil the envelopes may be acknowledged. The lead loop
-// then publishes the notifications.
+// publishes the notifications.
 func (e *Engine) ProcessBatch(ctx context.Context, d *Dispatcher, envs []*klaxonv1.Envelope) error {
 	e.cycle.Lock()
 	defer e.cycle.Unlock()
@@ -318,14 +331,13 @@ func (e *Engine) ProcessBatch(ctx context.Context, d *Dispatcher, envs []*klaxon
 	if terr != nil {
 		e.log.Warn("flush failed; retrying", "err", terr)
 	}
-	if len(ns) > 0 {
-		// Published by the lead loop once this batch is acknowledged (its
-		// tick returns the pending notifications again): acknowledging right
-		// after the commit keeps the window in which a crash redelivers
-		// already-routed alerts short. A redelivered firing alert arriving
-		// after its own resolution would fire anew.
-		e.unpublished.Store(true)
-	}
+	// Published by the lead loop, woken as this returns, while the batch is
+	// acknowledged: not publishing first keeps short the window in which a
+	// crash redelivers alerts already routed (a redelivered firing alert
+	// arriving after its own resolution would fire anew). Tick returns every
+	// pending notification, so the latest list replaces any earlier one not
+	// yet published.
+	e.toPublish = ns
 	return nil
 }
 

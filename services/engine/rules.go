@@ -73,8 +73,9 @@ func compileRules(t *ruleset.Tenant) *tenantRules {
 	}
 	tr.intervals = timeinterval.NewIntervener(ti)
 	for _, rc := range c.Receivers {
-		tr.sendResolved[rc.Name] = anySendResolved(rc)
-		tr.silent[rc.Name] = integrations(rc) == 0
+		n, sendResolved := receiverInfo(rc)
+		tr.sendResolved[rc.Name] = sendResolved
+		tr.silent[rc.Name] = n == 0
 	}
 	return tr
 }
@@ -120,12 +121,13 @@ func (tr *tenantRules) muted(r *dispatch.Route, now time.Time) bool {
 	return false
 }
 
-// anySendResolved reports whether any integration of the receiver sends
-// resolved notifications. Alertmanager decides per integration; the engine
-// decides per receiver (the notifier drops all-resolved notifications for
+// receiverInfo walks a receiver's *_configs once: how many integrations
+// it has, and whether any of them sends resolved notifications.
+// Alertmanager decides send_resolved per integration; the engine decides
+// per receiver (the notifier drops all-resolved notifications for
 // integrations with send_resolved: false). A receiver without integrations
 // counts as sending them, so rule unit tests can route to it.
-func anySendResolved(rc amconfig.Receiver) bool {
+func receiverInfo(rc amconfig.Receiver) (integrations int, sendResolved bool) {
 	v := reflect.ValueOf(rc)
 	hasAny := false
 	for i := 0; i < v.NumField(); i++ {
@@ -133,35 +135,28 @@ func anySendResolved(rc amconfig.Receiver) bool {
 		if f.Kind() != reflect.Slice {
 			continue
 		}
+		integrations += f.Len()
 		for j := 0; j < f.Len(); j++ {
 			if sr, ok := f.Index(j).Interface().(interface{ SendResolved() bool }); ok {
 				hasAny = true
-				if sr.SendResolved() {
-					return true
-				}
+				sendResolved = sendResolved || sr.SendResolved()
 			}
 		}
 	}
-	return !hasAny
+	return integrations, sendResolved || !hasAny
 }
 
-// integrations counts a receiver's *_configs entries.
-func integrations(rc amconfig.Receiver) int {
-	v := reflect.ValueOf(rc)
-	n := 0
-	for i := 0; i < v.NumField(); i++ {
-		if f := v.Field(i); f.Kind() == reflect.Slice {
-			n += f.Len()
-		}
+// groupLabelsOf is the group's labels for an alert with labels ls on route
+// r. group_by: ['...'] takes them all: ls itself, shared rather than copied
+// (label maps are never mutated), which saves a map per active alert.
+func groupLabelsOf(r *dispatch.Route, ls map[string]string) map[string]string {
+	if r.RouteOpts.GroupByAll {
+		return ls
 	}
-	return n
-}
-
-func groupLabelsOf(r *dispatch.Route, lset model.LabelSet) map[string]string {
 	out := map[string]string{}
-	for ln, lv := range lset {
-		if _, ok := r.RouteOpts.GroupBy[ln]; ok || r.RouteOpts.GroupByAll {
-			out[string(ln)] = string(lv)
+	for ln, lv := range ls {
+		if _, ok := r.RouteOpts.GroupBy[model.LabelName(ln)]; ok {
+			out[ln] = lv
 		}
 	}
 	return out

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"strconv"
 
 	"github.com/nats-io/nats.go"
 
@@ -38,14 +37,18 @@ func IngestMessages(envs []*klaxonv1.Envelope, batch bool) (msgs []Message, coun
 		return msgs, counts, nil
 	}
 	for start := 0; start < len(envs); {
-		batch := &klaxonv1.EnvelopeBatch{}
-		size := 0
-		end := start
-		for end < len(envs) && (end == start || size+envs[end].SizeVT()+8 <= maxBatchBytes) {
-			size += envs[end].SizeVT() + 8
+		// Each envelope costs its size plus its field tag and length
+		// prefix in the batch (at most 6 bytes; 8 to be safe).
+		size, end := 0, start
+		for end < len(envs) {
+			sz := envs[end].SizeVT() + 8
+			if end > start && size+sz > maxBatchBytes {
+				break
+			}
+			size += sz
 			end++
 		}
-		batch.Envelopes = envs[start:end]
+		batch := &klaxonv1.EnvelopeBatch{Envelopes: envs[start:end]}
 		data, err := batch.MarshalVT()
 		if err != nil {
 			return nil, nil, fmt.Errorf("encode envelope batch: %w", err)
@@ -80,5 +83,3 @@ func DecodeEnvelopes(h nats.Header, data []byte) ([]*klaxonv1.Envelope, error) {
 	}
 	return b.Envelopes, nil
 }
-
-func batchHeaderValue(n int) string { return strconv.Itoa(n) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -92,7 +93,7 @@ func natsMsg(m Message) *nats.Msg {
 		h.Set(ShardHeader, m.Shard)
 	}
 	if m.Count > 0 {
-		h.Set(BatchHeader, batchHeaderValue(m.Count))
+		h.Set(BatchHeader, strconv.Itoa(m.Count))
 	}
 	return &nats.Msg{Subject: m.Subject, Data: m.Data, Header: h}
 }
@@ -530,12 +531,7 @@ type EnvelopeHandler func(ctx context.Context, env *klaxonv1.Envelope) error
 // ConsumeEnvelopes is Consume for the INGEST stream: it decodes each message
 // into an Envelope (an undecodable one is poison: terminated) and passes it on.
 func (b *Bus) ConsumeEnvelopes(ctx context.Context, cc ConsumerConfig, h EnvelopeHandler) (*Consumption, error) {
-	if cc.Stream == "" {
-		cc.Stream = StreamIngest
-	}
-	if len(cc.Filters) == 0 {
-		cc.Filters = []string{IngestFilter("*")}
-	}
+	cc = ingestDefaults(cc)
 	log := b.log.With("stream", cc.Stream, "consumer", cc.Durable)
 	return b.Consume(ctx, cc, func(ctx context.Context, msg jetstream.Msg) error {
 		envs, err := DecodeEnvelopes(msg.Headers(), msg.Data())
@@ -561,6 +557,18 @@ func (b *Bus) ConsumeEnvelopes(ctx context.Context, cc ConsumerConfig, h Envelop
 	})
 }
 
+// ingestDefaults: an envelope consumer reads every tenant's INGEST unless
+// told otherwise.
+func ingestDefaults(cc ConsumerConfig) ConsumerConfig {
+	if cc.Stream == "" {
+		cc.Stream = StreamIngest
+	}
+	if len(cc.Filters) == 0 {
+		cc.Filters = []string{IngestFilter("*")}
+	}
+	return cc
+}
+
 // EnvelopeBatchHandler processes the decoded envelopes of one batch.
 type EnvelopeBatchHandler func(ctx context.Context, envs []*klaxonv1.Envelope) error
 
@@ -568,12 +576,7 @@ type EnvelopeBatchHandler func(ctx context.Context, envs []*klaxonv1.Envelope) e
 // undecodable message is terminated on its own (poison) and left out of the
 // batch.
 func (b *Bus) ConsumeEnvelopeBatches(ctx context.Context, cc ConsumerConfig, maxBatch int, h EnvelopeBatchHandler) (*Consumption, error) {
-	if cc.Stream == "" {
-		cc.Stream = StreamIngest
-	}
-	if len(cc.Filters) == 0 {
-		cc.Filters = []string{IngestFilter("*")}
-	}
+	cc = ingestDefaults(cc)
 	log := b.log.With("stream", cc.Stream, "consumer", cc.Durable)
 	return b.ConsumeBatches(ctx, cc, maxBatch, func(ctx context.Context, msgs []jetstream.Msg) error {
 		envs := make([]*klaxonv1.Envelope, 0, len(msgs))
@@ -599,6 +602,7 @@ func (b *Bus) ConsumeEnvelopeBatches(ctx context.Context, cc ConsumerConfig, max
 // MaxAckPending); at ctx's end messages still queued are left unacked and
 // come back after AckWait.
 func shard(ctx context.Context, cc ConsumerConfig, handle func(jetstream.Msg)) func(jetstream.Msg) {
+	seed := maphash.MakeSeed()
 	queues := make([]chan jetstream.Msg, cc.Workers)
 	for i := range queues {
 		q := make(chan jetstream.Msg, 16)
@@ -620,17 +624,8 @@ func shard(ctx context.Context, cc ConsumerConfig, handle func(jetstream.Msg)) f
 			key = msg.Subject()
 		}
 		select {
-		case queues[fnv32a(key)%uint32(len(queues))] <- msg:
+		case queues[maphash.String(seed, key)%uint64(len(queues))] <- msg:
 		case <-ctx.Done():
 		}
 	}
-}
-
-// fnv32a is FNV-1a of s, without hash.Hash's allocation per message.
-func fnv32a(s string) uint32 {
-	h := uint32(2166136261)
-	for i := 0; i < len(s); i++ {
-		h = (h ^ uint32(s[i])) * 16777619
-	}
-	return h
 }

@@ -229,6 +229,10 @@ func (b *Bus) ConsumeBatches(ctx context.Context, cc ConsumerConfig, maxBatch in
 			if len(batch) == 0 {
 				continue
 			}
+			if err != nil {
+				// Handle what came before the error; the next fetch retries.
+				log.Debug("fetch ended early", "err", err, "messages", len(batch))
+			}
 			wrapped = wrapped[:0]
 			for i, m := range batch {
 				w := &batchMsg{Msg: m}

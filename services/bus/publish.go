@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
+	"hash/fnv"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -606,7 +606,6 @@ func (b *Bus) ConsumeEnvelopeBatches(ctx context.Context, cc ConsumerConfig, max
 // MaxAckPending); at ctx's end messages still queued are left unacked and
 // come back after AckWait.
 func shard(ctx context.Context, cc ConsumerConfig, handle func(jetstream.Msg)) func(jetstream.Msg) {
-	seed := maphash.MakeSeed()
 	queues := make([]chan jetstream.Msg, cc.Workers)
 	for i := range queues {
 		q := make(chan jetstream.Msg, 16)
@@ -627,8 +626,12 @@ func shard(ctx context.Context, cc ConsumerConfig, handle func(jetstream.Msg)) f
 		if key == "" {
 			key = msg.Subject()
 		}
+		// FNV rather than a seeded hash: the same key picks the same worker in
+		// every process, which keeps sharding reproducible (and testable).
+		h := fnv.New64a()
+		h.Write([]byte(key))
 		select {
-		case queues[maphash.String(seed, key)%uint64(len(queues))] <- msg:
+		case queues[h.Sum64()%uint64(len(queues))] <- msg:
 		case <-ctx.Done():
 		}
 	}

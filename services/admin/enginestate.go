@@ -79,7 +79,7 @@ func (e *EngineState) ListAlerts(ctx context.Context, tenant string) ([]*adminv1
 func alertState(tenant, fp string, v *engine.AlertView, now time.Time) *adminv1.AlertState {
 	a := v.Alert
 	st := &adminv1.AlertState{
-		Tenant: tenant, Fingerprint: fp, Labels: a.Labels, Annotations: a.Annotations,
+		Tenant: tenant, Fingerprint: fp, Labels: a.Labels.Map(), Annotations: a.Annotations.Map(),
 		Status:   klaxonv1.AlertStatus_ALERT_STATUS_FIRING,
 		StartsAt: timestamppb.New(a.StartsAt), UpdatedAt: timestamppb.New(a.UpdatedAt),
 		GeneratorUrl: a.GeneratorURL, Receivers: v.Receivers, SilencedBy: v.SilencedBy,

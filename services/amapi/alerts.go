@@ -106,12 +106,9 @@ func (a *API) state(r *http.Request, tenant string) (map[string]*gettableAlert, 
 	alerts := make(map[string]*gettableAlert, len(views))
 	for fp, v := range views {
 		al := v.Alert
-		ga := &gettableAlert{Annotations: al.Annotations, EndsAt: al.EndsAt, Fingerprint: fp, StartsAt: al.StartsAt,
-			UpdatedAt: al.UpdatedAt, GeneratorURL: al.GeneratorURL, Labels: al.Labels,
+		ga := &gettableAlert{Annotations: al.Annotations.Map(), EndsAt: al.EndsAt, Fingerprint: fp, StartsAt: al.StartsAt,
+			UpdatedAt: al.UpdatedAt, GeneratorURL: al.GeneratorURL, Labels: al.Labels.Map(),
 			Status: alertStatus{InhibitedBy: []string{}, SilencedBy: []string{}, State: "active"}}
-		if ga.Annotations == nil {
-			ga.Annotations = map[string]string{}
-		}
 		if len(v.SilencedBy) > 0 {
 			ga.Status.SilencedBy = v.SilencedBy
 		}
@@ -172,11 +169,11 @@ func (a *API) alertGroups(w http.ResponseWriter, r *http.Request) {
 	out := []*alertGroup{}
 	sort.Slice(groups, func(i, j int) bool { return groups[i].Key < groups[j].Key })
 	for _, g := range groups {
-		ag := &alertGroup{Labels: g.Labels, Receiver: receiverRef{Name: g.Receiver}, Alerts: []*gettableAlert{}}
+		ag := &alertGroup{Labels: g.Labels.Map(), Receiver: receiverRef{Name: g.Receiver}, Alerts: []*gettableAlert{}}
 		if f.receiver != nil && !f.receiver.MatchString(g.Receiver) {
 			continue
 		}
-		for fp := range g.Alerts {
+		for fp := range g.Alerts.All() {
 			if ga := alerts[fp]; ga != nil && f.keep(ga) {
 				ag.Alerts = append(ag.Alerts, ga)
 			}

@@ -36,7 +36,7 @@ func Views(t *ruleset.Tenant, groups []*GroupState, silencedBy func(model.LabelS
 	inhibit := NewView(t, groups)
 	out := map[string]*AlertView{}
 	for _, g := range groups {
-		for fp, a := range g.Alerts {
+		for fp, a := range g.Alerts.All() {
 			if !withResolved && a.ResolvedAt(now) {
 				continue
 			}

@@ -159,7 +159,7 @@ func (d *Dispatcher) tenant(name string) *tenantState {
 
 func (d *Dispatcher) addGroup(ts *tenantState, g *group) {
 	ts.groups[groupID(g.RouteID, g.Labels)] = g
-	for fp, a := range g.Alerts {
+	for fp, a := range g.Alerts.All() {
 		d.ref(ts, fp, a, g)
 	}
 	if g.Pending != nil {
@@ -197,8 +197,8 @@ func (d *Dispatcher) unref(ts *tenantState, fp string, g *group) {
 	}
 }
 
-func groupID(routeID string, labels map[string]string) string {
-	return routeID + ":" + labelSet(labels).String()
+func groupID(routeID string, labels Labels) string {
+	return routeID + ":" + labels.String()
 }
 
 // Receive puts an ingested alert into the groups of every route it matches.
@@ -231,12 +231,12 @@ func (d *Dispatcher) insert(ctx context.Context, ts *tenantState, a *Alert, now 
 		g := ts.groups[id]
 		if g == nil {
 			g = &group{route: r, GroupState: &GroupState{
-				Tenant: ts.name, ID: id, Key: ts.rules.keys[r] + ":" + labelSet(labels).String(), RouteID: rid,
-				Receiver: r.RouteOpts.Receiver, Labels: labels, Alerts: map[string]*Alert{},
+				Tenant: ts.name, ID: id, Key: ts.rules.keys[r] + ":" + labels.String(), RouteID: rid,
+				Receiver: r.RouteOpts.Receiver, Labels: labels,
 			}}
 			ts.groups[id] = g
 		}
-		if len(g.Alerts) == 0 && g.Pending == nil {
+		if g.Alerts.Len() == 0 && g.Pending == nil {
 			// A new aggregation group (or a dormant one kept only for its
 			// notification log): its timer starts now.
 			g.Flushed = false
@@ -247,7 +247,7 @@ func (d *Dispatcher) insert(ctx context.Context, ts *tenantState, a *Alert, now 
 				g.Next = now
 			}
 		}
-		g.Alerts[a.Fingerprint] = a
+		g.Alerts.Set(a)
 		d.ref(ts, a.Fingerprint, a, g)
 		d.schedule(ts, g)
 		if err := d.cfg.Store.Put(ctx, g.GroupState); err != nil {
@@ -258,7 +258,7 @@ func (d *Dispatcher) insert(ctx context.Context, ts *tenantState, a *Alert, now 
 	if r := ts.alerts[a.Fingerprint]; r != nil {
 		r.alert = a
 		for _, g := range r.groups {
-			g.Alerts[a.Fingerprint] = a
+			g.Alerts.Set(a)
 		}
 	}
 	ts.inhib = nil
@@ -277,7 +277,7 @@ func (d *Dispatcher) regroupOrphans(ctx context.Context, ts *tenantState, now ti
 			continue
 		}
 		delete(ts.groups, id)
-		for fp := range g.Alerts {
+		for fp := range g.Alerts.All() {
 			d.unref(ts, fp, g)
 		}
 		if err := d.regroup(ctx, ts, g.GroupState, now); err != nil {
@@ -291,7 +291,7 @@ func (d *Dispatcher) regroup(ctx context.Context, ts *tenantState, g *GroupState
 	if err := d.cfg.Store.Delete(ctx, g.Tenant, g.ID); err != nil {
 		return err
 	}
-	for _, a := range g.Alerts {
+	for _, a := range g.Alerts.All() {
 		if err := d.insert(ctx, ts, a, now); err != nil {
 			return err
 		}
@@ -314,13 +314,10 @@ func (d *Dispatcher) regroup(ctx context.Context, ts *tenantState, g *GroupState
 }
 
 func fromProto(pa *klaxonv1.Alert, now time.Time, resolveTimeout time.Duration) *Alert {
-	a := &Alert{Fingerprint: pa.GetFingerprint(), Labels: pa.GetLabels(), Annotations: pa.GetAnnotations(),
+	a := &Alert{Fingerprint: pa.GetFingerprint(), Labels: LabelsFromMap(pa.GetLabels()), Annotations: LabelsFromMap(pa.GetAnnotations()),
 		GeneratorURL: pa.GetGeneratorUrl(), UpdatedAt: now}
 	if a.Fingerprint == "" {
-		a.Fingerprint = labelSet(a.Labels).Fingerprint().String()
-	}
-	if a.Labels == nil {
-		a.Labels = map[string]string{}
+		a.Fingerprint = a.Labels.LabelSet().Fingerprint().String()
 	}
 	a.StartsAt = now
 	if pa.GetStartsAt() != nil {
@@ -426,7 +423,7 @@ func (d *Dispatcher) Tick(ctx context.Context, now time.Time) ([]*klaxonv1.Notif
 			continue
 		}
 		for _, g := range ts.groups {
-			if len(g.Alerts) == 0 && g.Pending == nil && g.Nflog != nil && now.Sub(g.Nflog.At) > nflogRetention {
+			if g.Alerts.Len() == 0 && g.Pending == nil && g.Nflog != nil && now.Sub(g.Nflog.At) > nflogRetention {
 				delete(ts.groups, g.ID)
 				if err := d.cfg.Store.Delete(ctx, g.Tenant, g.ID); err != nil {
 					return out, err
@@ -462,7 +459,7 @@ func (d *Dispatcher) flush(ctx context.Context, ts *tenantState, g *group, now t
 
 	var resolvedHere []string
 	var notify *klaxonv1.Notification
-	for fp, a := range g.Alerts {
+	for fp, a := range g.Alerts.All() {
 		if a.ResolvedAt(now) {
 			resolvedHere = append(resolvedHere, fp)
 		}
@@ -476,11 +473,11 @@ func (d *Dispatcher) flush(ctx context.Context, ts *tenantState, g *group, now t
 		notify = n
 	}
 	for _, fp := range resolvedHere {
-		delete(g.Alerts, fp)
+		g.Alerts.Delete(fp)
 		d.unref(ts, fp, g)
 		ts.inhib = nil
 	}
-	if len(g.Alerts) == 0 && g.Pending == nil {
+	if g.Alerts.Len() == 0 && g.Pending == nil {
 		return nil, d.retire(ctx, ts, g)
 	}
 	if err := d.cfg.Store.Put(ctx, g.GroupState); err != nil {
@@ -491,7 +488,7 @@ func (d *Dispatcher) flush(ctx context.Context, ts *tenantState, g *group, now t
 
 func (d *Dispatcher) notification(g *group, alerts []*Alert, firing bool, now time.Time) *klaxonv1.Notification {
 	sortAlerts(alerts)
-	n := &klaxonv1.Notification{Tenant: g.Tenant, Receiver: g.Receiver, GroupKey: g.Key, GroupLabels: g.Labels,
+	n := &klaxonv1.Notification{Tenant: g.Tenant, Receiver: g.Receiver, GroupKey: g.Key, GroupLabels: g.Labels.Map(),
 		Status: klaxonv1.AlertStatus_ALERT_STATUS_RESOLVED, CreatedAt: timestamppb.New(now)}
 	if firing {
 		n.Status = klaxonv1.AlertStatus_ALERT_STATUS_FIRING
@@ -522,7 +519,7 @@ func (d *Dispatcher) Ack(ctx context.Context, ns ...*klaxonv1.Notification) erro
 			continue // regrouped or destroyed meanwhile
 		}
 		g.Pending = nil
-		if len(g.Alerts) == 0 {
+		if g.Alerts.Len() == 0 {
 			if err := d.retire(ctx, ts, g); err != nil {
 				return err
 			}
@@ -549,7 +546,7 @@ func keys(m map[string]struct{}) []string {
 func sortAlerts(as []*Alert) {
 	sort.SliceStable(as, func(i, j int) bool {
 		for _, k := range []string{"job", "instance"} {
-			a, b := as[i].Labels[k], as[j].Labels[k]
+			a, b := as[i].Labels.Get(k), as[j].Labels.Get(k)
 			if a != b {
 				return a < b
 			}
@@ -585,7 +582,7 @@ func (d *Dispatcher) retire(ctx context.Context, ts *tenantState, g *group) erro
 func (d *Dispatcher) decide(ts *tenantState, g *group, now time.Time) (*klaxonv1.Notification, error) {
 	firing, resolved := map[string]struct{}{}, map[string]struct{}{}
 	var alerts []*Alert
-	for fp, a := range g.Alerts {
+	for fp, a := range g.Alerts.All() {
 		ls := a.LabelSet()
 		if ts.inhibited(ls, now) || (d.cfg.Silences != nil && len(d.cfg.Silences.Mutes(ts.name, ls)) > 0) {
 			continue

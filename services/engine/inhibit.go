@@ -84,7 +84,7 @@ func NewView(t *ruleset.Tenant, groups []*GroupState) *View {
 		ts.name = t.Name
 	}
 	for _, g := range groups {
-		for fp, a := range g.Alerts {
+		for fp, a := range g.Alerts.All() {
 			if r := ts.alerts[fp]; r == nil || a.UpdatedAt.After(r.alert.UpdatedAt) {
 				ts.alerts[fp] = &alertRef{alert: a}
 			}

@@ -148,16 +148,13 @@ func receiverInfo(rc amconfig.Receiver) (integrations int, sendResolved bool) {
 
 // groupLabelsOf is the group's labels for an alert with labels ls on route
 // r. group_by: ['...'] takes them all: ls itself, shared rather than copied
-// (label maps are never mutated), which saves a map per active alert.
-func groupLabelsOf(r *dispatch.Route, ls map[string]string) map[string]string {
+// (Labels are immutable), which saves a copy per active alert.
+func groupLabelsOf(r *dispatch.Route, ls Labels) Labels {
 	if r.RouteOpts.GroupByAll {
 		return ls
 	}
-	out := map[string]string{}
-	for ln, lv := range ls {
-		if _, ok := r.RouteOpts.GroupBy[model.LabelName(ln)]; ok {
-			out[ln] = lv
-		}
-	}
-	return out
+	return ls.Filter(func(name string) bool {
+		_, ok := r.RouteOpts.GroupBy[model.LabelName(name)]
+		return ok
+	})
 }

@@ -48,7 +48,7 @@ func (h *dueHeap) Pop() any {
 // schedule makes sure g has a heap entry at its current flush time. Call it
 // whenever g.Next may have changed or g gained alerts. Callers hold d.mu.
 func (d *Dispatcher) schedule(ts *tenantState, g *group) {
-	if len(g.Alerts) == 0 || (!g.sched.IsZero() && g.sched.Equal(g.Next)) {
+	if g.Alerts.Len() == 0 || (!g.sched.IsZero() && g.sched.Equal(g.Next)) {
 		return
 	}
 	g.sched = g.Next
@@ -58,7 +58,7 @@ func (d *Dispatcher) schedule(ts *tenantState, g *group) {
 // live reports whether e still describes a group that waits for a flush at
 // e.at.
 func (e dueEntry) live() bool {
-	return e.ts.groups[e.g.ID] == e.g && len(e.g.Alerts) > 0 && e.at.Equal(e.g.Next)
+	return e.ts.groups[e.g.ID] == e.g && e.g.Alerts.Len() > 0 && e.at.Equal(e.g.Next)
 }
 
 // popStale drops stale entries from the top of the heap, rescheduling a

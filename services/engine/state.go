@@ -17,13 +17,13 @@ import (
 
 // Alert is an alert as a group holds it.
 type Alert struct {
-	Fingerprint  string            `json:"fp"`
-	Labels       map[string]string `json:"labels"`
-	Annotations  map[string]string `json:"annotations,omitempty"`
-	StartsAt     time.Time         `json:"startsAt"`
-	EndsAt       time.Time         `json:"endsAt"`
-	GeneratorURL string            `json:"generatorURL,omitempty"`
-	UpdatedAt    time.Time         `json:"updatedAt"`
+	Fingerprint  string    `json:"fp"`
+	Labels       Labels    `json:"labels"`
+	Annotations  Labels    `json:"annotations"`
+	StartsAt     time.Time `json:"startsAt"`
+	EndsAt       time.Time `json:"endsAt"`
+	GeneratorURL string    `json:"generatorURL,omitempty"`
+	UpdatedAt    time.Time `json:"updatedAt"`
 	// Timeout: EndsAt was set by resolve_timeout, not by the sender.
 	Timeout bool `json:"timeout,omitempty"`
 }
@@ -32,10 +32,10 @@ type Alert struct {
 func (a *Alert) ResolvedAt(t time.Time) bool { return !a.EndsAt.IsZero() && !a.EndsAt.After(t) }
 
 // LabelSet of the alert.
-func (a *Alert) LabelSet() model.LabelSet { return labelSet(a.Labels) }
+func (a *Alert) LabelSet() model.LabelSet { return a.Labels.LabelSet() }
 
 func (a *Alert) proto(now time.Time) *klaxonv1.Alert {
-	p := &klaxonv1.Alert{Labels: a.Labels, Annotations: a.Annotations, StartsAt: timestamppb.New(a.StartsAt),
+	p := &klaxonv1.Alert{Labels: a.Labels.Map(), Annotations: a.Annotations.Map(), StartsAt: timestamppb.New(a.StartsAt),
 		GeneratorUrl: a.GeneratorURL, Fingerprint: a.Fingerprint, Status: klaxonv1.AlertStatus_ALERT_STATUS_FIRING}
 	if a.ResolvedAt(now) {
 		p.EndsAt = timestamppb.New(a.EndsAt)
@@ -55,13 +55,13 @@ type NflogEntry struct {
 // GroupState is one aggregation group, persisted as one KV value, so a
 // group's alerts, timer and notification log change together atomically.
 type GroupState struct {
-	Tenant   string            `json:"tenant"`
-	ID       string            `json:"id"`  // route id + group labels: unique per tenant
-	Key      string            `json:"key"` // Alertmanager group key
-	RouteID  string            `json:"route"`
-	Receiver string            `json:"receiver"`
-	Labels   map[string]string `json:"labels"`
-	Alerts   map[string]*Alert `json:"alerts"`
+	Tenant   string   `json:"tenant"`
+	ID       string   `json:"id"`  // route id + group labels: unique per tenant
+	Key      string   `json:"key"` // Alertmanager group key
+	RouteID  string   `json:"route"`
+	Receiver string   `json:"receiver"`
+	Labels   Labels   `json:"labels"`
+	Alerts   AlertSet `json:"alerts"`
 	// Next is when the group flushes next.
 	Next    time.Time   `json:"next"`
 	Flushed bool        `json:"flushed,omitempty"`
@@ -138,22 +138,14 @@ func (m *MemStore) Delete(_ context.Context, tenant, groupID string) error {
 
 func cloneGroup(g *GroupState) *GroupState {
 	c := *g
-	c.Alerts = make(map[string]*Alert, len(g.Alerts))
-	for k, a := range g.Alerts {
+	c.Alerts = AlertSet{}
+	for _, a := range g.Alerts.All() {
 		ac := *a
-		c.Alerts[k] = &ac
+		c.Alerts.Set(&ac)
 	}
 	if g.Nflog != nil {
 		n := *g.Nflog
 		c.Nflog = &n
 	}
 	return &c
-}
-
-func labelSet(m map[string]string) model.LabelSet {
-	ls := make(model.LabelSet, len(m))
-	for k, v := range m {
-		ls[model.LabelName(k)] = model.LabelValue(v)
-	}
-	return ls
 }

@@ -1,0 +1,181 @@
+package engine
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"iter"
+	"slices"
+	"unicode/utf8"
+
+	"github.com/prometheus/common/model"
+)
+
+// Labels is an immutable set of name/value pairs (an alert's labels or
+// annotations, a group's labels) packed into one string: for each pair in
+// name order, uvarint(len(name)) name uvarint(len(value)) value.
+//
+// Why not map[string]string: an engine holding an alert storm keeps every
+// active alert's labels and annotations, and a Go map of four labels costs
+// about 300 bytes of buckets and headers besides its strings; packed, the
+// same set is one allocation of its bytes. Matching and templating want
+// maps, so LabelSet and Map build one when needed (transient garbage, not
+// held memory). Prometheus' own stringlabels build packs labels the same way.
+type Labels struct{ s string }
+
+// LabelsFromMap packs m. A nil or empty map gives the empty set.
+func LabelsFromMap(m map[string]string) Labels {
+	if len(m) == 0 {
+		return Labels{}
+	}
+	names := make([]string, 0, len(m))
+	size := 0
+	for k, v := range m {
+		names = append(names, k)
+		size += len(k) + len(v) + 2*binary.MaxVarintLen32
+	}
+	slices.Sort(names)
+	b := make([]byte, 0, size)
+	for _, k := range names {
+		b = appendPair(b, k, m[k])
+	}
+	return Labels{s: string(b)}
+}
+
+func appendPair(b []byte, k, v string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(k)))
+	b = append(b, k...)
+	b = binary.AppendUvarint(b, uint64(len(v)))
+	return append(b, v...)
+}
+
+// All yields the pairs in name order.
+func (l Labels) All() iter.Seq2[string, string] {
+	return func(yield func(string, string) bool) {
+		s := l.s
+		for len(s) > 0 {
+			var k, v string
+			k, s = next(s)
+			v, s = next(s)
+			if !yield(k, v) {
+				return
+			}
+		}
+	}
+}
+
+// next splits the length-prefixed string at the head of s from the rest
+// (binary.Uvarint, but on a string: no conversion to copy it into).
+func next(s string) (string, string) {
+	var n uint64
+	var shift uint
+	i := 0
+	for i < len(s) {
+		c := s[i]
+		i++
+		n |= uint64(c&0x7f) << shift
+		if c < 0x80 {
+			break
+		}
+		shift += 7
+	}
+	s = s[i:]
+	return s[:n], s[n:]
+}
+
+// Get returns the value of name, "" if absent (Prometheus' rule: an
+// absent label and an empty one are the same).
+func (l Labels) Get(name string) string {
+	for k, v := range l.All() {
+		if k == name {
+			return v
+		}
+	}
+	return ""
+}
+
+// Len is the number of pairs.
+func (l Labels) Len() int {
+	n := 0
+	for range l.All() {
+		n++
+	}
+	return n
+}
+
+// Map returns a new map of the pairs (never nil: JSON APIs show an empty
+// set as {}).
+func (l Labels) Map() map[string]string {
+	m := make(map[string]string, 8)
+	for k, v := range l.All() {
+		m[k] = v
+	}
+	return m
+}
+
+// LabelSet returns a new model.LabelSet of the pairs, for matchers and
+// route trees.
+func (l Labels) LabelSet() model.LabelSet {
+	ls := make(model.LabelSet, 8)
+	for k, v := range l.All() {
+		ls[model.LabelName(k)] = model.LabelValue(v)
+	}
+	return ls
+}
+
+// Filter returns the pairs whose name keep accepts.
+func (l Labels) Filter(keep func(name string) bool) Labels {
+	var b []byte
+	for k, v := range l.All() {
+		if keep(k) {
+			b = appendPair(b, k, v)
+		}
+	}
+	return Labels{s: string(b)}
+}
+
+// String is the Alertmanager form, {a="1", b="2"}.
+func (l Labels) String() string { return l.LabelSet().String() }
+
+// MarshalJSON writes a JSON object with the names in order, the same
+// bytes encoding/json writes for the equivalent map[string]string, so the
+// stored format of groups did not change with the representation.
+func (l Labels) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 0, len(l.s)+16)
+	b = append(b, '{')
+	first := true
+	for k, v := range l.All() {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		b = appendJSONString(b, v)
+	}
+	return append(b, '}'), nil
+}
+
+// UnmarshalJSON reads a JSON object of strings (or null).
+func (l *Labels) UnmarshalJSON(data []byte) error {
+	var m map[string]string
+	if err := json.Unmarshal(data, &m); err != nil {
+		return err
+	}
+	*l = LabelsFromMap(m)
+	return nil
+}
+
+// appendJSONString quotes s as encoding/json does. Label text is nearly
+// always plain ASCII, which is copied as is; anything else goes through
+// encoding/json itself, so escaping rules are the library's, not ours.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}

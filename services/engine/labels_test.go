@@ -1,0 +1,105 @@
+package engine
+
+import (
+	"encoding/json"
+	"maps"
+	"testing"
+
+	gojson "github.com/goccy/go-json"
+	"github.com/prometheus/common/model"
+)
+
+// Packed labels must behave exactly like the map they replace: same pairs,
+// same JSON bytes (stored groups keep their format), same Alertmanager
+// string and fingerprint.
+func TestLabelsActLikeTheirMap(t *testing.T) {
+	for _, m := range []map[string]string{
+		nil,
+		{"alertname": "DiskFull"},
+		{"alertname": "DiskFull", "instance": "db-1:9100", "job": "node", "": "empty name", "e": ""},
+		{"html": "<b>&amp;</b>", "quote": `say "hi"\n`, "ctl": "a\x00b\tc", "utf8": "héllo – 日本", "long": string(make([]byte, 300))},
+		{"bad-utf8": "\xff\xfe", "sep": "\u2028\u2029"},
+	} {
+		l := LabelsFromMap(m)
+		want := map[string]string{}
+		maps.Copy(want, m)
+		if got := l.Map(); !maps.Equal(got, want) {
+			t.Errorf("Map() = %v, want %v", got, want)
+		}
+		if l.Len() != len(m) {
+			t.Errorf("Len() = %d, want %d", l.Len(), len(m))
+		}
+		for k, v := range m {
+			if l.Get(k) != v {
+				t.Errorf("Get(%q) = %q, want %q", k, l.Get(k), v)
+			}
+		}
+		if l.Get("absent") != "" {
+			t.Errorf("Get of an absent name = %q", l.Get("absent"))
+		}
+		wantJSON, _ := json.Marshal(want)
+		for name, marshal := range map[string]func(any) ([]byte, error){"encoding/json": json.Marshal, "goccy": gojson.Marshal} {
+			got, err := marshal(l)
+			if err != nil || string(got) != string(wantJSON) {
+				t.Errorf("%s: MarshalJSON = %s, %v; want %s", name, got, err, wantJSON)
+			}
+		}
+		var back Labels
+		var backMap map[string]string // what the map itself reads back (U+FFFD for bad UTF-8)
+		_ = json.Unmarshal(wantJSON, &backMap)
+		if err := json.Unmarshal(wantJSON, &back); err != nil || back != LabelsFromMap(backMap) {
+			t.Errorf("UnmarshalJSON(%s) = %v, %v", wantJSON, back.Map(), err)
+		}
+		if l.String() != labelSetOf(want).String() || l.LabelSet().Fingerprint() != labelSetOf(want).Fingerprint() {
+			t.Errorf("String() = %s, want %s", l.String(), labelSetOf(want).String())
+		}
+	}
+}
+
+func TestLabelsFilterKeepsOrder(t *testing.T) {
+	l := LabelsFromMap(map[string]string{"a": "1", "b": "2", "c": "3", "d": "4"})
+	got := l.Filter(func(n string) bool { return n == "d" || n == "b" })
+	if got != LabelsFromMap(map[string]string{"b": "2", "d": "4"}) {
+		t.Fatalf("Filter = %v", got.Map())
+	}
+	if l.Filter(func(string) bool { return false }) != (Labels{}) {
+		t.Fatal("Filter of nothing is not the empty set")
+	}
+}
+
+func TestLabelsUnmarshalRejectsNonStrings(t *testing.T) {
+	var l Labels
+	for _, in := range []string{`{"a":1}`, `[]`, `"x"`, `{"a":`} {
+		if err := json.Unmarshal([]byte(in), &l); err == nil {
+			t.Errorf("UnmarshalJSON(%s) succeeded", in)
+		}
+	}
+	if err := json.Unmarshal([]byte(`null`), &l); err != nil || l != (Labels{}) {
+		t.Errorf("null: %v, %v", l.Map(), err)
+	}
+}
+
+// Any map packs and unpacks to itself, and encodes to encoding/json's bytes.
+func FuzzLabels(f *testing.F) {
+	f.Add("alertname", "DiskFull", "instance", "<db-1>")
+	f.Add("", "", "\xff", "\u2028")
+	f.Fuzz(func(t *testing.T, k1, v1, k2, v2 string) {
+		m := map[string]string{k1: v1, k2: v2}
+		l := LabelsFromMap(m)
+		if got := l.Map(); !maps.Equal(got, m) {
+			t.Fatalf("Map() = %q, want %q", got, m)
+		}
+		want, _ := json.Marshal(m)
+		if got, _ := l.MarshalJSON(); string(got) != string(want) {
+			t.Fatalf("MarshalJSON = %s, want %s", got, want)
+		}
+	})
+}
+
+func labelSetOf(m map[string]string) model.LabelSet {
+	ls := model.LabelSet{}
+	for k, v := range m {
+		ls[model.LabelName(k)] = model.LabelValue(v)
+	}
+	return ls
+}

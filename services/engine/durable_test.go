@@ -120,6 +120,35 @@ func TestStaleWriterIsFenced(t *testing.T) {
 	}
 }
 
+// A destroyed group leaves a tombstone whose revision fences writers. A
+// restarted engine learns it from the bucket, so the same group coming back
+// is written over its tombstone (not refused as another replica's write).
+func TestGroupRecreatedOverTombstoneAfterRestart(t *testing.T) {
+	b := bustest.New(t)
+	tn := loadTenant(t, "team-a", restartRules)
+	ctx := context.Background()
+	d := kvDispatcher(t, b, tn)
+	must(t, d.Receive(ctx, "team-a", alertOf("alertname=A,id=1", t0, time.Minute), t0))
+	must(t, d.Commit(ctx))
+	if got := tickDescribe(t, d, 31*time.Second, true); len(got) != 1 {
+		t.Fatalf("first flush sent %v", got)
+	}
+	if got := tickDescribe(t, d, 6*time.Minute, true); len(got) != 1 || !strings.Contains(got[0], "resolved") {
+		t.Fatalf("second flush sent %v, want the resolution", got)
+	}
+	if gs, err := ReadGroups(ctx, b, "team-a"); err != nil || len(gs) != 0 {
+		t.Fatalf("after the resolution: %d groups stored (%v), want none", len(gs), err)
+	}
+	again := kvDispatcher(t, b, tn)
+	must(t, again.Receive(ctx, "team-a", alertOf("alertname=A,id=2", t0.Add(time.Hour), 0), t0.Add(time.Hour)))
+	if err := again.Commit(ctx); err != nil {
+		t.Fatalf("recreating the group over its tombstone: %v", err)
+	}
+	if gs, err := ReadGroups(ctx, b, "team-a"); err != nil || len(gs) != 1 || gs[0].Alerts.Len() != 1 {
+		t.Fatalf("recreated group not stored: %d groups, %v", len(gs), err)
+	}
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -40,9 +42,32 @@ type KVStore struct {
 	kv *bus.TTLBucket
 
 	mu    sync.Mutex
-	revs  map[string]uint64
-	dirty map[string]*GroupState // nil: write a tombstone
+	revs  map[kvKey]uint64
+	dirty map[kvKey]*GroupState // nil: write a tombstone
+	// tombs: revisions of the tombstones Load found, by KV key (a tombstone
+	// has no group to take a kvKey from).
+	tombs map[string]uint64
 }
+
+// kvKey identifies a group's KV key without holding the key's string: a
+// store of 100k groups would otherwise keep 100k 40-byte strings just to
+// look revisions up. The tenant string is the group's own, shared.
+type kvKey struct {
+	tenant string
+	hash   [12]byte
+}
+
+func keyOf(tenant, groupID string) kvKey {
+	h := sha256.Sum256([]byte(groupID))
+	k := kvKey{tenant: tenant}
+	copy(k.hash[:], h[:])
+	return k
+}
+
+// String is the KV key: groupPrefix + StoreKey(tenant, groupID).
+func (k kvKey) String() string { return groupPrefix + k.storeKey() }
+
+func (k kvKey) storeKey() string { return tenantToken(k.tenant) + "." + hex.EncodeToString(k.hash[:]) }
 
 // NewKVStore opens the groups bucket.
 func NewKVStore(ctx context.Context, b *bus.Bus) (*KVStore, error) {
@@ -50,25 +75,27 @@ func NewKVStore(ctx context.Context, b *bus.Bus) (*KVStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("groups bucket: %w", err)
 	}
-	return &KVStore{kv: kv, revs: map[string]uint64{}, dirty: map[string]*GroupState{}}, nil
+	return &KVStore{kv: kv, revs: map[kvKey]uint64{}, dirty: map[kvKey]*GroupState{}, tombs: map[string]uint64{}}, nil
 }
 
 // Load implements Store.
 func (s *KVStore) Load(ctx context.Context) ([]*GroupState, error) {
-	revs := map[string]uint64{}
+	revs, tombs := map[kvKey]uint64{}, map[string]uint64{}
 	var out []*GroupState
 	err := watchGroups(ctx, s.kv, groupPrefix+">", func(key string, rev uint64, g *GroupState) {
-		revs[key] = rev
-		if g != nil {
-			out = append(out, g)
+		if g == nil {
+			tombs[key] = rev
+			return
 		}
+		revs[keyOf(g.Tenant, g.ID)] = rev
+		out = append(out, g)
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
-	s.revs = revs
-	s.dirty = map[string]*GroupState{}
+	s.revs, s.tombs = revs, tombs
+	s.dirty = map[kvKey]*GroupState{}
 	s.mu.Unlock()
 	return out, nil
 }
@@ -76,7 +103,7 @@ func (s *KVStore) Load(ctx context.Context) ([]*GroupState, error) {
 // Put implements Store: g is written, as it is then, by the next Commit.
 func (s *KVStore) Put(_ context.Context, g *GroupState) error {
 	s.mu.Lock()
-	s.dirty[groupPrefix+StoreKey(g.Tenant, g.ID)] = g
+	s.dirty[keyOf(g.Tenant, g.ID)] = g
 	s.mu.Unlock()
 	return nil
 }
@@ -84,7 +111,7 @@ func (s *KVStore) Put(_ context.Context, g *GroupState) error {
 // Delete implements Store: the next Commit writes the group's tombstone.
 func (s *KVStore) Delete(_ context.Context, tenant, groupID string) error {
 	s.mu.Lock()
-	s.dirty[groupPrefix+StoreKey(tenant, groupID)] = nil
+	s.dirty[keyOf(tenant, groupID)] = nil
 	s.mu.Unlock()
 	return nil
 }
@@ -96,8 +123,14 @@ func (s *KVStore) Delete(_ context.Context, tenant, groupID string) error {
 func (s *KVStore) Commit(ctx context.Context) error {
 	s.mu.Lock()
 	ws := make([]bus.KVWrite, 0, len(s.dirty))
-	for key, g := range s.dirty {
-		w := bus.KVWrite{Key: key, Rev: s.revs[key]}
+	keys := make([]kvKey, 0, len(s.dirty))
+	for k, g := range s.dirty {
+		key := k.String()
+		rev, ok := s.revs[k]
+		if !ok {
+			rev = s.tombs[key]
+		}
+		w := bus.KVWrite{Key: key, Rev: rev}
 		if g == nil {
 			w.TTL = tombstoneTTL
 		} else {
@@ -109,6 +142,7 @@ func (s *KVStore) Commit(ctx context.Context) error {
 			w.Value = data
 		}
 		ws = append(ws, w)
+		keys = append(keys, k)
 	}
 	s.mu.Unlock()
 	if len(ws) == 0 {
@@ -141,8 +175,9 @@ func (s *KVStore) Commit(ctx context.Context) error {
 		case err != nil:
 			failed = append(failed, fmt.Errorf("store group %s: %w", w.Key, err))
 		default:
-			s.revs[w.Key] = revs[i]
-			delete(s.dirty, w.Key)
+			s.revs[keys[i]] = revs[i]
+			delete(s.dirty, keys[i])
+			delete(s.tombs, w.Key)
 		}
 	}
 	return errors.Join(failed...)

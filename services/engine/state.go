@@ -2,8 +2,6 @@ package engine
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"sort"
 	"sync"
@@ -72,10 +70,7 @@ type GroupState struct {
 }
 
 // StoreKey is the KV key of a group: tenant token and a hash of the group key.
-func StoreKey(tenant, groupID string) string {
-	h := sha256.Sum256([]byte(groupID))
-	return tenantToken(tenant) + "." + hex.EncodeToString(h[:12])
-}
+func StoreKey(tenant, groupID string) string { return keyOf(tenant, groupID).storeKey() }
 
 // ErrLostOwnership means another replica changed the state: this one must
 // stop acting on it and reload.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/alertmanager/dispatch"
+	"github.com/prometheus/common/model"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
@@ -226,12 +227,13 @@ func (d *Dispatcher) insert(ctx context.Context, ts *tenantState, a *Alert, now 
 	lset := a.LabelSet()
 	for _, r := range ts.rules.match(lset) {
 		labels := groupLabelsOf(r, a.Labels)
+		lstr := labels.String()
 		rid := ts.rules.ids[r]
-		id := groupID(rid, labels)
+		id := rid + ":" + lstr // groupID
 		g := ts.groups[id]
 		if g == nil {
 			g = &group{route: r, GroupState: &GroupState{
-				Tenant: ts.name, ID: id, Key: ts.rules.keys[r] + ":" + labels.String(), RouteID: rid,
+				Tenant: ts.name, ID: id, Key: ts.rules.keys[r] + ":" + lstr, RouteID: rid,
 				Receiver: r.RouteOpts.Receiver, Labels: labels,
 			}}
 			ts.groups[id] = g
@@ -317,7 +319,8 @@ func fromProto(pa *klaxonv1.Alert, now time.Time, resolveTimeout time.Duration) 
 	a := &Alert{Fingerprint: pa.GetFingerprint(), Labels: LabelsFromMap(pa.GetLabels()), Annotations: LabelsFromMap(pa.GetAnnotations()),
 		GeneratorURL: pa.GetGeneratorUrl(), UpdatedAt: now}
 	if a.Fingerprint == "" {
-		a.Fingerprint = a.Labels.LabelSet().Fingerprint().String()
+		// LabelsToSignature is LabelSet.Fingerprint's hash, without the LabelSet.
+		a.Fingerprint = model.Fingerprint(model.LabelsToSignature(pa.GetLabels())).String()
 	}
 	a.StartsAt = now
 	if pa.GetStartsAt() != nil {

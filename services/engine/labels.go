@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"iter"
 	"slices"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/prometheus/common/model"
@@ -27,25 +28,28 @@ func LabelsFromMap(m map[string]string) Labels {
 	if len(m) == 0 {
 		return Labels{}
 	}
-	names := make([]string, 0, len(m))
+	var arr [16]string // alerts rarely carry more labels: no allocation to sort them
+	names := arr[:0]
 	size := 0
 	for k, v := range m {
 		names = append(names, k)
 		size += len(k) + len(v) + 2*binary.MaxVarintLen32
 	}
 	slices.Sort(names)
-	b := make([]byte, 0, size)
+	var b strings.Builder
+	b.Grow(size)
 	for _, k := range names {
-		b = appendPair(b, k, m[k])
+		writePair(&b, k, m[k])
 	}
-	return Labels{s: string(b)}
+	return Labels{s: b.String()}
 }
 
-func appendPair(b []byte, k, v string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(k)))
-	b = append(b, k...)
-	b = binary.AppendUvarint(b, uint64(len(v)))
-	return append(b, v...)
+func writePair(b *strings.Builder, k, v string) {
+	var n [binary.MaxVarintLen64]byte
+	b.Write(binary.AppendUvarint(n[:0], uint64(len(k))))
+	b.WriteString(k)
+	b.Write(binary.AppendUvarint(n[:0], uint64(len(v))))
+	b.WriteString(v)
 }
 
 // All yields the pairs in name order.
@@ -124,13 +128,14 @@ func (l Labels) LabelSet() model.LabelSet {
 
 // Filter returns the pairs whose name keep accepts.
 func (l Labels) Filter(keep func(name string) bool) Labels {
-	var b []byte
+	var b strings.Builder
+	b.Grow(len(l.s))
 	for k, v := range l.All() {
 		if keep(k) {
-			b = appendPair(b, k, v)
+			writePair(&b, k, v)
 		}
 	}
-	return Labels{s: string(b)}
+	return Labels{s: b.String()}
 }
 
 // String is the Alertmanager form, {a="1", b="2"}.

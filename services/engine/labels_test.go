@@ -103,3 +103,13 @@ func labelSetOf(m map[string]string) model.LabelSet {
 	}
 	return ls
 }
+
+// fromProto fingerprints with model.LabelsToSignature: it must be
+// Alertmanager's fingerprint of the label set.
+func TestFingerprintIsAlertmanagers(t *testing.T) {
+	for _, m := range []map[string]string{nil, {"a": "1"}, {"alertname": "X", "a1": "y", "a": "z", "": "e"}} {
+		if got, want := model.Fingerprint(model.LabelsToSignature(m)), labelSetOf(m).Fingerprint(); got != want {
+			t.Errorf("%v: %v, want %v", m, got, want)
+		}
+	}
+}

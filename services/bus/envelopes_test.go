@@ -72,6 +72,7 @@ func TestBatchMessagesAreConsumedAsEnvelopes(t *testing.T) {
 	}
 	var mu sync.Mutex
 	one, batched := map[string]int{}, map[string]int{}
+	seqs := map[uint64]int{} // stream sequence -> envelopes it carried
 	c1, err := b.ConsumeEnvelopes(ctx, bus.ConsumerConfig{Durable: "one"}, func(_ context.Context, env *klaxonv1.Envelope) error {
 		mu.Lock()
 		one[env.Id]++
@@ -82,10 +83,11 @@ func TestBatchMessagesAreConsumedAsEnvelopes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c1.Stop()
-	c2, err := b.ConsumeEnvelopeBatches(ctx, bus.ConsumerConfig{Durable: "batched"}, 100, func(_ context.Context, envs []*klaxonv1.Envelope) error {
+	c2, err := b.ConsumeEnvelopeBatches(ctx, bus.ConsumerConfig{Durable: "batched"}, 100, func(_ context.Context, envs []*klaxonv1.Envelope, sq []uint64) error {
 		mu.Lock()
-		for _, e := range envs {
+		for i, e := range envs {
 			batched[e.Id]++
+			seqs[sq[i]]++
 		}
 		mu.Unlock()
 		return nil
@@ -113,5 +115,9 @@ func TestBatchMessagesAreConsumedAsEnvelopes(t *testing.T) {
 		if n != 1 || batched[id] != 1 {
 			t.Fatalf("%s consumed %d and %d times", id, n, batched[id])
 		}
+	}
+	// Each envelope comes with the sequence of the message that carried it.
+	if len(seqs) != len(msgs) || seqs[0] != 0 {
+		t.Fatalf("envelopes came with %d stream sequences (%v), want the %d messages'", len(seqs), seqs, len(msgs))
 	}
 }

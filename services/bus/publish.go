@@ -573,8 +573,11 @@ func ingestDefaults(cc ConsumerConfig) ConsumerConfig {
 	return cc
 }
 
-// EnvelopeBatchHandler processes the decoded envelopes of one batch.
-type EnvelopeBatchHandler func(ctx context.Context, envs []*klaxonv1.Envelope) error
+// EnvelopeBatchHandler processes the decoded envelopes of one batch. seqs[i]
+// is the INGEST stream sequence of the message that carried envs[i] (the
+// envelopes of one batch message share it): a consumer can tell a
+// redelivered old message from news it has already applied.
+type EnvelopeBatchHandler func(ctx context.Context, envs []*klaxonv1.Envelope, seqs []uint64) error
 
 // ConsumeEnvelopeBatches is ConsumeBatches for the INGEST stream. An
 // undecodable message is terminated on its own (poison) and left out of the
@@ -584,6 +587,7 @@ func (b *Bus) ConsumeEnvelopeBatches(ctx context.Context, cc ConsumerConfig, max
 	log := b.log.With("stream", cc.Stream, "consumer", cc.Durable)
 	return b.ConsumeBatches(ctx, cc, maxBatch, func(ctx context.Context, msgs []jetstream.Msg) error {
 		envs := make([]*klaxonv1.Envelope, 0, len(msgs))
+		seqs := make([]uint64, 0, len(msgs))
 		for _, m := range msgs {
 			es, err := DecodeEnvelopes(m.Headers(), m.Data())
 			if err != nil {
@@ -591,12 +595,19 @@ func (b *Bus) ConsumeEnvelopeBatches(ctx context.Context, cc ConsumerConfig, max
 				_ = m.TermWithReason(err.Error())
 				continue
 			}
+			var seq uint64
+			if md, err := m.Metadata(); err == nil {
+				seq = md.Sequence.Stream
+			}
 			envs = append(envs, es...)
+			for range es {
+				seqs = append(seqs, seq)
+			}
 		}
 		if len(envs) == 0 {
 			return nil
 		}
-		return h(ctx, envs)
+		return h(ctx, envs, seqs)
 	})
 }
 

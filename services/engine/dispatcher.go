@@ -38,12 +38,20 @@ type DispatcherConfig struct {
 	// sets it, saving the writes; rule unit tests leave it off, so they
 	// can show what such a route would send.
 	SkipSilentReceivers bool
-	Log                 *slog.Logger
+	// StaleGuard is how long the engine remembers the stream sequence of an
+	// alert it resolved and dropped, to refuse an older firing message of it
+	// that is redelivered later (default 15m: well past INGEST redelivery).
+	StaleGuard time.Duration
+	Log        *slog.Logger
 }
 
 // ErrTooManyAlerts: the tenant holds max_active_alerts alerts and this one is
 // new; it is not taken in (updates of held alerts always are).
 var ErrTooManyAlerts = errors.New("tenant's max_active_alerts reached")
+
+// ErrStale: the alert came in a message older than one already applied to
+// it (a redelivery after a crash); it is not taken in.
+var ErrStale = errors.New("alert older than its state")
 
 // Dispatcher is the pure core of the engine: Alertmanager's dispatcher
 // (route tree, aggregation groups and their timers) and its notification
@@ -76,6 +84,15 @@ type tenantState struct {
 	// pending: the groups whose Pending notification is not yet acked, by
 	// the notification's idempotency key.
 	pending map[string]*group
+	// gone: alerts resolved and dropped in the last StaleGuard, by
+	// fingerprint. In memory only: it guards against redeliveries to this
+	// replica, and a replica taking over has the stored alerts' Seq.
+	gone map[string]goneAlert
+}
+
+type goneAlert struct {
+	seq uint64    // of the message that last updated it
+	at  time.Time // when it was dropped
 }
 
 type alertRef struct {
@@ -101,6 +118,9 @@ func NewDispatcher(cfg DispatcherConfig) *Dispatcher {
 	}
 	if cfg.Rules == nil {
 		cfg.Rules = func(string) *ruleset.Tenant { return nil }
+	}
+	if cfg.StaleGuard <= 0 {
+		cfg.StaleGuard = 15 * time.Minute
 	}
 	return &Dispatcher{cfg: cfg, tenants: map[string]*tenantState{}}
 }
@@ -137,7 +157,7 @@ func (d *Dispatcher) tenant(name string) *tenantState {
 	src := d.cfg.Rules(name)
 	ts := d.tenants[name]
 	if ts == nil {
-		ts = &tenantState{name: name, rules: compileRules(src), groups: map[string]*group{}, alerts: map[string]*alertRef{}, pending: map[string]*group{}}
+		ts = &tenantState{name: name, rules: compileRules(src), groups: map[string]*group{}, alerts: map[string]*alertRef{}, pending: map[string]*group{}, gone: map[string]goneAlert{}}
 		d.tenants[name] = ts
 		return ts
 	}
@@ -205,6 +225,25 @@ func groupID(routeID string, labels Labels) string {
 // Receive puts an ingested alert into the groups of every route it matches.
 // now is when it was received.
 func (d *Dispatcher) Receive(ctx context.Context, tenant string, pa *klaxonv1.Alert, now time.Time) error {
+	return d.ReceiveFrom(ctx, tenant, pa, Origin{}, now)
+}
+
+// Origin is where an alert came from: the INGEST message and when the
+// receiver took it in.
+type Origin struct {
+	Seq        uint64    // stream sequence
+	ReceivedAt time.Time // either zero: unknown, no staleness check
+}
+
+// ReceiveFrom is Receive of an alert that came in message o. An alert from a
+// message older than the one that last changed it, or than the state in
+// which it was resolved and dropped, is refused with ErrStale: at-least-once
+// delivery redelivers a message whose batch was stored but not acknowledged
+// when the engine crashed, possibly after newer ones (its resolution) were
+// applied. Older means a lower sequence and also received before that state
+// was applied, so a stream recreated with sequences from 1 does not make
+// every new message look old.
+func (d *Dispatcher) ReceiveFrom(ctx context.Context, tenant string, pa *klaxonv1.Alert, o Origin, now time.Time) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	ts := d.tenant(tenant)
@@ -212,6 +251,15 @@ func (d *Dispatcher) Receive(ctx context.Context, tenant string, pa *klaxonv1.Al
 		return err
 	}
 	a := fromProto(pa, now, ts.rules.resolveTimeout)
+	a.Seq = o.Seq
+	if o.Seq != 0 && !o.ReceivedAt.IsZero() {
+		if r := ts.alerts[a.Fingerprint]; r != nil && r.alert.Seq > o.Seq && o.ReceivedAt.Before(r.alert.UpdatedAt) {
+			return fmt.Errorf("%w: alert %s from message %d, already updated by %d", ErrStale, a.Fingerprint, o.Seq, r.alert.Seq)
+		}
+		if g, ok := ts.gone[a.Fingerprint]; ok && g.seq >= o.Seq && o.ReceivedAt.Before(g.at) && now.Before(g.at.Add(d.cfg.StaleGuard)) {
+			return fmt.Errorf("%w: alert %s from message %d, resolved after %d", ErrStale, a.Fingerprint, o.Seq, g.seq)
+		}
+	}
 	if d.cfg.MaxActiveAlerts != nil && ts.alerts[a.Fingerprint] == nil && !a.ResolvedAt(now) {
 		if limit := d.cfg.MaxActiveAlerts(tenant); limit > 0 && len(ts.alerts) >= limit {
 			return fmt.Errorf("%w (%d): alert %s", ErrTooManyAlerts, limit, a.Fingerprint)
@@ -354,6 +402,7 @@ func merge(old, a *Alert, now time.Time) *Alert {
 		old, a = a, old
 	}
 	res := *a
+	res.Seq = max(old.Seq, a.Seq)
 	if old.StartsAt.Before(a.StartsAt) {
 		res.StartsAt = old.StartsAt
 	}
@@ -425,6 +474,11 @@ func (d *Dispatcher) Tick(ctx context.Context, now time.Time) ([]*klaxonv1.Notif
 		if !sweep {
 			continue
 		}
+		for fp, g := range ts.gone {
+			if now.Sub(g.at) >= d.cfg.StaleGuard {
+				delete(ts.gone, fp)
+			}
+		}
 		for _, g := range ts.groups {
 			if g.Alerts.Len() == 0 && g.Pending == nil && g.Nflog != nil && now.Sub(g.Nflog.At) > nflogRetention {
 				delete(ts.groups, g.ID)
@@ -465,6 +519,9 @@ func (d *Dispatcher) flush(ctx context.Context, ts *tenantState, g *group, now t
 	for fp, a := range g.Alerts.All() {
 		if a.ResolvedAt(now) {
 			resolvedHere = append(resolvedHere, fp)
+			if a.Seq != 0 {
+				ts.gone[fp] = goneAlert{seq: a.Seq, at: now}
+			}
 		}
 	}
 	silent := d.cfg.SkipSilentReceivers && ts.rules.silent[g.Receiver]

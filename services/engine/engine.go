@@ -112,6 +112,7 @@ type metrics struct {
 	unrouted  *prometheus.CounterVec
 	rejected  *prometheus.CounterVec
 	published prometheus.Counter
+	stale     prometheus.Counter
 	leader    prometheus.Gauge
 }
 
@@ -127,6 +128,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		rejected: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "klaxon_engine_alerts_rejected_total", Help: "New alerts not taken in because the tenant holds max_active_alerts alerts.",
 		}, []string{"tenant"}),
+		stale: f.NewCounter(prometheus.CounterOpts{
+			Name: "klaxon_engine_stale_alerts_total", Help: "Alerts refused because they came in a redelivered message older than the alert's state.",
+		}),
 		published: f.NewCounter(prometheus.CounterOpts{
 			Name: "klaxon_engine_notifications_published_total", Help: "Notifications published to the NOTIFY stream.",
 		}),
@@ -197,11 +201,11 @@ func (e *Engine) lead(ctx context.Context, l *lease) error {
 	}
 	cc, err := e.bus.ConsumeEnvelopeBatches(ctx, bus.ConsumerConfig{
 		Durable: "engine", AckWait: e.cfg.AckWait, MaxAckPending: 4096,
-	}, maxBatch, func(ctx context.Context, envs []*klaxonv1.Envelope) error {
+	}, maxBatch, func(ctx context.Context, envs []*klaxonv1.Envelope, seqs []uint64) error {
 		if !l.valid() {
 			return bus.RetryAfter(errors.New("engine lease not held"), e.cfg.LeaseTTL)
 		}
-		err := e.ProcessBatch(ctx, d, envs)
+		err := e.ProcessBatch(ctx, d, envs, seqs)
 		if errors.Is(err, ErrLostOwnership) {
 			cancel(err)
 		}
@@ -310,7 +314,7 @@ func (e *Engine) publishAndAck(ctx context.Context, d *Dispatcher, ns []*klaxonv
 // changed, with the notifications decided as pending, in one group commit:
 // after it returns nil the envelopes may be acknowledged. The lead loop
 // publishes the notifications.
-func (e *Engine) ProcessBatch(ctx context.Context, d *Dispatcher, envs []*klaxonv1.Envelope) error {
+func (e *Engine) ProcessBatch(ctx context.Context, d *Dispatcher, envs []*klaxonv1.Envelope, seqs []uint64) error {
 	e.cycle.Lock()
 	defer e.cycle.Unlock()
 	defer func() {
@@ -319,8 +323,8 @@ func (e *Engine) ProcessBatch(ctx context.Context, d *Dispatcher, envs []*klaxon
 		default:
 		}
 	}()
-	for _, env := range envs {
-		if err := e.Process(ctx, d, env); err != nil {
+	for i, env := range envs {
+		if err := e.Process(ctx, d, env, seqs[i]); err != nil {
 			return err
 		}
 	}
@@ -364,7 +368,7 @@ func (e *Engine) publish(ctx context.Context, ns []*klaxonv1.Notification) error
 
 // Process puts one envelope's alert into the dispatcher; the change is
 // stored by the dispatcher's next Commit.
-func (e *Engine) Process(ctx context.Context, d *Dispatcher, env *klaxonv1.Envelope) error {
+func (e *Engine) Process(ctx context.Context, d *Dispatcher, env *klaxonv1.Envelope, seq uint64) error {
 	a := env.GetAlert()
 	if a == nil {
 		e.metrics.received.WithLabelValues("event").Inc()
@@ -377,7 +381,16 @@ func (e *Engine) Process(ctx context.Context, d *Dispatcher, env *klaxonv1.Envel
 		return nil
 	}
 	at := e.now()
-	if err := d.Receive(ctx, env.Tenant, a, at); err != nil {
+	o := Origin{Seq: seq}
+	if env.GetReceivedAt() != nil {
+		o.ReceivedAt = env.GetReceivedAt().AsTime()
+	}
+	if err := d.ReceiveFrom(ctx, env.Tenant, a, o, at); err != nil {
+		if errors.Is(err, ErrStale) {
+			e.metrics.stale.Inc()
+			e.log.Info("stale alert refused (a redelivered message older than the alert's state)", "tenant", env.Tenant, "err", err)
+			return nil
+		}
 		if errors.Is(err, ErrTooManyAlerts) {
 			// As Mimir's Alertmanager does: over the limit, new alerts are
 			// refused (and counted, for an alert on Klaxon itself), alerts

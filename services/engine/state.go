@@ -24,6 +24,10 @@ type Alert struct {
 	UpdatedAt    time.Time `json:"updatedAt"`
 	// Timeout: EndsAt was set by resolve_timeout, not by the sender.
 	Timeout bool `json:"timeout,omitempty"`
+	// Seq is the INGEST stream sequence of the message that last updated
+	// the alert (0: not known, as in rule unit tests): an older message
+	// redelivered after a crash does not undo a newer one.
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 // ResolvedAt says whether the alert is resolved at t (Alertmanager's rule).

@@ -665,7 +665,11 @@ func (d *Dispatcher) decide(ts *tenantState, g *group, now time.Time) (*klaxonv1
 	if !reason.Notify() {
 		return nil, nil
 	}
+	prev := g.Nflog
 	g.Nflog = &NflogEntry{Firing: keys(firing), Resolved: keys(resolved), At: now}
+	if prev != nil {
+		g.Nflog.Sent, g.Nflog.SentAt = prev.Sent, prev.SentAt
+	}
 	if !sendResolved {
 		// Like Alertmanager's RetryStage for such integrations: resolved
 		// alerts are not sent, and nothing at all when only resolved alerts
@@ -676,6 +680,13 @@ func (d *Dispatcher) decide(ts *tenantState, g *group, now time.Time) (*klaxonv1
 		return nil, nil
 	}
 	n := d.notification(g, alerts, len(firing) > 0, now)
+	// Chained to the group's previous notification, so notifiers keep the
+	// group's order (a resolve after its trigger) whatever replica or retry
+	// delivers which.
+	if g.Nflog.Sent != "" && g.Nflog.SentAt != nil {
+		n.PreviousKey, n.PreviousAt = g.Nflog.Sent, timestamppb.New(*g.Nflog.SentAt)
+	}
+	g.Nflog.Sent, g.Nflog.SentAt = n.IdempotencyKey, &now
 	data, err := n.MarshalVT()
 	if err != nil {
 		return nil, err

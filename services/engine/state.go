@@ -52,6 +52,10 @@ type NflogEntry struct {
 	Firing   []string  `json:"firing"`
 	Resolved []string  `json:"resolved"`
 	At       time.Time `json:"at"`
+	// Sent is the last notification published for the group: its
+	// idempotency key and creation time (the next one's previous_key/_at).
+	Sent   string     `json:"sent,omitempty"`
+	SentAt *time.Time `json:"sentAt,omitempty"`
 }
 
 // GroupState is one aggregation group, persisted as one KV value, so a

@@ -15,6 +15,7 @@ type Metrics struct {
 	Suppressed  *prometheus.CounterVec
 	DeadLetters *prometheus.CounterVec
 	DLQDepth    prometheus.Gauge
+	Held        *prometheus.CounterVec
 }
 
 // NewMetrics registers the pipeline metrics.
@@ -40,6 +41,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		DeadLetters: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "klaxon_dead_letters_total", Help: "Notifications moved to the dead-letter queue.",
 		}, []string{"receiver", "reason"}),
+		Held: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "klaxon_notifications_held_total", Help: "Deliveries put back because the group's previous notification was not yet dealt with, by integration.",
+		}, []string{"integration"}),
 		DLQDepth: f.NewGauge(prometheus.GaugeOpts{
 			Name: "klaxon_dead_letters", Help: "Notifications currently in the dead-letter queue (all replicas, from the stream).",
 		}),

@@ -30,6 +30,11 @@ type Notification struct {
 	// Now is when the delivery is attempted; it decides firing vs resolved
 	// for alerts whose endsAt is in the future.
 	Now time.Time
+	// CreatedAt is when the engine decided the notification; PreviousKey
+	// and PreviousAt name the group's notification before it (if any).
+	CreatedAt   time.Time
+	PreviousKey string
+	PreviousAt  time.Time
 }
 
 // Notifier sends a notification through one integration. retry says whether
@@ -56,7 +61,14 @@ func FromProto(p *klaxonv1.Notification, now time.Time) *Notification {
 		GroupLabels:    labelSet(p.GroupLabels),
 		IdempotencyKey: p.IdempotencyKey,
 		Now:            now,
+		PreviousKey:    p.PreviousKey,
 		Alerts:         make([]*alert.Alert, 0, len(p.Alerts)),
+	}
+	if p.CreatedAt != nil {
+		n.CreatedAt = p.CreatedAt.AsTime()
+	}
+	if p.PreviousAt != nil {
+		n.PreviousAt = p.PreviousAt.AsTime()
 	}
 	for _, a := range p.Alerts {
 		ta := &alert.Alert{Alert: model.Alert{

@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -40,6 +41,10 @@ type Config struct {
 	Burst     int
 	// NflogTTL is how long an idempotency key is remembered.
 	NflogTTL time.Duration
+	// OrderWait bounds how long a notification waits for its group's
+	// previous one to be dealt with (sent, skipped or dead-lettered) before
+	// it is delivered anyway (default 10m).
+	OrderWait time.Duration
 	// Now is the clock.
 	Now func() time.Time
 }
@@ -66,6 +71,9 @@ func (c *Config) defaults() {
 	if c.NflogTTL <= 0 {
 		c.NflogTTL = 7 * 24 * time.Hour
 	}
+	if c.OrderWait <= 0 {
+		c.OrderWait = 10 * time.Minute
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -86,6 +94,11 @@ type Pipeline struct {
 	version  uint64
 	cache    map[string][]Integration
 	limiters map[string]*rate.Limiter
+	// held counts, by idempotency key, the deliveries of a notification put
+	// back to wait for its predecessor: they are not attempts, so they do
+	// not bring it closer to the dead-letter queue. (In memory: another
+	// replica counts them as attempts, which only errs toward the DLQ.)
+	held map[string]int
 }
 
 // NewPipeline builds a pipeline; Run starts it.
@@ -97,7 +110,7 @@ func NewPipeline(ctx context.Context, cfg Config, b *bus.Bus, rules *ruleset.Hol
 	}
 	return &Pipeline{
 		cfg: cfg, bus: b, rules: rules, build: build, log: log, metrics: NewMetrics(reg), nflog: kv,
-		cache: map[string][]Integration{}, limiters: map[string]*rate.Limiter{},
+		cache: map[string][]Integration{}, limiters: map[string]*rate.Limiter{}, held: map[string]int{},
 	}, nil
 }
 
@@ -157,8 +170,20 @@ func (p *Pipeline) handle(ctx context.Context, msg jetstream.Msg) error {
 	if md, err := msg.Metadata(); err == nil {
 		delivered, seq = int(md.NumDelivered), md.Sequence.Stream
 	}
-	attempt := int(pn.Attempt) + delivered
+	p.mu.Lock()
+	held := p.held[pn.IdempotencyKey]
+	p.mu.Unlock()
+	attempt := int(pn.Attempt) + max(delivered-held, 1)
 	retry, err := p.Deliver(ctx, &pn)
+	if errors.Is(err, errNotYourTurn) {
+		p.mu.Lock()
+		p.held[pn.IdempotencyKey]++
+		p.mu.Unlock()
+		return bus.RetryAfter(err, min(time.Second<<min(held, 5), 30*time.Second))
+	}
+	p.mu.Lock()
+	delete(p.held, pn.IdempotencyKey)
+	p.mu.Unlock()
 	if err == nil {
 		return nil
 	}
@@ -212,17 +237,25 @@ func (p *Pipeline) Deliver(ctx context.Context, pn *klaxonv1.Notification) (retr
 }
 
 func (p *Pipeline) deliverOne(ctx context.Context, n *Notification, in Integration, limit func() error, log *slog.Logger) (bool, error) {
-	key := fmt.Sprintf("%s.%s-%d", n.IdempotencyKey, in.Name, in.Index)
-	if _, err := p.nflog.Get(ctx, key); err == nil {
+	key := nflogKey(n.IdempotencyKey, in)
+	if e, err := p.nflog.Get(ctx, key); err == nil && !deadMark(e.Value()) {
 		p.metrics.Suppressed.WithLabelValues(in.Name, "duplicate").Inc()
 		p.audit(n, in.Name, "duplicate", nil)
 		return false, nil
-	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+	} else if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return true, fmt.Errorf("read notification log: %w", err)
 	}
 	if n.Resolved() && !in.SendResolved {
 		p.metrics.Suppressed.WithLabelValues(in.Name, "send_resolved_false").Inc()
+		// Recorded, so the group's next notification need not wait for it.
+		p.record(ctx, key, "skipped", in, log)
 		return false, nil
+	}
+	if err := p.turn(ctx, n, in, log); err != nil {
+		if errors.Is(err, errNotYourTurn) {
+			p.metrics.Held.WithLabelValues(in.Name).Inc()
+		}
+		return true, err
 	}
 	if err := limit(); err != nil {
 		return true, err
@@ -253,9 +286,7 @@ func (p *Pipeline) deliverOne(ctx context.Context, n *Notification, in Integrati
 			p.metrics.Sent.WithLabelValues(in.Name).Inc()
 			// Recorded after sending: a crash in between may resend once, but a
 			// crash after this line (before the JetStream ack) never does.
-			if _, perr := p.nflog.Put(ctx, key, []byte(time.Now().UTC().Format(time.RFC3339Nano))); perr != nil {
-				log.Warn("sent, but could not record it; a redelivery may resend", "integration", in.Name, "err", perr)
-			}
+			p.record(ctx, key, time.Now().UTC().Format(time.RFC3339Nano), in, log)
 			p.audit(n, in.Name, "success", nil)
 			log.Debug("notified", "integration", in.Name, "alerts", len(n.Alerts))
 			return false, nil
@@ -272,6 +303,54 @@ func (p *Pipeline) deliverOne(ctx context.Context, n *Notification, in Integrati
 	}
 	p.audit(n, in.Name, "retry", lastErr)
 	return true, lastErr
+}
+
+// nflogKey is the notification log key of a notification's delivery
+// through one integration.
+func nflogKey(idempotencyKey string, in Integration) string {
+	return fmt.Sprintf("%s.%s-%d", idempotencyKey, in.Name, in.Index)
+}
+
+// deadMarkPrefix starts the log value of a delivery given up on (its
+// notification went to the DLQ): its group's next notification need not
+// wait for it, and a replay of the dead letter still sends it.
+const deadMarkPrefix = "dead-letter "
+
+func deadMark(v []byte) bool { return bytes.HasPrefix(v, []byte(deadMarkPrefix)) }
+
+func (p *Pipeline) record(ctx context.Context, key, value string, in Integration, log *slog.Logger) {
+	if _, err := p.nflog.Put(ctx, key, []byte(value)); err != nil {
+		log.Warn("could not record the delivery; a redelivery may resend it", "integration", in.Name, "outcome", value, "err", err)
+	}
+}
+
+// errNotYourTurn: the group's previous notification is still being
+// delivered (another replica, or a retry waiting for its backoff).
+var errNotYourTurn = errors.New("waiting for the group's previous notification")
+
+// turn says whether n may go out through in now: only once the group's
+// previous notification was dealt with there (sent, skipped, dead-lettered)
+// so a resolve never overtakes its trigger, nor a Slack update its post.
+// It does not wait for a predecessor whose record has expired, nor past
+// OrderWait (a predecessor lost, or an integration added since it went out).
+func (p *Pipeline) turn(ctx context.Context, n *Notification, in Integration, log *slog.Logger) error {
+	if n.PreviousKey == "" {
+		return nil
+	}
+	now := p.cfg.Now()
+	if now.Sub(n.PreviousAt) >= p.cfg.NflogTTL {
+		return nil
+	}
+	if _, err := p.nflog.Get(ctx, nflogKey(n.PreviousKey, in)); err == nil {
+		return nil
+	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("read notification log: %w", err)
+	}
+	if waited := now.Sub(n.CreatedAt); waited >= p.cfg.OrderWait {
+		log.Warn("delivering before the group's previous notification was dealt with", "integration", in.Name, "previous", n.PreviousKey, "waited", waited)
+		return nil
+	}
+	return fmt.Errorf("%w %s", errNotYourTurn, n.PreviousKey)
 }
 
 // deadLetter parks pn in the DLQ. Its msg id includes the NOTIFY sequence, so
@@ -292,6 +371,14 @@ func (p *Pipeline) deadLetter(ctx context.Context, pn *klaxonv1.Notification, se
 	if _, err := p.bus.Publish(ctx, bus.Message{Subject: bus.DLQSubject(pn.Tenant, pn.Receiver), ID: fmt.Sprintf("%s.dlq.%d", pn.IdempotencyKey, seq), Data: data}); err != nil {
 		// Could not park it: keep it in NOTIFY and try again later.
 		return bus.RetryAfter(err, p.cfg.MaxBackoff)
+	}
+	// Marks the integrations that did not send, where nothing is recorded
+	// yet (Create), so the group's next notification goes ahead.
+	if ints, err := p.integrations(pn.Tenant, pn.Receiver, p.log); err == nil {
+		mark := []byte(deadMarkPrefix + p.cfg.Now().UTC().Format(time.RFC3339Nano))
+		for _, in := range ints {
+			_, _ = p.nflog.Create(ctx, nflogKey(pn.IdempotencyKey, in), mark)
+		}
 	}
 	p.metrics.DeadLetters.WithLabelValues(pn.Receiver, dl.Reason).Inc()
 	p.refreshDLQDepth(ctx)

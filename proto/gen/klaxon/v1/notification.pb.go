@@ -39,7 +39,13 @@ type Notification struct {
 	// before acking so redelivery never sends twice.
 	IdempotencyKey string `protobuf:"bytes,8,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	// Delivery attempts already spent (set on DLQ replay).
-	Attempt       int32 `protobuf:"varint,9,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Attempt int32 `protobuf:"varint,9,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// The idempotency key and creation time of the notification this group
+	// sent to this receiver before this one (empty for its first). A notifier
+	// delivers this one only once that one was dealt with (sent, skipped or
+	// dead-lettered), so a resolve never overtakes its trigger.
+	PreviousKey   string                 `protobuf:"bytes,10,opt,name=previous_key,json=previousKey,proto3" json:"previous_key,omitempty"`
+	PreviousAt    *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=previous_at,json=previousAt,proto3" json:"previous_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -135,6 +141,20 @@ func (x *Notification) GetAttempt() int32 {
 		return x.Attempt
 	}
 	return 0
+}
+
+func (x *Notification) GetPreviousKey() string {
+	if x != nil {
+		return x.PreviousKey
+	}
+	return ""
+}
+
+func (x *Notification) GetPreviousAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PreviousAt
+	}
+	return nil
 }
 
 // DeadLetter is a notification that exhausted its attempts, published on
@@ -297,7 +317,7 @@ var File_klaxon_v1_notification_proto protoreflect.FileDescriptor
 
 const file_klaxon_v1_notification_proto_rawDesc = "" +
 	"\n" +
-	"\x1cklaxon/v1/notification.proto\x12\tklaxon.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18klaxon/v1/envelope.proto\"\xc4\x03\n" +
+	"\x1cklaxon/v1/notification.proto\x12\tklaxon.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18klaxon/v1/envelope.proto\"\xa4\x04\n" +
 	"\fNotification\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x1a\n" +
 	"\breceiver\x18\x02 \x01(\tR\breceiver\x12\x1b\n" +
@@ -308,7 +328,11 @@ const file_klaxon_v1_notification_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12'\n" +
 	"\x0fidempotency_key\x18\b \x01(\tR\x0eidempotencyKey\x12\x18\n" +
-	"\aattempt\x18\t \x01(\x05R\aattempt\x1a>\n" +
+	"\aattempt\x18\t \x01(\x05R\aattempt\x12!\n" +
+	"\fprevious_key\x18\n" +
+	" \x01(\tR\vpreviousKey\x12;\n" +
+	"\vprevious_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"previousAt\x1a>\n" +
 	"\x10GroupLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcc\x01\n" +
@@ -353,15 +377,16 @@ var file_klaxon_v1_notification_proto_depIdxs = []int32{
 	4, // 1: klaxon.v1.Notification.alerts:type_name -> klaxon.v1.Alert
 	5, // 2: klaxon.v1.Notification.status:type_name -> klaxon.v1.AlertStatus
 	6, // 3: klaxon.v1.Notification.created_at:type_name -> google.protobuf.Timestamp
-	0, // 4: klaxon.v1.DeadLetter.notification:type_name -> klaxon.v1.Notification
-	6, // 5: klaxon.v1.DeadLetter.failed_at:type_name -> google.protobuf.Timestamp
-	0, // 6: klaxon.v1.AuditRecord.notification:type_name -> klaxon.v1.Notification
-	6, // 7: klaxon.v1.AuditRecord.at:type_name -> google.protobuf.Timestamp
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	6, // 4: klaxon.v1.Notification.previous_at:type_name -> google.protobuf.Timestamp
+	0, // 5: klaxon.v1.DeadLetter.notification:type_name -> klaxon.v1.Notification
+	6, // 6: klaxon.v1.DeadLetter.failed_at:type_name -> google.protobuf.Timestamp
+	0, // 7: klaxon.v1.AuditRecord.notification:type_name -> klaxon.v1.Notification
+	6, // 8: klaxon.v1.AuditRecord.at:type_name -> google.protobuf.Timestamp
+	9, // [9:9] is the sub-list for method output_type
+	9, // [9:9] is the sub-list for method input_type
+	9, // [9:9] is the sub-list for extension type_name
+	9, // [9:9] is the sub-list for extension extendee
+	0, // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_klaxon_v1_notification_proto_init() }

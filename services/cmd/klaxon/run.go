@@ -97,6 +97,7 @@ func registerRunFlags(cmd *kingpin.CmdClause) *runConfig {
 	flag(cmd, "notify.max-backoff", "Longest retry delay.").Default("5m").DurationVar(&c.notify.MaxBackoff)
 	flag(cmd, "notify.rate-limit", "Notifications per second per receiver (0 = unlimited).").Default("100").Float64Var(&c.notify.RateLimit)
 	flag(cmd, "notify.burst", "Burst of the per-receiver rate limit.").Default("200").IntVar(&c.notify.Burst)
+	flag(cmd, "notify.order-wait", "Longest a notification waits for its group's previous one to be dealt with.").Default("10m").DurationVar(&c.notify.OrderWait)
 	return c
 }
 

@@ -280,8 +280,12 @@ func (d *Dispatcher) insert(ctx context.Context, ts *tenantState, a *Alert, now 
 		id := rid + ":" + lstr // groupID
 		g := ts.groups[id]
 		if g == nil {
+			key := id // the root route's id is its key: one string for both
+			if rk := ts.rules.keys[r]; rk != rid {
+				key = rk + ":" + lstr
+			}
 			g = &group{route: r, GroupState: &GroupState{
-				Tenant: ts.name, ID: id, Key: ts.rules.keys[r] + ":" + lstr, RouteID: rid,
+				Tenant: ts.name, ID: id, Key: key, RouteID: rid,
 				Receiver: r.RouteOpts.Receiver, Labels: labels,
 			}}
 			ts.groups[id] = g
@@ -338,7 +342,7 @@ func (d *Dispatcher) regroupOrphans(ctx context.Context, ts *tenantState, now ti
 }
 
 func (d *Dispatcher) regroup(ctx context.Context, ts *tenantState, g *GroupState, now time.Time) error {
-	if err := d.cfg.Store.Delete(ctx, g.Tenant, g.ID); err != nil {
+	if err := d.cfg.Store.Delete(ctx, g); err != nil {
 		return err
 	}
 	for _, a := range g.Alerts.All() {
@@ -482,7 +486,7 @@ func (d *Dispatcher) Tick(ctx context.Context, now time.Time) ([]*klaxonv1.Notif
 		for _, g := range ts.groups {
 			if g.Alerts.Len() == 0 && g.Pending == nil && g.Nflog != nil && now.Sub(g.Nflog.At) > nflogRetention {
 				delete(ts.groups, g.ID)
-				if err := d.cfg.Store.Delete(ctx, g.Tenant, g.ID); err != nil {
+				if err := d.cfg.Store.Delete(ctx, g.GroupState); err != nil {
 					return out, err
 				}
 			}
@@ -631,7 +635,7 @@ func (d *Dispatcher) retire(ctx context.Context, ts *tenantState, g *group) erro
 		return d.cfg.Store.Put(ctx, g.GroupState)
 	}
 	delete(ts.groups, g.ID)
-	if err := d.cfg.Store.Delete(ctx, g.Tenant, g.ID); err != nil {
+	if err := d.cfg.Store.Delete(ctx, g.GroupState); err != nil {
 		return fmt.Errorf("delete group %s: %w", g.Key, err)
 	}
 	return nil

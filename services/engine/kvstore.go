@@ -42,10 +42,13 @@ type KVStore struct {
 	kv *bus.TTLBucket
 
 	mu    sync.Mutex
-	revs  map[kvKey]uint64
 	dirty map[kvKey]*GroupState // nil: write a tombstone
-	// tombs: revisions of the tombstones Load found, by KV key (a tombstone
-	// has no group to take a kvKey from).
+	// A live group carries its own revision (GroupState.rev): no map of
+	// 100k revisions beside 100k groups. Only keys without a live group
+	// are looked up: gone holds those this store deleted (the revision of
+	// the group until its tombstone is written, then the tombstone's);
+	// tombs, by KV key, the tombstones Load found.
+	gone  map[kvKey]uint64
 	tombs map[string]uint64
 }
 
@@ -75,26 +78,27 @@ func NewKVStore(ctx context.Context, b *bus.Bus) (*KVStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("groups bucket: %w", err)
 	}
-	return &KVStore{kv: kv, revs: map[kvKey]uint64{}, dirty: map[kvKey]*GroupState{}, tombs: map[string]uint64{}}, nil
+	return &KVStore{kv: kv, dirty: map[kvKey]*GroupState{}, gone: map[kvKey]uint64{}, tombs: map[string]uint64{}}, nil
 }
 
 // Load implements Store.
 func (s *KVStore) Load(ctx context.Context) ([]*GroupState, error) {
-	revs, tombs := map[kvKey]uint64{}, map[string]uint64{}
+	tombs := map[string]uint64{}
 	var out []*GroupState
 	err := watchGroups(ctx, s.kv, groupPrefix+">", func(key string, rev uint64, g *GroupState) {
 		if g == nil {
 			tombs[key] = rev
 			return
 		}
-		revs[keyOf(g.Tenant, g.ID)] = rev
+		g.rev = rev
 		out = append(out, g)
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
-	s.revs, s.tombs = revs, tombs
+	s.tombs = tombs
+	s.gone = map[kvKey]uint64{}
 	s.dirty = map[kvKey]*GroupState{}
 	s.mu.Unlock()
 	return out, nil
@@ -109,9 +113,13 @@ func (s *KVStore) Put(_ context.Context, g *GroupState) error {
 }
 
 // Delete implements Store: the next Commit writes the group's tombstone.
-func (s *KVStore) Delete(_ context.Context, tenant, groupID string) error {
+func (s *KVStore) Delete(_ context.Context, g *GroupState) error {
+	k := keyOf(g.Tenant, g.ID)
 	s.mu.Lock()
-	s.dirty[keyOf(tenant, groupID)] = nil
+	s.dirty[k] = nil
+	if g.rev != 0 {
+		s.gone[k] = g.rev
+	}
 	s.mu.Unlock()
 	return nil
 }
@@ -124,11 +132,18 @@ func (s *KVStore) Commit(ctx context.Context) error {
 	s.mu.Lock()
 	ws := make([]bus.KVWrite, 0, len(s.dirty))
 	keys := make([]kvKey, 0, len(s.dirty))
+	groups := make([]*GroupState, 0, len(s.dirty))
 	for k, g := range s.dirty {
 		key := k.String()
-		rev, ok := s.revs[k]
-		if !ok {
-			rev = s.tombs[key]
+		var rev uint64
+		if g != nil {
+			rev = g.rev
+		}
+		if rev == 0 {
+			var ok bool
+			if rev, ok = s.gone[k]; !ok {
+				rev = s.tombs[key]
+			}
 		}
 		w := bus.KVWrite{Key: key, Rev: rev}
 		if g == nil {
@@ -143,6 +158,7 @@ func (s *KVStore) Commit(ctx context.Context) error {
 		}
 		ws = append(ws, w)
 		keys = append(keys, k)
+		groups = append(groups, g)
 	}
 	s.mu.Unlock()
 	if len(ws) == 0 {
@@ -175,7 +191,12 @@ func (s *KVStore) Commit(ctx context.Context) error {
 		case err != nil:
 			failed = append(failed, fmt.Errorf("store group %s: %w", w.Key, err))
 		default:
-			s.revs[keys[i]] = revs[i]
+			if g := groups[i]; g != nil {
+				g.rev = revs[i]
+				delete(s.gone, keys[i])
+			} else {
+				s.gone[keys[i]] = revs[i]
+			}
 			delete(s.dirty, keys[i])
 			delete(s.tombs, w.Key)
 		}

@@ -33,7 +33,7 @@ func LabelsFromMap(m map[string]string) Labels {
 	size := 0
 	for k, v := range m {
 		names = append(names, k)
-		size += len(k) + len(v) + 2*binary.MaxVarintLen32
+		size += uvarintLen(len(k)) + len(k) + uvarintLen(len(v)) + len(v)
 	}
 	slices.Sort(names)
 	var b strings.Builder
@@ -42,6 +42,17 @@ func LabelsFromMap(m map[string]string) Labels {
 		writePair(&b, k, m[k])
 	}
 	return Labels{s: b.String()}
+}
+
+// uvarintLen is the length of n's uvarint encoding: the packed string is
+// allocated at its exact size (a Builder's String keeps any slack, and
+// every held alert has two of these).
+func uvarintLen(n int) int {
+	l := 1
+	for ; n >= 0x80; n >>= 7 {
+		l++
+	}
+	return l
 }
 
 func writePair(b *strings.Builder, k, v string) {
@@ -128,8 +139,14 @@ func (l Labels) LabelSet() model.LabelSet {
 
 // Filter returns the pairs whose name keep accepts.
 func (l Labels) Filter(keep func(name string) bool) Labels {
+	size := 0
+	for k, v := range l.All() {
+		if keep(k) {
+			size += uvarintLen(len(k)) + len(k) + uvarintLen(len(v)) + len(v)
+		}
+	}
 	var b strings.Builder
-	b.Grow(len(l.s))
+	b.Grow(size)
 	for k, v := range l.All() {
 		if keep(k) {
 			writePair(&b, k, v)

@@ -75,6 +75,10 @@ type GroupState struct {
 	// Pending is a notification decided and logged but not yet known to be
 	// published: it is (re)published, with the same id, until it is.
 	Pending []byte `json:"pending,omitempty"`
+
+	// rev is the KV revision the group was last read or written at
+	// (KVStore; not stored): the next write is conditional on it.
+	rev uint64
 }
 
 // StoreKey is the KV key of a group: tenant token and a hash of the group key.
@@ -93,7 +97,7 @@ type Store interface {
 	// this store last read or wrote it. A Committer may defer the write.
 	Put(ctx context.Context, g *GroupState) error
 	// Delete removes a group (ErrLostOwnership as for Put).
-	Delete(ctx context.Context, tenant, groupID string) error
+	Delete(ctx context.Context, g *GroupState) error
 }
 
 // Committer is a Store that defers Put and Delete until Commit, which
@@ -132,10 +136,10 @@ func (m *MemStore) Put(_ context.Context, g *GroupState) error {
 }
 
 // Delete implements Store.
-func (m *MemStore) Delete(_ context.Context, tenant, groupID string) error {
+func (m *MemStore) Delete(_ context.Context, g *GroupState) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.groups, StoreKey(tenant, groupID))
+	delete(m.groups, StoreKey(g.Tenant, g.ID))
 	return nil
 }
 

@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	gojson "github.com/goccy/go-json"
+
+	"github.com/klaxon-sh/klaxon/services/fastjson"
 )
 
 // AlertSet is a group's alerts by fingerprint. Most groups hold one alert
@@ -111,7 +113,7 @@ func (s AlertSet) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON reads that object.
 func (s *AlertSet) UnmarshalJSON(data []byte) error {
 	var m map[string]*Alert
-	if err := gojson.Unmarshal(data, &m); err != nil {
+	if err := fastjson.Unmarshal(data, &m); err != nil {
 		return err
 	}
 	*s = AlertSet{}

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/klaxon-sh/klaxon/services/bus"
+	"github.com/klaxon-sh/klaxon/services/fastjson"
 )
 
 // groupPrefix starts the KV key of every group: g.<tenant token>.<hash>.
@@ -264,7 +265,7 @@ func watchGroups(ctx context.Context, kv jetstream.KeyValue, filter string, f fu
 				continue
 			}
 			var g GroupState
-			if err := gojson.Unmarshal(e.Value(), &g); err != nil {
+			if err := fastjson.Unmarshal(e.Value(), &g); err != nil {
 				return fmt.Errorf("decode group %s: %w", e.Key(), err)
 			}
 			f(e.Key(), e.Revision(), &g)

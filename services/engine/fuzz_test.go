@@ -1,0 +1,41 @@
+package engine
+
+import (
+	"bytes"
+	"testing"
+	"unicode/utf8"
+
+	gojson "github.com/goccy/go-json"
+
+	"github.com/klaxon-sh/klaxon/services/fastjson"
+)
+
+// A group's stored value is input like any other: whatever bytes are in the
+// bucket (a corrupt value, an older format), decoding must not panic, and
+// what decodes must encode and decode back to the same. (Text that is not
+// UTF-8 comes back as U+FFFD: stable from the first round trip on.)
+func FuzzGroupStateDecode(f *testing.F) {
+	f.Add([]byte(`{"tenant":"t","id":"{}:{a=\"1\"}","key":"{}:{a=\"1\"}","route":"{}","receiver":"r","labels":{"a":"1"},` +
+		`"alerts":{"fp1":{"fp":"fp1","labels":{"a":"1"},"annotations":{"s":"x"},"startsAt":"2026-01-05T10:00:00Z","endsAt":"0001-01-01T00:00:00Z","updatedAt":"2026-01-05T10:00:00Z","seq":7}},` +
+		`"next":"2026-01-05T10:00:30Z","nflog":{"firing":["fp1"],"resolved":null,"at":"2026-01-05T10:00:00Z","sent":"k","sentAt":"2026-01-05T10:00:00Z"},"pending":"AAE="}`))
+	f.Add([]byte(`{"alerts":{"a":null,"b":{}},"labels":null}`))
+	f.Add([]byte(`{"labels":{"a":1}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var g GroupState
+		if fastjson.Unmarshal(data, &g) != nil {
+			return
+		}
+		out, err := gojson.Marshal(&g)
+		if err != nil {
+			t.Fatalf("decoded %q but cannot encode it: %v", data, err)
+		}
+		var back GroupState
+		if err := gojson.Unmarshal(out, &back); err != nil {
+			t.Fatalf("cannot decode own encoding %s: %v", out, err)
+		}
+		again, _ := gojson.Marshal(&back)
+		if utf8.Valid(data) && !bytes.Equal(out, again) {
+			t.Fatalf("encoding not stable:\n%s\n%s", out, again)
+		}
+	})
+}

@@ -158,6 +158,9 @@ func (p *Pipeline) refreshDLQDepth(ctx context.Context) {
 	}
 }
 
+// maxHeld bounds the held-delivery counts kept in memory.
+const maxHeld = 10000
+
 // deliveryWorkers is how many notifications one notifier delivers at once.
 const deliveryWorkers = 16
 
@@ -177,6 +180,11 @@ func (p *Pipeline) handle(ctx context.Context, msg jetstream.Msg) error {
 	retry, err := p.Deliver(ctx, &pn)
 	if errors.Is(err, errNotYourTurn) {
 		p.mu.Lock()
+		if len(p.held) >= maxHeld {
+			// Entries of notifications finished by another replica are
+			// never deleted here: start over rather than grow.
+			clear(p.held)
+		}
 		p.held[pn.IdempotencyKey]++
 		p.mu.Unlock()
 		return bus.RetryAfter(err, min(time.Second<<min(held, 5), 30*time.Second))

@@ -105,7 +105,10 @@ type alertRef struct {
 type group struct {
 	*GroupState
 	route *dispatch.Route
-	sched time.Time // flush time of the group's live heap entry (zero: none)
+	// sched is the flush time of the group's live heap entry in Unix
+	// nanoseconds (0: none): an int64, not a time.Time, as every held
+	// group has one.
+	sched int64
 }
 
 // NewDispatcher builds an empty dispatcher; call Load to resume stored state.
@@ -189,7 +192,7 @@ func (d *Dispatcher) addGroup(ts *tenantState, g *group) {
 			ts.pending[n.IdempotencyKey] = g
 		}
 	}
-	d.schedule(ts, g)
+	d.schedule(g)
 	ts.inhib = nil
 }
 
@@ -303,7 +306,7 @@ func (d *Dispatcher) insert(ctx context.Context, ts *tenantState, a *Alert, now 
 		}
 		g.Alerts.Set(a)
 		d.ref(ts, a.Fingerprint, a, g)
-		d.schedule(ts, g)
+		d.schedule(g)
 		if err := d.cfg.Store.Put(ctx, g.GroupState); err != nil {
 			return fmt.Errorf("store group %s: %w", g.Key, err)
 		}
@@ -443,7 +446,7 @@ func (d *Dispatcher) NextDue() (time.Time, bool) {
 	if len(d.due) == 0 {
 		return time.Time{}, false
 	}
-	return d.due[0].at, true
+	return time.Unix(0, d.due[0].at), true
 }
 
 // Tick flushes every group due at or before now, in due order, and returns
@@ -516,7 +519,7 @@ func (d *Dispatcher) flush(ctx context.Context, ts *tenantState, g *group, now t
 	ro := g.route.RouteOpts
 	g.Next = now.Add(ro.GroupInterval)
 	g.Flushed = true
-	defer d.schedule(ts, g) // if alerts are left, at the next group_interval
+	defer d.schedule(g) // if alerts are left, at the next group_interval
 
 	var resolvedHere []string
 	var notify *klaxonv1.Notification

@@ -17,9 +17,10 @@ import (
 //     idempotency key (tenantState.pending), for Ack and for republishing
 //     after a restart.
 
+// dueEntry is 16 bytes (one per held group): the flush time in Unix
+// nanoseconds and the group, whose tenant is looked up when it surfaces.
 type dueEntry struct {
-	at time.Time
-	ts *tenantState
+	at int64
 	g  *group
 }
 
@@ -27,11 +28,11 @@ type dueHeap []dueEntry
 
 func (h dueHeap) Len() int { return len(h) }
 func (h dueHeap) Less(i, j int) bool {
-	if !h[i].at.Equal(h[j].at) {
-		return h[i].at.Before(h[j].at)
+	if h[i].at != h[j].at {
+		return h[i].at < h[j].at
 	}
-	if h[i].ts.name != h[j].ts.name {
-		return h[i].ts.name < h[j].ts.name
+	if h[i].g.Tenant != h[j].g.Tenant {
+		return h[i].g.Tenant < h[j].g.Tenant
 	}
 	return h[i].g.ID < h[j].g.ID
 }
@@ -47,29 +48,37 @@ func (h *dueHeap) Pop() any {
 
 // schedule makes sure g has a heap entry at its current flush time. Call it
 // whenever g.Next may have changed or g gained alerts. Callers hold d.mu.
-func (d *Dispatcher) schedule(ts *tenantState, g *group) {
-	if g.Alerts.Len() == 0 || (!g.sched.IsZero() && g.sched.Equal(g.Next)) {
+func (d *Dispatcher) schedule(g *group) {
+	next := g.Next.UnixNano()
+	if g.Alerts.Len() == 0 || (g.sched != 0 && g.sched == next) {
 		return
 	}
-	g.sched = g.Next
-	heap.Push(&d.due, dueEntry{at: g.Next, ts: ts, g: g})
+	g.sched = next
+	heap.Push(&d.due, dueEntry{at: next, g: g})
+}
+
+// held reports whether g is still its tenant's group (not regrouped or
+// destroyed).
+func (d *Dispatcher) held(g *group) bool {
+	ts := d.tenants[g.Tenant]
+	return ts != nil && ts.groups[g.ID] == g
 }
 
 // live reports whether e still describes a group that waits for a flush at
 // e.at.
-func (e dueEntry) live() bool {
-	return e.ts.groups[e.g.ID] == e.g && e.g.Alerts.Len() > 0 && e.at.Equal(e.g.Next)
+func (d *Dispatcher) live(e dueEntry) bool {
+	return d.held(e.g) && e.g.Alerts.Len() > 0 && e.at == e.g.Next.UnixNano()
 }
 
 // popStale drops stale entries from the top of the heap, rescheduling a
 // live group whose entry it dropped.
 func (d *Dispatcher) popStale() {
-	for len(d.due) > 0 && !d.due[0].live() {
+	for len(d.due) > 0 && !d.live(d.due[0]) {
 		e := heap.Pop(&d.due).(dueEntry)
-		if e.at.Equal(e.g.sched) {
-			e.g.sched = time.Time{}
-			if e.ts.groups[e.g.ID] == e.g {
-				d.schedule(e.ts, e.g)
+		if e.at == e.g.sched {
+			e.g.sched = 0
+			if d.held(e.g) {
+				d.schedule(e.g)
 			}
 		}
 	}
@@ -80,11 +89,11 @@ func (d *Dispatcher) popDue(now time.Time) []*group {
 	var due []*group
 	for {
 		d.popStale()
-		if len(d.due) == 0 || d.due[0].at.After(now) {
+		if len(d.due) == 0 || d.due[0].at > now.UnixNano() {
 			return due
 		}
 		e := heap.Pop(&d.due).(dueEntry)
-		e.g.sched = time.Time{}
+		e.g.sched = 0
 		due = append(due, e.g)
 	}
 }

@@ -81,11 +81,11 @@ func alertState(tenant, fp string, v *engine.AlertView, now time.Time) *adminv1.
 	st := &adminv1.AlertState{
 		Tenant: tenant, Fingerprint: fp, Labels: a.Labels.Map(), Annotations: a.Annotations.Map(),
 		Status:   klaxonv1.AlertStatus_ALERT_STATUS_FIRING,
-		StartsAt: timestamppb.New(a.StartsAt), UpdatedAt: timestamppb.New(a.UpdatedAt),
+		StartsAt: timestamppb.New(a.StartsAt.Time()), UpdatedAt: timestamppb.New(a.UpdatedAt.Time()),
 		GeneratorUrl: a.GeneratorURL, Receivers: v.Receivers, SilencedBy: v.SilencedBy,
 	}
 	if !a.EndsAt.IsZero() {
-		st.EndsAt = timestamppb.New(a.EndsAt)
+		st.EndsAt = timestamppb.New(a.EndsAt.Time())
 	}
 	if a.ResolvedAt(now) {
 		st.Status = klaxonv1.AlertStatus_ALERT_STATUS_RESOLVED

@@ -106,8 +106,8 @@ func (a *API) state(r *http.Request, tenant string) (map[string]*gettableAlert, 
 	alerts := make(map[string]*gettableAlert, len(views))
 	for fp, v := range views {
 		al := v.Alert
-		ga := &gettableAlert{Annotations: al.Annotations.Map(), EndsAt: al.EndsAt, Fingerprint: fp, StartsAt: al.StartsAt,
-			UpdatedAt: al.UpdatedAt, GeneratorURL: al.GeneratorURL, Labels: al.Labels.Map(),
+		ga := &gettableAlert{Annotations: al.Annotations.Map(), EndsAt: al.EndsAt.Time(), Fingerprint: fp, StartsAt: al.StartsAt.Time(),
+			UpdatedAt: al.UpdatedAt.Time(), GeneratorURL: al.GeneratorURL, Labels: al.Labels.Map(),
 			Status: alertStatus{InhibitedBy: []string{}, SilencedBy: []string{}, State: "active"}}
 		if len(v.SilencedBy) > 0 {
 			ga.Status.SilencedBy = v.SilencedBy

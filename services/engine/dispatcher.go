@@ -256,7 +256,7 @@ func (d *Dispatcher) ReceiveFrom(ctx context.Context, tenant string, pa *klaxonv
 	a := fromProto(pa, now, ts.rules.resolveTimeout)
 	a.Seq = o.Seq
 	if o.Seq != 0 && !o.ReceivedAt.IsZero() {
-		if r := ts.alerts[a.Fingerprint]; r != nil && r.alert.Seq > o.Seq && o.ReceivedAt.Before(r.alert.UpdatedAt) {
+		if r := ts.alerts[a.Fingerprint]; r != nil && r.alert.Seq > o.Seq && o.ReceivedAt.Before(r.alert.UpdatedAt.Time()) {
 			return fmt.Errorf("%w: alert %s from message %d, already updated by %d", ErrStale, a.Fingerprint, o.Seq, r.alert.Seq)
 		}
 		if g, ok := ts.gone[a.Fingerprint]; ok && g.seq >= o.Seq && o.ReceivedAt.Before(g.at) && now.Before(g.at.Add(d.cfg.StaleGuard)) {
@@ -300,7 +300,7 @@ func (d *Dispatcher) insert(ctx context.Context, ts *tenantState, a *Alert, now 
 			g.Next = now.Add(r.RouteOpts.GroupWait)
 			// Like Alertmanager: an alert older than group_wait flushes its
 			// new group at once.
-			if a.StartsAt.Add(r.RouteOpts.GroupWait).Before(now) {
+			if a.StartsAt.Time().Add(r.RouteOpts.GroupWait).Before(now) {
 				g.Next = now
 			}
 		}
@@ -372,24 +372,24 @@ func (d *Dispatcher) regroup(ctx context.Context, ts *tenantState, g *GroupState
 
 func fromProto(pa *klaxonv1.Alert, now time.Time, resolveTimeout time.Duration) *Alert {
 	a := &Alert{Fingerprint: pa.GetFingerprint(), Labels: LabelsFromMap(pa.GetLabels()), Annotations: LabelsFromMap(pa.GetAnnotations()),
-		GeneratorURL: pa.GetGeneratorUrl(), UpdatedAt: now}
+		GeneratorURL: pa.GetGeneratorUrl(), UpdatedAt: At(now)}
 	if a.Fingerprint == "" {
 		// LabelsToSignature is LabelSet.Fingerprint's hash, without the LabelSet.
 		a.Fingerprint = model.Fingerprint(model.LabelsToSignature(pa.GetLabels())).String()
 	}
-	a.StartsAt = now
+	a.StartsAt = At(now)
 	if pa.GetStartsAt() != nil {
-		a.StartsAt = pa.GetStartsAt().AsTime()
+		a.StartsAt = At(pa.GetStartsAt().AsTime())
 	}
 	switch {
 	case pa.GetEndsAt() != nil:
-		a.EndsAt = pa.GetEndsAt().AsTime()
+		a.EndsAt = At(pa.GetEndsAt().AsTime())
 	case pa.GetStatus() == klaxonv1.AlertStatus_ALERT_STATUS_RESOLVED:
-		a.EndsAt = now
+		a.EndsAt = At(now)
 	default:
 		// Like Alertmanager: an alert without an end resolves
 		// resolve_timeout after it was last received.
-		a.EndsAt = now.Add(resolveTimeout)
+		a.EndsAt = At(now.Add(resolveTimeout))
 		a.Timeout = true
 	}
 	return a

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"maps"
 	"testing"
+	"time"
 
 	gojson "github.com/goccy/go-json"
 	"github.com/prometheus/common/model"
@@ -111,5 +112,32 @@ func TestFingerprintIsAlertmanagers(t *testing.T) {
 		if got, want := model.Fingerprint(model.LabelsToSignature(m)), labelSetOf(m).Fingerprint(); got != want {
 			t.Errorf("%v: %v, want %v", m, got, want)
 		}
+	}
+}
+
+// An Instant stores what a time.Time held and encodes to the same JSON
+// (in UTC), so stored groups read back unchanged.
+func TestInstantActsLikeTime(t *testing.T) {
+	for _, tt := range []time.Time{{}, time.Date(2026, 1, 5, 10, 0, 0, 123456789, time.UTC), time.Date(2026, 1, 5, 11, 0, 0, 0, time.FixedZone("x", 3600))} {
+		i := At(tt)
+		if !i.Time().Equal(tt) || i.IsZero() != tt.IsZero() {
+			t.Errorf("%v: back as %v", tt, i.Time())
+		}
+		want, _ := json.Marshal(tt.UTC())
+		if tt.IsZero() {
+			want, _ = json.Marshal(tt)
+		}
+		got, err := json.Marshal(i)
+		if err != nil || string(got) != string(want) {
+			t.Errorf("%v: JSON %s, want %s", tt, got, want)
+		}
+		var back Instant
+		if err := json.Unmarshal(got, &back); err != nil || back != i {
+			t.Errorf("%s read back as %v, %v", got, back.Time(), err)
+		}
+	}
+	a, b := At(time.Unix(1, 0)), At(time.Unix(2, 0))
+	if !a.Before(b) || !b.After(a) || a.After(b) {
+		t.Error("Before/After disagree with time")
 	}
 }

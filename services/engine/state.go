@@ -18,10 +18,10 @@ type Alert struct {
 	Fingerprint  string    `json:"fp"`
 	Labels       Labels    `json:"labels"`
 	Annotations  Labels    `json:"annotations"`
-	StartsAt     time.Time `json:"startsAt"`
-	EndsAt       time.Time `json:"endsAt"`
+	StartsAt     Instant   `json:"startsAt"`
+	EndsAt       Instant   `json:"endsAt"`
 	GeneratorURL string    `json:"generatorURL,omitempty"`
-	UpdatedAt    time.Time `json:"updatedAt"`
+	UpdatedAt    Instant   `json:"updatedAt"`
 	// Timeout: EndsAt was set by resolve_timeout, not by the sender.
 	Timeout bool `json:"timeout,omitempty"`
 	// Seq is the INGEST stream sequence of the message that last updated
@@ -31,16 +31,16 @@ type Alert struct {
 }
 
 // ResolvedAt says whether the alert is resolved at t (Alertmanager's rule).
-func (a *Alert) ResolvedAt(t time.Time) bool { return !a.EndsAt.IsZero() && !a.EndsAt.After(t) }
+func (a *Alert) ResolvedAt(t time.Time) bool { return !a.EndsAt.IsZero() && !a.EndsAt.After(At(t)) }
 
 // LabelSet of the alert.
 func (a *Alert) LabelSet() model.LabelSet { return a.Labels.LabelSet() }
 
 func (a *Alert) proto(now time.Time) *klaxonv1.Alert {
-	p := &klaxonv1.Alert{Labels: a.Labels.Map(), Annotations: a.Annotations.Map(), StartsAt: timestamppb.New(a.StartsAt),
+	p := &klaxonv1.Alert{Labels: a.Labels.Map(), Annotations: a.Annotations.Map(), StartsAt: timestamppb.New(a.StartsAt.Time()),
 		GeneratorUrl: a.GeneratorURL, Fingerprint: a.Fingerprint, Status: klaxonv1.AlertStatus_ALERT_STATUS_FIRING}
 	if a.ResolvedAt(now) {
-		p.EndsAt = timestamppb.New(a.EndsAt)
+		p.EndsAt = timestamppb.New(a.EndsAt.Time())
 		p.Status = klaxonv1.AlertStatus_ALERT_STATUS_RESOLVED
 	}
 	return p

@@ -15,13 +15,13 @@ import (
 
 // Alert is an alert as a group holds it.
 type Alert struct {
-	Fingerprint  string    `json:"fp"`
-	Labels       Labels    `json:"labels"`
-	Annotations  Labels    `json:"annotations"`
-	StartsAt     Instant   `json:"startsAt"`
-	EndsAt       Instant   `json:"endsAt"`
-	GeneratorURL string    `json:"generatorURL,omitempty"`
-	UpdatedAt    Instant   `json:"updatedAt"`
+	Fingerprint  string  `json:"fp"`
+	Labels       Labels  `json:"labels"`
+	Annotations  Labels  `json:"annotations"`
+	StartsAt     Instant `json:"startsAt"`
+	EndsAt       Instant `json:"endsAt"`
+	GeneratorURL string  `json:"generatorURL,omitempty"`
+	UpdatedAt    Instant `json:"updatedAt"`
 	// Timeout: EndsAt was set by resolve_timeout, not by the sender.
 	Timeout bool `json:"timeout,omitempty"`
 	// Seq is the INGEST stream sequence of the message that last updated

@@ -297,11 +297,11 @@ func (d *Dispatcher) insert(ctx context.Context, ts *tenantState, a *Alert, now 
 			// A new aggregation group (or a dormant one kept only for its
 			// notification log): its timer starts now.
 			g.Flushed = false
-			g.Next = now.Add(r.RouteOpts.GroupWait)
+			g.Next = At(now.Add(r.RouteOpts.GroupWait))
 			// Like Alertmanager: an alert older than group_wait flushes its
 			// new group at once.
 			if a.StartsAt.Time().Add(r.RouteOpts.GroupWait).Before(now) {
-				g.Next = now
+				g.Next = At(now)
 			}
 		}
 		g.Alerts.Set(a)
@@ -517,7 +517,7 @@ func (d *Dispatcher) Tick(ctx context.Context, now time.Time) ([]*klaxonv1.Notif
 // the group, and an empty group is destroyed.
 func (d *Dispatcher) flush(ctx context.Context, ts *tenantState, g *group, now time.Time) (*klaxonv1.Notification, error) {
 	ro := g.route.RouteOpts
-	g.Next = now.Add(ro.GroupInterval)
+	g.Next = At(now.Add(ro.GroupInterval))
 	g.Flushed = true
 	defer d.schedule(g) // if alerts are left, at the next group_interval
 

@@ -49,7 +49,7 @@ func (h *dueHeap) Pop() any {
 // schedule makes sure g has a heap entry at its current flush time. Call it
 // whenever g.Next may have changed or g gained alerts. Callers hold d.mu.
 func (d *Dispatcher) schedule(g *group) {
-	next := g.Next.UnixNano()
+	next := int64(g.Next)
 	if g.Alerts.Len() == 0 || (g.sched != 0 && g.sched == next) {
 		return
 	}
@@ -67,7 +67,7 @@ func (d *Dispatcher) held(g *group) bool {
 // live reports whether e still describes a group that waits for a flush at
 // e.at.
 func (d *Dispatcher) live(e dueEntry) bool {
-	return d.held(e.g) && e.g.Alerts.Len() > 0 && e.at == e.g.Next.UnixNano()
+	return d.held(e.g) && e.g.Alerts.Len() > 0 && e.at == int64(e.g.Next)
 }
 
 // popStale drops stale entries from the top of the heap, rescheduling a

@@ -69,7 +69,7 @@ type GroupState struct {
 	Labels   Labels   `json:"labels"`
 	Alerts   AlertSet `json:"alerts"`
 	// Next is when the group flushes next.
-	Next    time.Time   `json:"next"`
+	Next    Instant     `json:"next"`
 	Flushed bool        `json:"flushed,omitempty"`
 	Nflog   *NflogEntry `json:"nflog,omitempty"`
 	// Pending is a notification decided and logged but not yet known to be

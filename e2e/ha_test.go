@@ -34,7 +34,11 @@ func TestHAKill(t *testing.T) {
 `, pd.URL())})
 	start := func(target string) *harness.Klaxon {
 		return harness.StartKlaxon(t, harness.KlaxonOptions{Rules: rules, Target: target, NATSURL: cluster.URL(),
-			Extra: []string{"--notify.min-backoff", "50ms", "--notify.max-backoff", "2s", "--notify.max-deliver", "50"}})
+			// A notification-log record lost to the node kill (the send
+			// retries it, but may run out) would hold the group's resolve
+			// for the default 10m order wait; 15s keeps that within the test.
+			Extra: []string{"--notify.min-backoff", "50ms", "--notify.max-backoff", "2s", "--notify.max-deliver", "50",
+				"--notify.order-wait", "15s"}})
 	}
 	var receivers []*harness.Klaxon
 	for i := 0; i < 2; i++ {

@@ -326,9 +326,24 @@ const deadMarkPrefix = "dead-letter "
 
 func deadMark(v []byte) bool { return bytes.HasPrefix(v, []byte(deadMarkPrefix)) }
 
+// record writes a delivery's outcome to the notification log. It retries
+// for a while: the write fails while the cluster elects a new leader for
+// the bucket, and a lost record both allows a resend and holds the group's
+// next notification until OrderWait.
 func (p *Pipeline) record(ctx context.Context, key, value string, in Integration, log *slog.Logger) {
-	if _, err := p.nflog.Put(ctx, key, []byte(value)); err != nil {
-		log.Warn("could not record the delivery; a redelivery may resend it", "integration", in.Name, "outcome", value, "err", err)
+	for try := 0; ; try++ {
+		_, err := p.nflog.Put(ctx, key, []byte(value))
+		if err == nil {
+			return
+		}
+		if try == 4 || ctx.Err() != nil {
+			log.Warn("could not record the delivery; a redelivery may resend it", "integration", in.Name, "outcome", value, "err", err)
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond << try):
+		}
 	}
 }
 

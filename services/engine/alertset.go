@@ -3,6 +3,7 @@ package engine
 import (
 	"iter"
 	"slices"
+	"strings"
 
 	gojson "github.com/goccy/go-json"
 
@@ -101,13 +102,28 @@ func (s *AlertSet) All() iter.Seq2[string, *Alert] {
 }
 
 // MarshalJSON writes the set as the object by fingerprint that
-// map[string]*Alert was stored as.
+// map[string]*Alert was stored as (keys in order, as encoding/json sorts
+// them), without building that map on every group write.
 func (s AlertSet) MarshalJSON() ([]byte, error) {
-	m := make(map[string]*Alert, s.Len())
-	for fp, a := range s.All() {
-		m[fp] = a
+	as := make([]*Alert, 0, s.Len())
+	for _, a := range s.All() {
+		as = append(as, a)
 	}
-	return gojson.Marshal(m)
+	slices.SortFunc(as, func(a, b *Alert) int { return strings.Compare(a.Fingerprint, b.Fingerprint) })
+	b := []byte{'{'}
+	for i, a := range as {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, a.Fingerprint)
+		b = append(b, ':')
+		ab, err := gojson.Marshal(a)
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, ab...)
+	}
+	return append(b, '}'), nil
 }
 
 // UnmarshalJSON reads that object.

@@ -182,7 +182,7 @@ func (d *Dispatcher) tenant(name string) *tenantState {
 }
 
 func (d *Dispatcher) addGroup(ts *tenantState, g *group) {
-	ts.groups[groupID(g.RouteID, g.Labels)] = g
+	ts.groups[groupID(g.RouteID, g.Labels.String())] = g
 	for fp, a := range g.Alerts.All() {
 		d.ref(ts, fp, a, g)
 	}
@@ -221,9 +221,9 @@ func (d *Dispatcher) unref(ts *tenantState, fp string, g *group) {
 	}
 }
 
-func groupID(routeID string, labels Labels) string {
-	return routeID + ":" + labels.String()
-}
+// groupID is a group's id: route id and group labels (rendered as
+// Alertmanager renders a label set).
+func groupID(routeID, labels string) string { return routeID + ":" + labels }
 
 // Receive puts an ingested alert into the groups of every route it matches.
 // now is when it was received.
@@ -280,7 +280,7 @@ func (d *Dispatcher) insert(ctx context.Context, ts *tenantState, a *Alert, now 
 		labels := groupLabelsOf(r, a.Labels)
 		lstr := labels.String()
 		rid := ts.rules.ids[r]
-		id := rid + ":" + lstr // groupID
+		id := groupID(rid, lstr)
 		g := ts.groups[id]
 		if g == nil {
 			key := id // the root route's id is its key: one string for both

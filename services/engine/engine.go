@@ -388,7 +388,9 @@ func (e *Engine) Process(ctx context.Context, d *Dispatcher, env *klaxonv1.Envel
 	if err := d.ReceiveFrom(ctx, env.Tenant, a, o, at); err != nil {
 		if errors.Is(err, ErrStale) {
 			e.metrics.stale.Inc()
-			e.log.Info("stale alert refused (a redelivered message older than the alert's state)", "tenant", env.Tenant, "err", err)
+			// Debug, not Info: a redelivered batch can hold thousands; the
+			// counter is what to watch.
+			e.log.Debug("stale alert refused (a redelivered message older than the alert's state)", "tenant", env.Tenant, "err", err)
 			return nil
 		}
 		if errors.Is(err, ErrTooManyAlerts) {

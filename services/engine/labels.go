@@ -108,15 +108,6 @@ func (l Labels) Get(name string) string {
 	return ""
 }
 
-// Len is the number of pairs.
-func (l Labels) Len() int {
-	n := 0
-	for range l.All() {
-		n++
-	}
-	return n
-}
-
 // Map returns a new map of the pairs (never nil: JSON APIs show an empty
 // set as {}).
 func (l Labels) Map() map[string]string {

@@ -27,8 +27,8 @@ func TestLabelsActLikeTheirMap(t *testing.T) {
 		if got := l.Map(); !maps.Equal(got, want) {
 			t.Errorf("Map() = %v, want %v", got, want)
 		}
-		if l.Len() != len(m) {
-			t.Errorf("Len() = %d, want %d", l.Len(), len(m))
+		if n := len(l.Map()); n != len(m) {
+			t.Errorf("%d pairs, want %d", n, len(m))
 		}
 		for k, v := range m {
 			if l.Get(k) != v {

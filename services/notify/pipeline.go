@@ -189,9 +189,11 @@ func (p *Pipeline) handle(ctx context.Context, msg jetstream.Msg) error {
 		p.mu.Unlock()
 		return bus.RetryAfter(err, min(time.Second<<min(held, 5), 30*time.Second))
 	}
-	p.mu.Lock()
-	delete(p.held, pn.IdempotencyKey)
-	p.mu.Unlock()
+	if held > 0 {
+		p.mu.Lock()
+		delete(p.held, pn.IdempotencyKey)
+		p.mu.Unlock()
+	}
 	if err == nil {
 		return nil
 	}
@@ -400,7 +402,10 @@ func (p *Pipeline) deadLetter(ctx context.Context, pn *klaxonv1.Notification, se
 	if ints, err := p.integrations(pn.Tenant, pn.Receiver, p.log); err == nil {
 		mark := []byte(deadMarkPrefix + p.cfg.Now().UTC().Format(time.RFC3339Nano))
 		for _, in := range ints {
-			_, _ = p.nflog.Create(ctx, nflogKey(pn.IdempotencyKey, in), mark)
+			// ErrKeyExists: it sent (or was skipped) there; nothing to mark.
+			if _, err := p.nflog.Create(ctx, nflogKey(pn.IdempotencyKey, in), mark); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+				p.log.Warn("could not mark the dead letter in the notification log; the group's next notification waits out --notify.order-wait", "integration", in.Name, "err", err)
+			}
 		}
 	}
 	p.metrics.DeadLetters.WithLabelValues(pn.Receiver, dl.Reason).Inc()

@@ -411,7 +411,7 @@ func (b *Bus) consume(ctx context.Context, cc ConsumerConfig, dispatch func(jets
 		if err != nil {
 			return nil, err
 		}
-		return cons.Consume(dispatch, jetstream.PullMaxMessages(256), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		return cons.Consume(dispatch, jetstream.PullMaxMessages(consumeBuffer), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
 				log.Debug("consume", "err", err)
 			}
@@ -647,3 +647,10 @@ func shard(ctx context.Context, cc ConsumerConfig, handle func(jetstream.Msg)) f
 		}
 	}
 }
+
+// consumeBuffer is how many messages a consumer's client buffers ahead of
+// its handler. A message of the INGEST stream can hold a batch of hundreds
+// of alerts (up to maxBatchBytes), and several consumers read that stream:
+// a small buffer bounds the memory an alert storm ties up in flight, and
+// still hides the round trip of the next pull.
+const consumeBuffer = 64

@@ -167,7 +167,7 @@ func (a *API) alertGroups(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := []*alertGroup{}
-	sort.Slice(groups, func(i, j int) bool { return groups[i].Key < groups[j].Key })
+	engine.SortGroups(groups)
 	for _, g := range groups {
 		ag := &alertGroup{Labels: g.Labels.Map(), Receiver: receiverRef{Name: g.Receiver}, Alerts: []*gettableAlert{}}
 		if f.receiver != nil && !f.receiver.MatchString(g.Receiver) {

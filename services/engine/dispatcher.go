@@ -76,7 +76,7 @@ type Dispatcher struct {
 type tenantState struct {
 	name   string
 	rules  *tenantRules
-	groups map[string]*group    // by group id (route id + group labels)
+	groups map[groupRef]*group  // by route id and group labels
 	alerts map[string]*alertRef // every alert held by some group, by fingerprint
 	inhib  inhibitIndex         // nil when stale
 	// orphans: a reload left groups without a route; regroup their alerts.
@@ -89,6 +89,20 @@ type tenantState struct {
 	// replica, and a replica taking over has the stored alerts' Seq.
 	gone map[string]goneAlert
 }
+
+// groupRef identifies a group within its tenant, as its id does, but from
+// strings the group holds anyway: looking a group up renders nothing.
+type groupRef struct {
+	route  string
+	labels Labels
+}
+
+func (g *GroupState) ref() groupRef { return groupRef{g.RouteID, g.Labels} }
+
+// logKey renders a group's key only for a log line that is written.
+type logKey struct{ g *GroupState }
+
+func (k logKey) LogValue() slog.Value { return slog.StringValue(k.g.Key()) }
 
 type goneAlert struct {
 	seq uint64    // of the message that last updated it
@@ -160,7 +174,7 @@ func (d *Dispatcher) tenant(name string) *tenantState {
 	src := d.cfg.Rules(name)
 	ts := d.tenants[name]
 	if ts == nil {
-		ts = &tenantState{name: name, rules: compileRules(src), groups: map[string]*group{}, alerts: map[string]*alertRef{}, pending: map[string]*group{}, gone: map[string]goneAlert{}}
+		ts = &tenantState{name: name, rules: compileRules(src), groups: map[groupRef]*group{}, alerts: map[string]*alertRef{}, pending: map[string]*group{}, gone: map[string]goneAlert{}}
 		d.tenants[name] = ts
 		return ts
 	}
@@ -182,7 +196,7 @@ func (d *Dispatcher) tenant(name string) *tenantState {
 }
 
 func (d *Dispatcher) addGroup(ts *tenantState, g *group) {
-	ts.groups[groupID(g.RouteID, g.Labels.String())] = g
+	ts.groups[g.ref()] = g
 	for fp, a := range g.Alerts.All() {
 		d.ref(ts, fp, a, g)
 	}
@@ -220,10 +234,6 @@ func (d *Dispatcher) unref(ts *tenantState, fp string, g *group) {
 		}
 	}
 }
-
-// groupID is a group's id: route id and group labels (rendered as
-// Alertmanager renders a label set).
-func groupID(routeID, labels string) string { return routeID + ":" + labels }
 
 // Receive puts an ingested alert into the groups of every route it matches.
 // now is when it was received.
@@ -277,21 +287,14 @@ func (d *Dispatcher) insert(ctx context.Context, ts *tenantState, a *Alert, now 
 	}
 	lset := a.LabelSet()
 	for _, r := range ts.rules.match(lset) {
-		labels := groupLabelsOf(r, a.Labels)
-		lstr := labels.String()
-		rid := ts.rules.ids[r]
-		id := groupID(rid, lstr)
-		g := ts.groups[id]
+		ref := groupRef{ts.rules.ids[r], groupLabelsOf(r, a.Labels)}
+		g := ts.groups[ref]
 		if g == nil {
-			key := id // the root route's id is its key: one string for both
-			if rk := ts.rules.keys[r]; rk != rid {
-				key = rk + ":" + lstr
-			}
 			g = &group{route: r, GroupState: &GroupState{
-				Tenant: ts.name, ID: id, Key: key, RouteID: rid,
-				Receiver: r.RouteOpts.Receiver, Labels: labels,
+				Tenant: ts.name, RouteID: ref.route, RouteKey: ts.rules.keys[r],
+				Receiver: r.RouteOpts.Receiver, Labels: ref.labels,
 			}}
-			ts.groups[id] = g
+			ts.groups[ref] = g
 		}
 		if g.Alerts.Len() == 0 && g.Pending == nil {
 			// A new aggregation group (or a dormant one kept only for its
@@ -308,7 +311,7 @@ func (d *Dispatcher) insert(ctx context.Context, ts *tenantState, a *Alert, now 
 		d.ref(ts, a.Fingerprint, a, g)
 		d.schedule(g)
 		if err := d.cfg.Store.Put(ctx, g.GroupState); err != nil {
-			return fmt.Errorf("store group %s: %w", g.Key, err)
+			return fmt.Errorf("store group %s: %w", g.Key(), err)
 		}
 	}
 	// Every group holding the alert sees its latest version.
@@ -359,8 +362,9 @@ func (d *Dispatcher) regroup(ctx context.Context, ts *tenantState, g *GroupState
 	if g.Nflog == nil {
 		return nil
 	}
+	key := g.Key()
 	for _, ng := range ts.groups {
-		if ng.Key == g.Key && ng.Receiver == g.Receiver && ng.Nflog == nil {
+		if ng.Receiver == g.Receiver && ng.Nflog == nil && ng.Key() == key {
 			ng.Nflog = g.Nflog
 			if err := d.cfg.Store.Put(ctx, ng.GroupState); err != nil {
 				return err
@@ -469,7 +473,7 @@ func (d *Dispatcher) Tick(ctx context.Context, now time.Time) ([]*klaxonv1.Notif
 			return nil, err
 		}
 		for key, g := range ts.pending {
-			if ts.groups[g.ID] != g || g.Pending == nil {
+			if ts.groups[g.ref()] != g || g.Pending == nil {
 				delete(ts.pending, key) // its group was regrouped or destroyed
 				continue
 			}
@@ -488,7 +492,7 @@ func (d *Dispatcher) Tick(ctx context.Context, now time.Time) ([]*klaxonv1.Notif
 		}
 		for _, g := range ts.groups {
 			if g.Alerts.Len() == 0 && g.Pending == nil && g.Nflog != nil && now.Sub(g.Nflog.At) > nflogRetention {
-				delete(ts.groups, g.ID)
+				delete(ts.groups, g.ref())
 				if err := d.cfg.Store.Delete(ctx, g.GroupState); err != nil {
 					return out, err
 				}
@@ -497,7 +501,7 @@ func (d *Dispatcher) Tick(ctx context.Context, now time.Time) ([]*klaxonv1.Notif
 	}
 	for _, g := range d.popDue(now) {
 		ts := d.tenants[g.Tenant]
-		if ts == nil || ts.groups[g.ID] != g {
+		if ts == nil || ts.groups[g.ref()] != g {
 			continue // its tenant's rules were reloaded and it was regrouped
 		}
 		n, err := d.flush(ctx, ts, g, now)
@@ -548,14 +552,14 @@ func (d *Dispatcher) flush(ctx context.Context, ts *tenantState, g *group, now t
 		return nil, d.retire(ctx, ts, g)
 	}
 	if err := d.cfg.Store.Put(ctx, g.GroupState); err != nil {
-		return nil, fmt.Errorf("store group %s: %w", g.Key, err)
+		return nil, fmt.Errorf("store group %s: %w", g.Key(), err)
 	}
 	return notify, nil
 }
 
 func (d *Dispatcher) notification(g *group, alerts []*Alert, firing bool, now time.Time) *klaxonv1.Notification {
 	sortAlerts(alerts)
-	n := &klaxonv1.Notification{Tenant: g.Tenant, Receiver: g.Receiver, GroupKey: g.Key, GroupLabels: g.Labels.Map(),
+	n := &klaxonv1.Notification{Tenant: g.Tenant, Receiver: g.Receiver, GroupKey: g.Key(), GroupLabels: g.Labels.Map(),
 		Status: klaxonv1.AlertStatus_ALERT_STATUS_RESOLVED, CreatedAt: timestamppb.New(now)}
 	if firing {
 		n.Status = klaxonv1.AlertStatus_ALERT_STATUS_FIRING
@@ -582,7 +586,7 @@ func (d *Dispatcher) Ack(ctx context.Context, ns ...*klaxonv1.Notification) erro
 			continue
 		}
 		delete(ts.pending, n.IdempotencyKey)
-		if ts.groups[g.ID] != g || g.Pending == nil {
+		if ts.groups[g.ref()] != g || g.Pending == nil {
 			continue // regrouped or destroyed meanwhile
 		}
 		g.Pending = nil
@@ -637,9 +641,9 @@ func (d *Dispatcher) retire(ctx context.Context, ts *tenantState, g *group) erro
 	if g.Nflog != nil && len(g.Nflog.Firing) > 0 {
 		return d.cfg.Store.Put(ctx, g.GroupState)
 	}
-	delete(ts.groups, g.ID)
+	delete(ts.groups, g.ref())
 	if err := d.cfg.Store.Delete(ctx, g.GroupState); err != nil {
-		return fmt.Errorf("delete group %s: %w", g.Key, err)
+		return fmt.Errorf("delete group %s: %w", g.Key(), err)
 	}
 	return nil
 }
@@ -668,7 +672,7 @@ func (d *Dispatcher) decide(ts *tenantState, g *group, now time.Time) (*klaxonv1
 	}
 	sendResolved := ts.rules.sendResolved[g.Receiver]
 	reason := needsUpdate(g.Nflog, firing, resolved, sendResolved, g.route.RouteOpts.RepeatInterval, now)
-	d.cfg.Log.Debug("flush", "tenant", ts.name, "group", g.Key, "alerts", len(alerts), "reason", reason)
+	d.cfg.Log.Debug("flush", "tenant", ts.name, "group", logKey{g.GroupState}, "alerts", len(alerts), "reason", reason)
 	if !reason.Notify() {
 		return nil, nil
 	}

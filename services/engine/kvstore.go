@@ -108,14 +108,14 @@ func (s *KVStore) Load(ctx context.Context) ([]*GroupState, error) {
 // Put implements Store: g is written, as it is then, by the next Commit.
 func (s *KVStore) Put(_ context.Context, g *GroupState) error {
 	s.mu.Lock()
-	s.dirty[keyOf(g.Tenant, g.ID)] = g
+	s.dirty[keyOf(g.Tenant, g.ID())] = g
 	s.mu.Unlock()
 	return nil
 }
 
 // Delete implements Store: the next Commit writes the group's tombstone.
 func (s *KVStore) Delete(_ context.Context, g *GroupState) error {
-	k := keyOf(g.Tenant, g.ID)
+	k := keyOf(g.Tenant, g.ID())
 	s.mu.Lock()
 	s.dirty[k] = nil
 	if g.rev != 0 {
@@ -150,7 +150,7 @@ func (s *KVStore) Commit(ctx context.Context) error {
 		if g == nil {
 			w.TTL = tombstoneTTL
 		} else {
-			data, err := gojson.Marshal(g)
+			data, err := encodeGroup(g)
 			if err != nil {
 				s.mu.Unlock()
 				return fmt.Errorf("encode group %s: %w", key, err)
@@ -265,10 +265,39 @@ func watchGroups(ctx context.Context, kv jetstream.KeyValue, filter string, f fu
 				continue
 			}
 			var g GroupState
-			if err := fastjson.Unmarshal(e.Value(), &g); err != nil {
+			if err := decodeGroup(e.Value(), &g); err != nil {
 				return fmt.Errorf("decode group %s: %w", e.Key(), err)
 			}
 			f(e.Key(), e.Revision(), &g)
 		}
 	}
+}
+
+// storedGroup is a group as stored: its fields, and its id and key, which
+// the engine computes but readers of the bucket (and the engines before
+// RouteKey, during a rolling upgrade) read.
+type storedGroup struct {
+	ID  string `json:"id"`
+	Key string `json:"key"`
+	groupFields
+}
+
+// groupFields is GroupState without its methods.
+type groupFields GroupState
+
+func encodeGroup(g *GroupState) ([]byte, error) {
+	return gojson.Marshal(storedGroup{ID: g.ID(), Key: g.Key(), groupFields: groupFields(*g)})
+}
+
+func decodeGroup(data []byte, g *GroupState) error {
+	var sg storedGroup
+	if err := fastjson.Unmarshal(data, &sg); err != nil {
+		return err
+	}
+	*g = GroupState(sg.groupFields)
+	if g.RouteKey == "" {
+		// Stored before RouteKey: the key is the route key and the labels.
+		g.RouteKey = strings.TrimSuffix(sg.Key, ":"+g.Labels.String())
+	}
+	return nil
 }

@@ -34,7 +34,11 @@ func (h dueHeap) Less(i, j int) bool {
 	if h[i].g.Tenant != h[j].g.Tenant {
 		return h[i].g.Tenant < h[j].g.Tenant
 	}
-	return h[i].g.ID < h[j].g.ID
+	// Then by route and packed labels: deterministic, and renders nothing.
+	if h[i].g.RouteID != h[j].g.RouteID {
+		return h[i].g.RouteID < h[j].g.RouteID
+	}
+	return h[i].g.Labels.s < h[j].g.Labels.s
 }
 func (h dueHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
 func (h *dueHeap) Push(x any)   { *h = append(*h, x.(dueEntry)) }
@@ -61,7 +65,7 @@ func (d *Dispatcher) schedule(g *group) {
 // destroyed).
 func (d *Dispatcher) held(g *group) bool {
 	ts := d.tenants[g.Tenant]
-	return ts != nil && ts.groups[g.ID] == g
+	return ts != nil && ts.groups[g.ref()] == g
 }
 
 // live reports whether e still describes a group that waits for a flush at

@@ -61,10 +61,13 @@ type NflogEntry struct {
 // GroupState is one aggregation group, persisted as one KV value, so a
 // group's alerts, timer and notification log change together atomically.
 type GroupState struct {
-	Tenant   string   `json:"tenant"`
-	ID       string   `json:"id"`  // route id + group labels: unique per tenant
-	Key      string   `json:"key"` // Alertmanager group key
-	RouteID  string   `json:"route"`
+	Tenant  string `json:"tenant"`
+	RouteID string `json:"route"`
+	// RouteKey is the route's Alertmanager key (Route.Key): with the group
+	// labels it makes the group key. ID and Key are computed, not held: one
+	// string per group is most of a storm of single-alert groups (they are
+	// still stored, for readers; see encodeGroup).
+	RouteKey string   `json:"routeKey,omitempty"`
 	Receiver string   `json:"receiver"`
 	Labels   Labels   `json:"labels"`
 	Alerts   AlertSet `json:"alerts"`
@@ -80,6 +83,16 @@ type GroupState struct {
 	// (KVStore; not stored): the next write is conditional on it.
 	rev uint64
 }
+
+// ID is the group's id, unique per tenant: route id and group labels.
+func (g *GroupState) ID() string { return groupID(g.RouteID, g.Labels) }
+
+// Key is the Alertmanager group key: route key and group labels.
+func (g *GroupState) Key() string { return groupID(g.RouteKey, g.Labels) }
+
+// groupID joins a route's id or key and group labels (rendered as
+// Alertmanager renders a label set).
+func groupID(route string, labels Labels) string { return route + ":" + labels.String() }
 
 // StoreKey is the KV key of a group: tenant token and a hash of the group key.
 func StoreKey(tenant, groupID string) string { return keyOf(tenant, groupID).storeKey() }
@@ -123,7 +136,7 @@ func (m *MemStore) Load(context.Context) ([]*GroupState, error) {
 	for _, g := range m.groups {
 		out = append(out, cloneGroup(g))
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	SortGroups(out)
 	return out, nil
 }
 
@@ -131,7 +144,7 @@ func (m *MemStore) Load(context.Context) ([]*GroupState, error) {
 func (m *MemStore) Put(_ context.Context, g *GroupState) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.groups[StoreKey(g.Tenant, g.ID)] = cloneGroup(g)
+	m.groups[StoreKey(g.Tenant, g.ID())] = cloneGroup(g)
 	return nil
 }
 
@@ -139,8 +152,17 @@ func (m *MemStore) Put(_ context.Context, g *GroupState) error {
 func (m *MemStore) Delete(_ context.Context, g *GroupState) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.groups, StoreKey(g.Tenant, g.ID))
+	delete(m.groups, StoreKey(g.Tenant, g.ID()))
 	return nil
+}
+
+// SortGroups orders groups by group key, computing each key once.
+func SortGroups(gs []*GroupState) {
+	keys := make(map[*GroupState]string, len(gs))
+	for _, g := range gs {
+		keys[g] = g.Key()
+	}
+	sort.Slice(gs, func(i, j int) bool { return keys[gs[i]] < keys[gs[j]] })
 }
 
 func cloneGroup(g *GroupState) *GroupState {

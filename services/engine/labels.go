@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"iter"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -147,7 +148,26 @@ func (l Labels) Filter(keep func(name string) bool) Labels {
 }
 
 // String is the Alertmanager form, {a="1", b="2"}.
-func (l Labels) String() string { return l.LabelSet().String() }
+func (l Labels) String() string { return string(l.appendString(nil)) }
+
+// appendString appends what String returns: model.LabelSet's rendering
+// (names in order, ", " between pairs, values quoted), without building
+// the map; the names are packed in order already. A group's id and key are
+// rendered on every write of the group.
+func (l Labels) appendString(b []byte) []byte {
+	b = append(b, '{')
+	first := true
+	for k, v := range l.All() {
+		if !first {
+			b = append(b, ", "...)
+		}
+		first = false
+		b = append(b, k...)
+		b = append(b, '=')
+		b = strconv.AppendQuote(b, v)
+	}
+	return append(b, '}')
+}
 
 // MarshalJSON writes a JSON object with the names in order, the same
 // bytes encoding/json writes for the equivalent map[string]string, so the

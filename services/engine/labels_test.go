@@ -84,6 +84,7 @@ func TestLabelsUnmarshalRejectsNonStrings(t *testing.T) {
 func FuzzLabels(f *testing.F) {
 	f.Add("alertname", "DiskFull", "instance", "<db-1>")
 	f.Add("", "", "\xff", "\u2028")
+	f.Add("a", "x", "a1", `"q"`) // a name that prefixes another
 	f.Fuzz(func(t *testing.T, k1, v1, k2, v2 string) {
 		m := map[string]string{k1: v1, k2: v2}
 		l := LabelsFromMap(m)
@@ -93,6 +94,11 @@ func FuzzLabels(f *testing.F) {
 		want, _ := json.Marshal(m)
 		if got, _ := l.MarshalJSON(); string(got) != string(want) {
 			t.Fatalf("MarshalJSON = %s, want %s", got, want)
+		}
+		// Group ids and keys, stored and sent as Alertmanager's group
+		// key, render label sets as model.LabelSet does.
+		if got, want := l.String(), labelSetOf(m).String(); got != want {
+			t.Fatalf("String() = %s, want %s", got, want)
 		}
 	})
 }

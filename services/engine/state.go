@@ -92,7 +92,10 @@ func (g *GroupState) Key() string { return groupID(g.RouteKey, g.Labels) }
 
 // groupID joins a route's id or key and group labels (rendered as
 // Alertmanager renders a label set).
-func groupID(route string, labels Labels) string { return route + ":" + labels.String() }
+func groupID(route string, labels Labels) string {
+	var buf [256]byte // on the stack: the string is the one allocation
+	return string(labels.appendString(append(append(buf[:0], route...), ':')))
+}
 
 // StoreKey is the KV key of a group: tenant token and a hash of the group key.
 func StoreKey(tenant, groupID string) string { return keyOf(tenant, groupID).storeKey() }

@@ -263,6 +263,10 @@ const idleWait = 5 * time.Second
 type fetcher struct {
 	max int
 	avg float64 // items per message, recently
+	// ask bounds the next request: the client allocates channels for as
+	// many messages as a request asks for, so an idle stream, whose batches
+	// are one message, asks for few; a filled request doubles it.
+	ask int
 }
 
 func (f *fetcher) fetch(cons jetstream.Consumer, batch []jetstream.Msg) ([]jetstream.Msg, error) {
@@ -273,7 +277,7 @@ func (f *fetcher) fetch(cons jetstream.Consumer, batch []jetstream.Msg) ([]jetst
 	for items < f.max {
 		// At most 256 a request: the client allocates room for as many
 		// as it asks for.
-		n := min(256, max(1, int(float64(f.max-items)/f.avg)))
+		n := min(256, max(16, f.ask), max(1, int(float64(f.max-items)/f.avg)))
 		mb, err := cons.FetchNoWait(n)
 		if err != nil {
 			return batch, err
@@ -292,6 +296,7 @@ func (f *fetcher) fetch(cons jetstream.Consumer, batch []jetstream.Msg) ([]jetst
 		}
 		items += w
 		f.avg = float64(w) / float64(got)
+		f.ask = 2 * got
 		if got < n {
 			return batch, nil // nothing more is ready
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/prometheus/common/model"
 
 	"github.com/klaxon-sh/klaxon/services/engine/silence"
@@ -97,5 +98,35 @@ func BenchmarkReceiveTick(b *testing.B) {
 			b.Fatal(err)
 		}
 		i++
+	}
+}
+
+// BenchmarkEncodeGroup: writing a group's KV value, per group of one alert
+// (an alert storm's groups by every label) and of 20, by hand and, for
+// comparison, through goccy/go-json.
+func BenchmarkEncodeGroup(b *testing.B) {
+	for _, n := range []int{1, 20} {
+		g := &GroupState{Tenant: "default", RouteID: "{}", RouteKey: "{}", Receiver: "team-a",
+			Labels: LabelsFromMap(map[string]string{"alertname": "HighLatency"}), Next: At(time.Now()),
+			Nflog: &NflogEntry{Firing: []string{"a", "b"}, At: time.Now()}}
+		for i := range n {
+			g.Alerts.Set(&Alert{Fingerprint: fmt.Sprintf("%016x", i),
+				Labels:      LabelsFromMap(map[string]string{"alertname": "HighLatency", "instance": fmt.Sprintf("10.0.0.%d:9100", i), "job": "node", "severity": "page"}),
+				Annotations: LabelsFromMap(map[string]string{"summary": "p99 above 500ms"}), StartsAt: At(time.Now()), UpdatedAt: At(time.Now()), Seq: uint64(i)})
+		}
+		b.Run(fmt.Sprintf("alerts=%d/hand", n), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := encodeGroup(g); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("alerts=%d/goccy", n), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := gojson.Marshal(storedGroup{ID: g.ID(), Key: g.Key(), groupFields: groupFields(*g)}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	gojson "github.com/goccy/go-json"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/klaxon-sh/klaxon/services/bus"
@@ -273,9 +272,8 @@ func watchGroups(ctx context.Context, kv jetstream.KeyValue, filter string, f fu
 	}
 }
 
-// storedGroup is a group as stored: its fields, and its id and key, which
-// the engine computes but readers of the bucket (and the engines before
-// RouteKey, during a rolling upgrade) read.
+// storedGroup is a group as stored (encodeGroup writes it): its fields,
+// and its id and key.
 type storedGroup struct {
 	ID  string `json:"id"`
 	Key string `json:"key"`
@@ -284,10 +282,6 @@ type storedGroup struct {
 
 // groupFields is GroupState without its methods.
 type groupFields GroupState
-
-func encodeGroup(g *GroupState) ([]byte, error) {
-	return gojson.Marshal(storedGroup{ID: g.ID(), Key: g.Key(), groupFields: groupFields(*g)})
-}
 
 func decodeGroup(data []byte, g *GroupState) error {
 	var sg storedGroup

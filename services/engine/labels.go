@@ -173,7 +173,11 @@ func (l Labels) appendString(b []byte) []byte {
 // bytes encoding/json writes for the equivalent map[string]string, so the
 // stored format of groups did not change with the representation.
 func (l Labels) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 0, len(l.s)+16)
+	return l.appendJSON(make([]byte, 0, len(l.s)+16)), nil
+}
+
+// appendJSON appends what MarshalJSON returns.
+func (l Labels) appendJSON(b []byte) []byte {
 	b = append(b, '{')
 	first := true
 	for k, v := range l.All() {
@@ -185,7 +189,7 @@ func (l Labels) MarshalJSON() ([]byte, error) {
 		b = append(b, ':')
 		b = appendJSONString(b, v)
 	}
-	return append(b, '}'), nil
+	return append(b, '}')
 }
 
 // UnmarshalJSON reads a JSON object of strings (or null).

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"testing"
+	"time"
+)
+
+func gogc() uint64 {
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// The next collection comes at the larger of the floor and 1.75 times live.
+func TestGCPercent(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		live, floor uint64
+		want        int
+	}{
+		{0, 128 * mib, defaultGOGC},
+		{100 * mib, 128 * mib, defaultGOGC}, // 175 MiB ≥ the floor
+		{64 * mib, 128 * mib, 100},
+		{32 * mib, 128 * mib, 300},
+		{1 * mib, 128 * mib, 12700},
+	} {
+		if got := gcPercent(tc.live, tc.floor); got != tc.want {
+			t.Errorf("gcPercent(%d MiB live, %d MiB floor) = %d, want %d", tc.live/mib, tc.floor/mib, got, tc.want)
+		}
+	}
+}
+
+// klaxon run collects at GOGC=75 with a heap floor unless the operator
+// set GOGC, which it then leaves alone.
+func TestTuneGC(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+
+	t.Setenv("GOGC", "")
+	stop := tuneGC(0)
+	if got := gogc(); got != defaultGOGC {
+		t.Errorf("GOGC unset, no floor: GC percent %d, want %d", got, defaultGOGC)
+	}
+	stop()
+
+	// A test binary's live heap is a few MB: a 1 GiB floor raises the
+	// percentage once a collection has run.
+	stop = tuneGC(1 << 30)
+	deadline := time.Now().Add(10 * time.Second)
+	for gogc() <= defaultGOGC {
+		if time.Now().After(deadline) {
+			t.Fatalf("GC percent still %d after collections, want the floor applied", gogc())
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	runtime.GC() // the tuner's last cleanup sees stop and does not re-arm
+
+	t.Setenv("GOGC", "200")
+	debug.SetGCPercent(200) // what the runtime read from GOGC at start
+	tuneGC(1 << 30)
+	runtime.GC()
+	if got := gogc(); got != 200 {
+		t.Errorf("GOGC=200: GC percent %d, want 200 kept", got)
+	}
+}

@@ -293,9 +293,17 @@ func (e *Engine) tick(ctx context.Context, d *Dispatcher) error {
 	return errors.Join(err, e.publishAndAck(ctx, d, ns))
 }
 
-// publishAndAck publishes notifications stored as pending, then stores
-// that they were published. On an error they stay pending, and the next
-// tick publishes them again. Callers hold e.cycle.
+// publishAndAck publishes notifications stored as pending, then marks that
+// they were published. On an error they stay pending, and the next tick
+// publishes them again. Callers hold e.cycle.
+//
+// The groups Ack changes are written by the next Commit (the next batch's,
+// or the next tick's, within MaxTick), not by one of their own: a commit
+// here held the next batch up for a round trip, which showed in the
+// latency of every notification after it. A crash before that commit
+// republishes the notifications at the next start, under the same
+// idempotency keys: the NOTIFY stream drops them as duplicates within its
+// window, and the notifier's log after it.
 func (e *Engine) publishAndAck(ctx context.Context, d *Dispatcher, ns []*klaxonv1.Notification) error {
 	if len(ns) == 0 {
 		return nil
@@ -303,10 +311,7 @@ func (e *Engine) publishAndAck(ctx context.Context, d *Dispatcher, ns []*klaxonv
 	if err := e.publish(ctx, ns); err != nil {
 		return err
 	}
-	if err := d.Ack(ctx, ns...); err != nil {
-		return err
-	}
-	return d.Commit(ctx)
+	return d.Ack(ctx, ns...)
 }
 
 // ProcessBatch takes in a batch of envelopes, flushes the groups that are

@@ -208,7 +208,12 @@ func FuzzAlertDecodersAgree(f *testing.F) {
 		var std, fast []postableAlert
 		stdErr := json.Unmarshal(body, &std)
 		if stdErr != nil {
-			return // decodeAlerts falls back to encoding/json for refused input
+			// Refused with encoding/json's message, naming the field.
+			var again []postableAlert
+			if err, want := decodeAlerts(body, &again), decodeJSON(body, &again); err == nil || err.Error() != want.Error() {
+				t.Fatalf("encoding/json refuses %q (%v); decodeAlerts: %v", body, want, err)
+			}
+			return
 		}
 		if err := decodeAlerts(body, &fast); err != nil {
 			t.Fatalf("encoding/json accepts %q, decodeAlerts refuses it: %v", body, err)

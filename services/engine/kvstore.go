@@ -60,14 +60,21 @@ type kvKey struct {
 	hash   [12]byte
 }
 
-func keyOf(tenant, groupID string) kvKey {
-	h := sha256.Sum256([]byte(groupID))
+func keyOf(tenant string, groupID []byte) kvKey {
+	h := sha256.Sum256(groupID)
 	k := kvKey{tenant: tenant}
 	copy(k.hash[:], h[:])
 	return k
 }
 
-// String is the KV key: groupPrefix + StoreKey(tenant, groupID).
+// kvKey is keyOf its tenant and id, the id rendered on the stack: a
+// group's key is hashed on every Put and Delete.
+func (g *GroupState) kvKey() kvKey {
+	var buf [256]byte
+	return keyOf(g.Tenant, appendGroupID(buf[:0], g.RouteID, g.Labels))
+}
+
+// String is the KV key: groupPrefix, tenant token, hash of the group id.
 func (k kvKey) String() string { return groupPrefix + k.storeKey() }
 
 func (k kvKey) storeKey() string { return tenantToken(k.tenant) + "." + hex.EncodeToString(k.hash[:]) }
@@ -107,14 +114,14 @@ func (s *KVStore) Load(ctx context.Context) ([]*GroupState, error) {
 // Put implements Store: g is written, as it is then, by the next Commit.
 func (s *KVStore) Put(_ context.Context, g *GroupState) error {
 	s.mu.Lock()
-	s.dirty[keyOf(g.Tenant, g.ID())] = g
+	s.dirty[g.kvKey()] = g
 	s.mu.Unlock()
 	return nil
 }
 
 // Delete implements Store: the next Commit writes the group's tombstone.
 func (s *KVStore) Delete(_ context.Context, g *GroupState) error {
-	k := keyOf(g.Tenant, g.ID())
+	k := g.kvKey()
 	s.mu.Lock()
 	s.dirty[k] = nil
 	if g.rev != 0 {

@@ -94,11 +94,12 @@ func (g *GroupState) Key() string { return groupID(g.RouteKey, g.Labels) }
 // Alertmanager renders a label set).
 func groupID(route string, labels Labels) string {
 	var buf [256]byte // on the stack: the string is the one allocation
-	return string(labels.appendString(append(append(buf[:0], route...), ':')))
+	return string(appendGroupID(buf[:0], route, labels))
 }
 
-// StoreKey is the KV key of a group: tenant token and a hash of the group key.
-func StoreKey(tenant, groupID string) string { return keyOf(tenant, groupID).storeKey() }
+func appendGroupID(b []byte, route string, labels Labels) []byte {
+	return labels.appendString(append(append(b, route...), ':'))
+}
 
 // ErrLostOwnership means another replica changed the state: this one must
 // stop acting on it and reload.
@@ -147,7 +148,7 @@ func (m *MemStore) Load(context.Context) ([]*GroupState, error) {
 func (m *MemStore) Put(_ context.Context, g *GroupState) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.groups[StoreKey(g.Tenant, g.ID())] = cloneGroup(g)
+	m.groups[g.kvKey().storeKey()] = cloneGroup(g)
 	return nil
 }
 
@@ -155,7 +156,7 @@ func (m *MemStore) Put(_ context.Context, g *GroupState) error {
 func (m *MemStore) Delete(_ context.Context, g *GroupState) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.groups, StoreKey(g.Tenant, g.ID()))
+	delete(m.groups, g.kvKey().storeKey())
 	return nil
 }
 

@@ -3,9 +3,6 @@ package engine
 import (
 	"iter"
 	"slices"
-	"strings"
-
-	gojson "github.com/goccy/go-json"
 
 	"github.com/klaxon-sh/klaxon/services/fastjson"
 )
@@ -104,27 +101,7 @@ func (s *AlertSet) All() iter.Seq2[string, *Alert] {
 // MarshalJSON writes the set as the object by fingerprint that
 // map[string]*Alert was stored as (keys in order, as encoding/json sorts
 // them), without building that map on every group write.
-func (s AlertSet) MarshalJSON() ([]byte, error) {
-	as := make([]*Alert, 0, s.Len())
-	for _, a := range s.All() {
-		as = append(as, a)
-	}
-	slices.SortFunc(as, func(a, b *Alert) int { return strings.Compare(a.Fingerprint, b.Fingerprint) })
-	b := []byte{'{'}
-	for i, a := range as {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendJSONString(b, a.Fingerprint)
-		b = append(b, ':')
-		ab, err := gojson.Marshal(a)
-		if err != nil {
-			return nil, err
-		}
-		b = append(b, ab...)
-	}
-	return append(b, '}'), nil
-}
+func (s AlertSet) MarshalJSON() ([]byte, error) { return s.appendJSON(nil), nil }
 
 // UnmarshalJSON reads that object.
 func (s *AlertSet) UnmarshalJSON(data []byte) error {

@@ -40,6 +40,15 @@ func FuzzGroupStateDecode(f *testing.F) {
 		if err != nil || json.Unmarshal(out, &got) != nil || json.Unmarshal(want, &wantV) != nil || !reflect.DeepEqual(got, wantV) {
 			t.Fatalf("encodeGroup:\n%s\ngoccy (%v):\n%s", out, err, want)
 		}
+		// AlertSet marshals with the same appender, so each alert is also
+		// held to goccy's encoding of the struct.
+		for _, a := range g.Alerts.All() {
+			want, err := gojson.Marshal(a)
+			var got, wantV any
+			if err != nil || json.Unmarshal(a.appendJSON(nil), &got) != nil || json.Unmarshal(want, &wantV) != nil || !reflect.DeepEqual(got, wantV) {
+				t.Fatalf("alert:\n%s\ngoccy (%v):\n%s", a.appendJSON(nil), err, want)
+			}
+		}
 		var back GroupState
 		if err := decodeGroup(out, &back); err != nil {
 			t.Fatalf("cannot decode own encoding %s: %v", out, err)

@@ -56,8 +56,7 @@ func encodeGroup(g *GroupState) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-// appendJSON appends the alerts as a JSON object by fingerprint, in
-// fingerprint order, as AlertSet.MarshalJSON writes it.
+// appendJSON appends what MarshalJSON returns.
 func (s AlertSet) appendJSON(b []byte) []byte {
 	var arr [8]*Alert // the small form: no allocation to sort
 	as := arr[:0]
@@ -77,7 +76,8 @@ func (s AlertSet) appendJSON(b []byte) []byte {
 	return append(b, '}')
 }
 
-// appendJSON appends the alert as encoding/json writes its struct.
+// appendJSON appends the alert as encoding/json writes its struct
+// (TestAlertSetActsLikeAMap and FuzzGroupStateDecode compare).
 func (a *Alert) appendJSON(b []byte) []byte {
 	b = append(b, `{"fp":`...)
 	b = appendJSONString(b, a.Fingerprint)

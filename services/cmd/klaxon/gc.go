@@ -41,7 +41,7 @@ func tuneGC(minHeap int64) (stop func()) {
 // object nothing references runs once the collection that freed it is done.
 type gcTuner struct {
 	minHeap uint64
-	pct     int // only the cleanup goroutine reads and writes it
+	pct     int // one tune runs at a time: the next is armed as it returns
 	stopped atomic.Bool
 }
 

@@ -12,6 +12,7 @@ type metrics struct {
 	items      *prometheus.CounterVec
 	duplicates *prometheus.CounterVec
 	publish    prometheus.Histogram
+	group      prometheus.Histogram
 	acks       *prometheus.CounterVec
 }
 
@@ -35,8 +36,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "klaxon_receiver_items_duplicate_total", Help: "Items dropped by JetStream deduplication (retried POSTs).",
 		}, []string{"endpoint"}),
 		publish: f.NewHistogram(prometheus.HistogramOpts{
-			Name: "klaxon_bus_publish_duration_seconds", Help: "Time from publish to the JetStream ack of a request's batch.",
+			Name: "klaxon_bus_publish_duration_seconds", Help: "Time from publish to the JetStream ack of one INGEST publish (a request's alerts, or a group of requests').",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .5, 1, 5, 10},
+		}),
+		group: f.NewHistogram(prometheus.HistogramOpts{
+			Name: "klaxon_receiver_commit_group_requests", Help: "Requests whose alerts were stored by one INGEST publish (group commit of concurrent small requests).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128},
 		}),
 		acks: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "klaxon_bus_publish_acks_total", Help: "JetStream publish outcomes: ok, duplicate, error.",

@@ -70,6 +70,7 @@ type Receiver struct {
 	log     *slog.Logger
 	metrics *metrics
 	sns     *snsVerifier
+	commit  *groupCommit
 }
 
 // New builds a receiver publishing to pub.
@@ -83,13 +84,21 @@ func New(cfg Config, pub Publisher, log *slog.Logger, reg prometheus.Registerer)
 	if cfg.RetryAfter <= 0 {
 		cfg.RetryAfter = 5 * time.Second
 	}
-	return &Receiver{
+	rc := &Receiver{
 		cfg:     cfg,
 		pub:     pub,
 		log:     log,
 		metrics: newMetrics(reg),
 		sns:     newSNSVerifier(cfg.SNS, cfg.Now),
 	}
+	rc.commit = &groupCommit{
+		publish: func(ctx context.Context, envs []*klaxonv1.Envelope) ([]bus.Result, []int, error) {
+			return rc.publish(ctx, envs, true)
+		},
+		observe: func(n int) { rc.metrics.group.Observe(float64(n)) },
+		queues:  map[string]*commitQueue{},
+	}
+	return rc
 }
 
 // Register adds the ingest routes to mux.
@@ -256,32 +265,61 @@ func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request, endpoint strin
 
 // store publishes the envelopes and waits for all acks: with batch, as
 // batch messages (bus.IngestMessages), so a 256-alert request costs
-// JetStream one write, not 256; otherwise one message each.
+// JetStream one write, not 256, and a small request shares its write with
+// the requests that arrive while another publish is in flight (groupCommit);
+// otherwise one message each.
 func (rc *Receiver) store(ctx context.Context, envs []*klaxonv1.Envelope, batch bool) (stored, dups int, err error) {
 	if len(envs) == 0 {
 		return 0, 0, nil
 	}
-	msgs, counts, err := bus.IngestMessages(envs, batch)
-	if err != nil {
-		return 0, 0, err
+	if batch && coalescable(envs) {
+		stored, dups, err = rc.commit.store(bus.IngestSubject(envs[0].Tenant, envs[0].Source), envs)
+	} else {
+		ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+		defer cancel()
+		var res []bus.Result
+		var counts []int
+		res, counts, err = rc.publish(ctx, envs, batch)
+		if err == nil {
+			for i, r := range res {
+				if r.Duplicate {
+					dups += counts[i]
+				}
+			}
+			stored = len(envs) - dups
+		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	start := time.Now()
-	res, err := rc.pub.Publish(ctx, msgs...)
-	rc.metrics.publish.Observe(time.Since(start).Seconds())
 	if err != nil {
 		rc.metrics.acks.WithLabelValues("error").Add(float64(len(envs)))
 		return 0, 0, err
 	}
-	for i, r := range res {
-		if r.Duplicate {
-			dups += counts[i]
+	rc.metrics.acks.WithLabelValues("ok").Add(float64(stored))
+	rc.metrics.acks.WithLabelValues("duplicate").Add(float64(dups))
+	return stored, dups, nil
+}
+
+// publish encodes envs for INGEST and stores them; counts[i] is how many
+// envelopes message i (and so res[i]) holds.
+func (rc *Receiver) publish(ctx context.Context, envs []*klaxonv1.Envelope, batch bool) (res []bus.Result, counts []int, err error) {
+	msgs, counts, err := bus.IngestMessages(envs, batch)
+	if err != nil {
+		return nil, nil, err
+	}
+	start := time.Now()
+	res, err = rc.pub.Publish(ctx, msgs...)
+	rc.metrics.publish.Observe(time.Since(start).Seconds())
+	return res, counts, err
+}
+
+// coalescable: envs are few enough bytes to share a batch message.
+func coalescable(envs []*klaxonv1.Envelope) bool {
+	size := 0
+	for _, e := range envs {
+		if size += e.SizeVT(); size > maxCoalesceBytes {
+			return false
 		}
 	}
-	rc.metrics.acks.WithLabelValues("ok").Add(float64(len(envs) - dups))
-	rc.metrics.acks.WithLabelValues("duplicate").Add(float64(dups))
-	return len(envs) - dups, dups, nil
+	return true
 }
 
 func newEnvelope(req *request, source, identity string) *klaxonv1.Envelope {

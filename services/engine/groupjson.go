@@ -18,7 +18,7 @@ import (
 // engine's CPU under an alert storm. It writes what goccy writes for
 // storedGroup, value for value (FuzzGroupStateDecode holds it to that).
 func encodeGroup(g *GroupState) ([]byte, error) {
-	b := make([]byte, 0, 256+len(g.Labels.s)+g.Alerts.Len()*(192+len(g.Labels.s))+len(g.Pending)*4/3)
+	b := make([]byte, 0, encodedSize(g))
 	b = append(b, `{"id":`...)
 	b = appendJSONString(b, g.ID())
 	b = append(b, `,"key":`...)
@@ -54,6 +54,21 @@ func encodeGroup(g *GroupState) ([]byte, error) {
 		b = append(b, '"')
 	}
 	return append(b, '}'), nil
+}
+
+// encodedSize is about the length of g's encoding, a little over as a rule,
+// so the buffer is allocated once: packed labels grow by a few quotes and
+// colons per label in JSON, and each alert's times, keys and fingerprints
+// take about 250 bytes.
+func encodedSize(g *GroupState) int {
+	n := 320 + len(g.Labels.s)*5/4 + len(g.Pending)*4/3
+	if g.Nflog != nil {
+		n += 128 + 20*(len(g.Nflog.Firing)+len(g.Nflog.Resolved))
+	}
+	for _, a := range g.Alerts.All() {
+		n += 256 + (len(a.Labels.s)+len(a.Annotations.s))*5/4 + len(a.GeneratorURL)
+	}
+	return n
 }
 
 // appendJSON appends what MarshalJSON returns.

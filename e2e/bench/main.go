@@ -71,65 +71,101 @@ func main() {
 	kx := klaxonSystem(work, sink.url)
 	am := amSystem(work, sink.url)
 	res := results{}
+	// Phase by phase, the two systems one after the other, so a machine
+	// that slows down for a minute (shared, noisy) skews both alike. The
+	// ingest phases, the noisiest, run twice for each system in the order
+	// Klaxon, Alertmanager, Alertmanager, Klaxon, and report the mean: a
+	// drift in the machine's speed during the four runs cancels out.
 	for _, s := range []*system{kx, am} {
-		progress("== %s", s.name)
-		// Latency first, on a fresh process whose only work is this load.
-		s.fresh("notify")
-		p50, p90, p99 := latency(s.url, sink, *rate, *duration)
-		res.put(fmt.Sprintf("latency POST→webhook p50 ms (%d alerts/s)", *rate), s.name, p50)
-		res.put(fmt.Sprintf("latency POST→webhook p90 ms (%d alerts/s)", *rate), s.name, p90)
-		res.put(fmt.Sprintf("latency POST→webhook p99 ms (%d alerts/s)", *rate), s.name, p99)
-		stop(s.cmd)
-
-		// Ingest: alerts routed to a receiver without integrations, so both
-		// measure accepting (Klaxon: and durably storing, and routing) alerts.
-		// Beside each, what the generator itself spent per request (this
-		// process, all threads): CPU the system under test could not have.
-		s.fresh("null")
-		gen0 := selfCPU()
-		accepted, requests := ingest(s.url, 32, 1, *duration)
-		res.put("ingest alerts/s, 1 alert/request, 32 connections", s.name, accepted)
-		res.put("load generator CPU µs per request, 1 alert/request", s.name, perRequest(selfCPU()-gen0, requests))
-		stop(s.cmd)
-		s.fresh("null")
-		began := time.Now()
-		gen0 = selfCPU()
-		accepted, requests = ingest(s.url, 8, 256, *duration)
-		res.put("ingest alerts/s, 256 alerts/request, 8 connections", s.name, accepted)
-		res.put("load generator CPU µs per request, 256 alerts/request", s.name, perRequest(selfCPU()-gen0, requests))
-		if s.routed != nil {
-			// Klaxon acknowledges once an alert is stored; its engine routes
-			// from the stream, and may still be working through a backlog.
-			waitRouted(s, accepted*duration.Seconds(), 2*time.Minute)
-			res.put("routed alerts/s, 256 alerts/request (ingest until every alert is in its group)", s.name, s.routed()/time.Since(began).Seconds())
+		progress("== %s: latency", s.name)
+		latencyPhase(s, sink, res)
+	}
+	for _, phase := range []func(*system, results){ingestSingle, ingestBatched} {
+		runs := results{}
+		for _, s := range []*system{kx, am, am, kx} {
+			phase(s, runs)
 		}
-		stop(s.cmd)
-
-		// Memory and CPU: a fresh process holding `active` alerts.
-		s.fresh("hold")
-		base := rssBytes(s.cmd.Process.Pid)
-		cpu0 := cpuSeconds(s.cmd.Process.Pid)
-		hold(s.url, *active)
-		if s.routed != nil {
-			// Klaxon routes from the stream: measure once every alert is in
-			// its group (and counted in its policy), CPU included.
-			waitRouted(s, float64(*active), 2*time.Minute)
+		for fig, by := range runs {
+			for sys, v := range by {
+				res.put(fig, sys, v/2)
+			}
 		}
-		cpu1 := cpuSeconds(s.cmd.Process.Pid)
-		time.Sleep(3 * time.Second) // let the heap settle before measuring
-		rss := rssBytes(s.cmd.Process.Pid)
-		res.put(fmt.Sprintf("RSS MiB holding %d active alerts", *active), s.name, float64(rss)/(1<<20))
-		res.put("bytes of RSS per active alert (delta)", s.name, float64(rss-base)/float64(*active))
-		res.put("CPU seconds per 100k alerts ingested", s.name, (cpu1-cpu0)*100000/float64(*active))
-		stop(s.cmd)
-		t0 := time.Now()
-		s.cmd = s.start("hold")
-		waitReady(s.ready, 120*time.Second)
-		res.put(fmt.Sprintf("restart to ready, s, %d alerts on disk", *active), s.name, time.Since(t0).Seconds())
-		stop(s.cmd)
+	}
+	for _, s := range []*system{kx, am} {
+		progress("== %s: memory, CPU and restart", s.name)
+		holdPhase(s, res)
 	}
 	print(res)
 	save(res)
+}
+
+// latencyPhase measures POST→webhook on a fresh process whose only work is
+// this load.
+func latencyPhase(s *system, sink *sink, res results) {
+	s.fresh("notify")
+	p50, p90, p99 := latency(s.url, sink, *rate, *duration)
+	res.put(fmt.Sprintf("latency POST→webhook p50 ms (%d alerts/s)", *rate), s.name, p50)
+	res.put(fmt.Sprintf("latency POST→webhook p90 ms (%d alerts/s)", *rate), s.name, p90)
+	res.put(fmt.Sprintf("latency POST→webhook p99 ms (%d alerts/s)", *rate), s.name, p99)
+	stop(s.cmd)
+}
+
+// Ingest: alerts routed to a receiver without integrations, so both measure
+// accepting (Klaxon: and durably storing, and routing) alerts. Beside each,
+// what the generator itself spent per request (this process, all threads):
+// CPU the system under test could not have. The phases add to runs, so two
+// runs of a system sum.
+func ingestSingle(s *system, runs results) {
+	progress("== %s: ingest, 1 alert/request", s.name)
+	s.fresh("null")
+	gen0 := selfCPU()
+	accepted, requests := ingest(s.url, 32, 1, *duration)
+	runs.add("ingest alerts/s, 1 alert/request, 32 connections", s.name, accepted)
+	runs.add("load generator CPU µs per request, 1 alert/request", s.name, perRequest(selfCPU()-gen0, requests))
+	stop(s.cmd)
+}
+
+func ingestBatched(s *system, runs results) {
+	progress("== %s: ingest, 256 alerts/request", s.name)
+	s.fresh("null")
+	began := time.Now()
+	gen0 := selfCPU()
+	accepted, requests := ingest(s.url, 8, 256, *duration)
+	runs.add("ingest alerts/s, 256 alerts/request, 8 connections", s.name, accepted)
+	runs.add("load generator CPU µs per request, 256 alerts/request", s.name, perRequest(selfCPU()-gen0, requests))
+	if s.routed != nil {
+		// Klaxon acknowledges once an alert is stored; its engine routes
+		// from the stream, and may still be working through a backlog.
+		waitRouted(s, accepted*duration.Seconds(), 2*time.Minute)
+		runs.add("routed alerts/s, 256 alerts/request (ingest until every alert is in its group)", s.name, s.routed()/time.Since(began).Seconds())
+	}
+	stop(s.cmd)
+}
+
+// holdPhase: memory and CPU of a fresh process holding `active` alerts, then
+// the time to restart with them on disk.
+func holdPhase(s *system, res results) {
+	s.fresh("hold")
+	base := rssBytes(s.cmd.Process.Pid)
+	cpu0 := cpuSeconds(s.cmd.Process.Pid)
+	hold(s.url, *active)
+	if s.routed != nil {
+		// Klaxon routes from the stream: measure once every alert is in
+		// its group (and counted in its policy), CPU included.
+		waitRouted(s, float64(*active), 2*time.Minute)
+	}
+	cpu1 := cpuSeconds(s.cmd.Process.Pid)
+	time.Sleep(3 * time.Second) // let the heap settle before measuring
+	rss := rssBytes(s.cmd.Process.Pid)
+	res.put(fmt.Sprintf("RSS MiB holding %d active alerts", *active), s.name, float64(rss)/(1<<20))
+	res.put("bytes of RSS per active alert (delta)", s.name, float64(rss-base)/float64(*active))
+	res.put("CPU seconds per 100k alerts ingested", s.name, (cpu1-cpu0)*100000/float64(*active))
+	stop(s.cmd)
+	t0 := time.Now()
+	s.cmd = s.start("hold")
+	waitReady(s.ready, 120*time.Second)
+	res.put(fmt.Sprintf("restart to ready, s, %d alerts on disk", *active), s.name, time.Since(t0).Seconds())
+	stop(s.cmd)
 }
 
 func klaxonSystem(work, sink string) *system {
@@ -543,6 +579,15 @@ func cpuSeconds(pid int) float64 {
 	return (u + k) / 100
 }
 
+// add sums v into a figure without printing it (runs of a phase).
+func (r results) add(figure, sys string, v float64) {
+	if r[figure] == nil {
+		r[figure] = map[string]float64{}
+	}
+	r[figure][sys] += v
+	progress("%s: %s = %.2f (one run)", sys, figure, v)
+}
+
 func (r results) put(figure, sys string, v float64) {
 	if r[figure] == nil {
 		r[figure] = map[string]float64{}
@@ -560,13 +605,16 @@ func print(r results) {
 	fmt.Printf("\n| figure | Klaxon | Alertmanager | ratio |\n|---|---:|---:|---:|\n")
 	for _, f := range figs {
 		k, a := r[f]["Klaxon"], r[f]["Alertmanager"]
-		ratio := "—"
-		if a != 0 {
-			ratio = fmt.Sprintf("%.2f×", k/a)
+		am, ratio := "—", "—"
+		if _, ok := r[f]["Alertmanager"]; ok {
+			am = fmt.Sprintf("%.2f", a)
+			if a != 0 {
+				ratio = fmt.Sprintf("%.2f×", k/a)
+			}
 		}
-		fmt.Printf("| %s | %.2f | %.2f | %s |\n", f, k, a, ratio)
+		fmt.Printf("| %s | %.2f | %s | %s |\n", f, k, am, ratio)
 	}
-	fmt.Printf("\n%d cores, commit %s. Klaxon acknowledges an alert only once JetStream stored it (file storage); Alertmanager keeps alerts in memory.\n", runtime.NumCPU(), commit())
+	fmt.Printf("\n%d cores, commit %s. Klaxon acknowledges an alert only once JetStream stored it (file storage); Alertmanager keeps alerts in memory. Ingest figures: the mean of two runs each, in the order Klaxon, Alertmanager, Alertmanager, Klaxon.\n", runtime.NumCPU(), commit())
 }
 
 func commit() string {

@@ -14,14 +14,14 @@ import (
 // its value is the number of envelopes.
 const BatchHeader = "Klaxon-Batch"
 
-// maxBatchBytes bounds one batch message well under NATS's default
+// MaxBatchBytes bounds one batch message well under NATS's default
 // max_payload of 1 MiB, so batches also fit an external cluster.
-const maxBatchBytes = 512 << 10
+const MaxBatchBytes = 512 << 10
 
 // IngestMessages encodes envelopes (all of one tenant and source, as one
 // request yields) for INGEST. Without batch, or for a single envelope, each
 // is one message under its own id. With batch, several are batch messages
-// of up to maxBatchBytes, each under a hash of its envelopes' ids, so a
+// of up to MaxBatchBytes, each under a hash of its envelopes' ids, so a
 // retried request maps to the same messages and JetStream stores it once.
 // counts[i] is how many envelopes msgs[i] holds.
 func IngestMessages(envs []*klaxonv1.Envelope, batch bool) (msgs []Message, counts []int, err error) {
@@ -37,12 +37,10 @@ func IngestMessages(envs []*klaxonv1.Envelope, batch bool) (msgs []Message, coun
 		return msgs, counts, nil
 	}
 	for start := 0; start < len(envs); {
-		// Each envelope costs its size plus its field tag and length
-		// prefix in the batch (at most 6 bytes; 8 to be safe).
 		size, end := 0, start
 		for end < len(envs) {
-			sz := envs[end].SizeVT() + 8
-			if end > start && size+sz > maxBatchBytes {
+			sz := BatchSize(envs[end])
+			if end > start && size+sz > MaxBatchBytes {
 				break
 			}
 			size += sz
@@ -66,6 +64,10 @@ func IngestMessages(envs []*klaxonv1.Envelope, batch bool) (msgs []Message, coun
 	}
 	return msgs, counts, nil
 }
+
+// BatchSize is what e adds to a batch message: its size plus its field tag
+// and length prefix (at most 6 bytes; 8 to be safe).
+func BatchSize(e *klaxonv1.Envelope) int { return e.SizeVT() + 8 }
 
 // DecodeEnvelopes decodes an INGEST message: one envelope, or the
 // envelopes of a batch (header BatchHeader).

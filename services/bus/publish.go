@@ -655,7 +655,7 @@ func shard(ctx context.Context, cc ConsumerConfig, handle func(jetstream.Msg)) f
 
 // consumeBuffer is how many messages a consumer's client buffers ahead of
 // its handler. A message of the INGEST stream can hold a batch of hundreds
-// of alerts (up to maxBatchBytes), and several consumers read that stream:
+// of alerts (up to MaxBatchBytes), and several consumers read that stream:
 // a small buffer bounds the memory an alert storm ties up in flight, and
 // still hides the round trip of the next pull.
 const consumeBuffer = 64

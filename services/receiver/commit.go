@@ -2,6 +2,7 @@ package receiver
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -18,13 +19,14 @@ const publishTimeout = 10 * time.Second
 
 // groupCommit stores the alerts of concurrent requests together: while one
 // publish is in flight for an INGEST subject, the requests that arrive for it
-// wait, and the first of them then publishes all of them as one batch
-// message. Under 32 senders each posting one alert, JetStream stores, and the
-// engine receives and acknowledges, one message per group instead of one per
-// alert; a lone request is published at once, exactly as it would be alone
-// (a single alert under its own id, so a retried POST is still a duplicate).
-// A retried request that lands in another group is stored twice; that is
-// harmless for alerts (see result.batch).
+// wait, and the first of them then publishes them as one batch message (as
+// many as fit bus.MaxBatchBytes; the rest wait for the next). Under 32
+// senders each posting one alert, JetStream stores, and the engine receives
+// and acknowledges, one message per group instead of one per alert; a lone
+// request is published at once, exactly as it would be alone (a single alert
+// under its own id, so a retried POST is still a duplicate). A retried
+// request that lands in a group is stored again; that is harmless for
+// alerts (see result.batch).
 type groupCommit struct {
 	publish func(ctx context.Context, envs []*klaxonv1.Envelope) ([]bus.Result, []int, error)
 	// observe is told the number of requests in each publish.
@@ -36,11 +38,12 @@ type groupCommit struct {
 
 type commitQueue struct {
 	busy    bool          // a publish for this subject is in flight
-	waiting []*commitWait // the next group, in arrival order
+	waiting []*commitWait // in arrival order
 }
 
 type commitWait struct {
 	envs []*klaxonv1.Envelope
+	size int // bytes in a batch message (bus.BatchSize of each envelope)
 	// done receives lead (this request publishes the next group) or the
 	// outcome; it is buffered so the sender never blocks.
 	done chan commitOutcome
@@ -53,13 +56,15 @@ type commitOutcome struct {
 	err    error
 }
 
-// store publishes envs (all of one subject) with whatever requests are
-// waiting beside them, and returns this request's share of the outcome.
-// A waiting request does not give up on its context: the group it is in
-// may be published at any moment, and the wait is bounded by two publishes
-// (the one in flight, then its own), each bounded by publishTimeout.
-func (g *groupCommit) store(subject string, envs []*klaxonv1.Envelope) (stored, dups int, err error) {
-	w := &commitWait{envs: envs, done: make(chan commitOutcome, 1)}
+// store publishes envs (all of one subject, size bytes in a batch message)
+// with whatever requests are waiting beside them, and returns this request's
+// share of the outcome. A waiting request does not give up on its context
+// (its group may be being published): the wait is bounded by two publishes,
+// the one in flight and then its own, each bounded by publishTimeout, so at
+// most 20 s; a sender that gave up earlier retries, and its alerts, stored
+// twice, are merged.
+func (g *groupCommit) store(subject string, envs []*klaxonv1.Envelope, size int) (stored, dups int, err error) {
+	w := &commitWait{envs: envs, size: size, done: make(chan commitOutcome, 1)}
 	g.mu.Lock()
 	q := g.queues[subject]
 	if q == nil {
@@ -81,18 +86,47 @@ func (g *groupCommit) store(subject string, envs []*klaxonv1.Envelope) (stored, 
 	return out.stored, out.dups, out.err
 }
 
-// lead publishes the waiting group of q (which holds the leader's own
-// request), answers every request in it, and hands the next group, if any,
-// to its first request: each request publishes at most one group, so no
-// answer waits for a publish it is not part of.
+// lead publishes the next group of q (which begins with the leader's own
+// request), answers every request in it, and hands the lead to the first
+// request still waiting: each request publishes at most one group, so none
+// waits for a publish after its own. If the publish panics, the group is
+// answered with an error and the lead still passes on, so the subject is not
+// left busy for ever; the panic goes on to the leader's HTTP server.
 func (g *groupCommit) lead(subject string, q *commitQueue) {
 	g.mu.Lock()
-	group := q.waiting
-	q.waiting = nil
+	group := q.take()
 	g.mu.Unlock()
 
+	defer g.handOff(subject, q)
+	defer func() {
+		if r := recover(); r != nil {
+			for _, w := range group {
+				select {
+				case w.done <- commitOutcome{err: fmt.Errorf("publish panicked: %v", r)}:
+				default: // answered before the panic
+				}
+			}
+			panic(r)
+		}
+	}()
 	g.flush(group)
+}
 
+// take removes the next group from q.waiting: the first request, and those
+// after it that fit in one batch message with it. Called with g.mu held.
+func (q *commitQueue) take() []*commitWait {
+	n, size := 1, q.waiting[0].size
+	for n < len(q.waiting) && size+q.waiting[n].size <= bus.MaxBatchBytes {
+		size += q.waiting[n].size
+		n++
+	}
+	group := q.waiting[:n:n]
+	q.waiting = q.waiting[n:]
+	return group
+}
+
+// handOff gives the lead to the first waiting request, or marks q idle.
+func (g *groupCommit) handOff(subject string, q *commitQueue) {
 	g.mu.Lock()
 	if len(q.waiting) == 0 {
 		q.busy = false
@@ -124,15 +158,17 @@ func (g *groupCommit) flush(group []*commitWait) {
 	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 	res, counts, err := g.publish(ctx, envs)
 	cancel()
+	if err == nil {
+		err = checkCounts(res, counts, len(envs))
+	}
 	if err != nil {
 		for _, w := range group {
 			w.done <- commitOutcome{err: err}
 		}
 		return
 	}
-	// Message i holds the next counts[i] envelopes, in order; a duplicate
-	// message makes each of its envelopes a duplicate of the request it
-	// came in.
+	// Message i holds the next counts[i] envelopes, in order; each envelope
+	// of a duplicate message is a duplicate for the request it came in.
 	dup := make([]bool, 0, len(envs))
 	for i, r := range res {
 		for range counts[i] {
@@ -150,4 +186,16 @@ func (g *groupCommit) flush(group []*commitWait) {
 		off += len(w.envs)
 		w.done <- commitOutcome{stored: len(w.envs) - d, dups: d}
 	}
+}
+
+// checkCounts: a result per message, and the messages hold every envelope.
+func checkCounts(res []bus.Result, counts []int, envs int) error {
+	n := 0
+	for _, c := range counts {
+		n += c
+	}
+	if len(res) != len(counts) || n != envs {
+		return fmt.Errorf("publish answered %d results for %d messages of %d envelopes, for %d envelopes", len(res), len(counts), n, envs)
+	}
+	return nil
 }

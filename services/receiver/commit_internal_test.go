@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,14 +13,23 @@ import (
 	"github.com/klaxon-sh/klaxon/services/bus"
 )
 
-// gatedPublish records every publish; while gate is set, a publish blocks
-// until the gate is closed, so a test can hold one publish in flight.
+// gatedPublish records every publish. Each gate held in gates holds one
+// publish, in order, until the test closes it; entered is told when a held
+// publish has begun. result, if set, decides the outcome.
 type gatedPublish struct {
 	mu      sync.Mutex
 	calls   [][]string // envelope ids of each publish
-	gate    chan struct{}
-	entered chan struct{}
+	gates   []chan struct{}
+	entered chan int // index of the held publish
 	result  func(envs []*klaxonv1.Envelope) ([]bus.Result, []int, error)
+}
+
+func newGated(held int) (*gatedPublish, []chan struct{}) {
+	p := &gatedPublish{entered: make(chan int, held)}
+	for range held {
+		p.gates = append(p.gates, make(chan struct{}))
+	}
+	return p, slices.Clone(p.gates)
 }
 
 func (p *gatedPublish) publish(ctx context.Context, envs []*klaxonv1.Envelope) ([]bus.Result, []int, error) {
@@ -29,11 +39,14 @@ func (p *gatedPublish) publish(ctx context.Context, envs []*klaxonv1.Envelope) (
 		ids[i] = e.Id
 	}
 	p.calls = append(p.calls, ids)
-	gate := p.gate
-	p.gate = nil
+	i := len(p.calls) - 1
+	var gate chan struct{}
+	if i < len(p.gates) {
+		gate = p.gates[i]
+	}
 	p.mu.Unlock()
 	if gate != nil {
-		p.entered <- struct{}{}
+		p.entered <- i
 		<-gate
 	}
 	if p.result != nil {
@@ -54,7 +67,7 @@ func newGroupCommit(p *gatedPublish) *groupCommit {
 
 func env(id string) []*klaxonv1.Envelope { return []*klaxonv1.Envelope{{Id: id}} }
 
-// waiting is how many requests wait for subject's next publish.
+// waitingFor is how many requests wait for subject's next publishes.
 func (g *groupCommit) waitingFor(subject string) int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -75,17 +88,56 @@ func awaitWaiting(t *testing.T, g *groupCommit, subject string, n int) {
 	}
 }
 
+// idle: no subject is left busy.
+func idle(t *testing.T, g *groupCommit) {
+	t.Helper()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.queues) != 0 {
+		t.Fatalf("queues left behind: %v", g.queues)
+	}
+}
+
 type outcome struct {
 	id           string
 	stored, dups int
 	err          error
 }
 
+// requests runs store calls in the background; next waits for an answer.
+type requests struct {
+	t   *testing.T
+	g   *groupCommit
+	out chan outcome
+}
+
+func newRequests(t *testing.T, g *groupCommit) *requests {
+	return &requests{t: t, g: g, out: make(chan outcome, 16)}
+}
+
+func (r *requests) run(id string, envs []*klaxonv1.Envelope, size int) {
+	go func() {
+		stored, dups, err := r.g.store("s", envs, size)
+		r.out <- outcome{id, stored, dups, err}
+	}()
+}
+
+func (r *requests) next() outcome {
+	r.t.Helper()
+	select {
+	case o := <-r.out:
+		return o
+	case <-time.After(5 * time.Second):
+		r.t.Fatal("no request answered within 5 s")
+		return outcome{}
+	}
+}
+
 func TestGroupCommitLoneRequestIsPublishedAtOnceAndAlone(t *testing.T) {
 	p := &gatedPublish{}
 	g := newGroupCommit(p)
 	for _, id := range []string{"a", "b"} {
-		stored, dups, err := g.store("s", env(id))
+		stored, dups, err := g.store("s", env(id), 10)
 		if err != nil || stored != 1 || dups != 0 {
 			t.Fatalf("%s: stored %d dups %d err %v", id, stored, dups, err)
 		}
@@ -93,85 +145,109 @@ func TestGroupCommitLoneRequestIsPublishedAtOnceAndAlone(t *testing.T) {
 	if got := p.published(); !slices.EqualFunc(got, [][]string{{"a"}, {"b"}}, slices.Equal) {
 		t.Fatalf("publishes %v, want each request alone", got)
 	}
-	if g.waitingFor("s") != 0 || len(g.queues) != 0 {
-		t.Fatalf("queue left behind: %v", g.queues)
-	}
+	idle(t, g)
 }
 
 // The requests that arrive while a publish is in flight go together in the
-// next one, and each is answered for its own alerts only.
+// next one, published by the first of them; the leader is answered without
+// waiting for it, and requests arriving during that one form a third.
 func TestGroupCommitGroupsRequestsArrivingDuringAPublish(t *testing.T) {
-	gate := make(chan struct{})
-	p := &gatedPublish{gate: gate, entered: make(chan struct{}, 1)}
+	p, gates := newGated(2)
 	g := newGroupCommit(p)
-	out := make(chan outcome, 4)
-	run := func(id string) {
-		go func() {
-			stored, dups, err := g.store("s", env(id))
-			out <- outcome{id, stored, dups, err}
-		}()
-	}
-	run("a")
+	r := newRequests(t, g)
+	r.run("a", env("a"), 10)
 	<-p.entered // a's publish is in flight
 	for _, id := range []string{"b", "c", "d"} {
-		run(id)
+		r.run(id, env(id), 10)
 	}
 	awaitWaiting(t, g, "s", 3)
-	close(gate)
+	close(gates[0])
+	<-p.entered // the second group's publish is in flight, and held
+	if o := r.next(); o.id != "a" || o.err != nil || o.stored != 1 {
+		t.Fatalf("first answer %+v, want a's, before the next publish ends", o)
+	}
+	r.run("e", env("e"), 10)
+	awaitWaiting(t, g, "s", 1)
+	close(gates[1])
 	for range 4 {
-		o := <-out
-		if o.err != nil || o.stored != 1 || o.dups != 0 {
+		if o := r.next(); o.err != nil || o.stored != 1 || o.dups != 0 {
 			t.Fatalf("%s: stored %d dups %d err %v", o.id, o.stored, o.dups, o.err)
 		}
 	}
 	got := p.published()
-	if len(got) != 2 || !slices.Equal(got[0], []string{"a"}) {
-		t.Fatalf("publishes %v, want [a] then [b c d] in one", got)
+	if len(got) != 3 || !slices.Equal(got[0], []string{"a"}) || !slices.Equal(got[2], []string{"e"}) {
+		t.Fatalf("publishes %v, want [a], [b c d], [e]", got)
 	}
-	second := slices.Sorted(slices.Values(got[1]))
-	if !slices.Equal(second, []string{"b", "c", "d"}) {
+	if second := slices.Sorted(slices.Values(got[1])); !slices.Equal(second, []string{"b", "c", "d"}) {
 		t.Fatalf("second publish %v, want b, c and d together", got[1])
 	}
+	idle(t, g)
+}
+
+// A group is at most one batch message: requests beyond bus.MaxBatchBytes
+// wait for the next publish.
+func TestGroupCommitKeepsAGroupToOneMessage(t *testing.T) {
+	p, gates := newGated(1)
+	g := newGroupCommit(p)
+	r := newRequests(t, g)
+	r.run("a", env("a"), 10)
+	<-p.entered
+	third := bus.MaxBatchBytes / 3
+	for _, id := range []string{"b", "c", "d", "e"} {
+		r.run(id, env(id), third)
+		awaitWaiting(t, g, "s", int(id[0]-'a'))
+	}
+	close(gates[0])
+	for range 5 {
+		if o := r.next(); o.err != nil || o.stored != 1 {
+			t.Fatalf("%+v", o)
+		}
+	}
+	got := p.published()
+	if len(got) != 3 || len(got[1]) != 3 || len(got[2]) != 1 {
+		t.Fatalf("publishes %v, want [a], three of a third of a message each, then the fourth", got)
+	}
+	idle(t, g)
 }
 
 // A group's duplicates are told to the requests whose alerts were in the
 // duplicate message; a failed publish fails every request of its group.
 func TestGroupCommitAnswersEachRequestForItsOwnAlerts(t *testing.T) {
-	gate := make(chan struct{})
-	p := &gatedPublish{gate: gate, entered: make(chan struct{}, 1)}
+	p, gates := newGated(2)
 	fail := errors.New("no quorum")
 	p.result = func(envs []*klaxonv1.Envelope) ([]bus.Result, []int, error) {
-		switch len(envs) {
-		case 1:
-			return nil, nil, fail // the leader's lone publish
-		default:
+		switch {
+		case envs[0].Id == "lead":
+			return []bus.Result{{Seq: 1}}, []int{1}, nil
+		case envs[0].Id == "one":
 			// Two messages: the first (a duplicate) holds the first two
 			// envelopes of the group.
 			return []bus.Result{{Duplicate: true}, {Seq: 7}}, []int{2, len(envs) - 2}, nil
+		default:
+			return nil, nil, fail
 		}
 	}
 	g := newGroupCommit(p)
-	out := make(chan outcome, 4)
-	run := func(id string, envs []*klaxonv1.Envelope) {
-		go func() {
-			stored, dups, err := g.store("s", envs)
-			out <- outcome{id, stored, dups, err}
-		}()
-	}
-	run("lead", env("lead"))
+	r := newRequests(t, g)
+	r.run("lead", env("lead"), 10)
 	<-p.entered
-	run("one", env("one"))
+	r.run("one", env("one"), 10)
 	awaitWaiting(t, g, "s", 1)
-	run("two", []*klaxonv1.Envelope{{Id: "two-1"}, {Id: "two-2"}})
+	r.run("two", []*klaxonv1.Envelope{{Id: "two-1"}, {Id: "two-2"}}, 20)
 	awaitWaiting(t, g, "s", 2)
-	close(gate)
-	got := map[string]outcome{}
-	for range 3 {
-		o := <-out
-		got[o.id] = o
+	close(gates[0])
+	<-p.entered // one and two's publish
+	if o := r.next(); o.id != "lead" || o.err != nil {
+		t.Fatalf("%+v, want lead stored", o)
 	}
-	if !errors.Is(got["lead"].err, fail) {
-		t.Fatalf("lead: %+v, want the publish error", got["lead"])
+	r.run("three", env("three"), 10)
+	r.run("four", env("four"), 10)
+	awaitWaiting(t, g, "s", 2)
+	close(gates[1])
+	got := map[string]outcome{}
+	for range 4 {
+		o := r.next()
+		got[o.id] = o
 	}
 	// one, then two-1 are in the duplicate message; two-2 in the other.
 	if o := got["one"]; o.err != nil || o.stored != 0 || o.dups != 1 {
@@ -180,28 +256,74 @@ func TestGroupCommitAnswersEachRequestForItsOwnAlerts(t *testing.T) {
 	if o := got["two"]; o.err != nil || o.stored != 1 || o.dups != 1 {
 		t.Fatalf("two: %+v, want 1 stored and 1 duplicate", o)
 	}
+	for _, id := range []string{"three", "four"} {
+		if o := got[id]; !errors.Is(o.err, fail) {
+			t.Fatalf("%s: %+v, want the group's publish error", id, o)
+		}
+	}
+	idle(t, g)
+}
+
+// A publisher that panics, or answers for fewer envelopes than it was given,
+// fails its group's requests and leaves the subject usable.
+func TestGroupCommitSurvivesABrokenPublisher(t *testing.T) {
+	p, gates := newGated(1)
+	p.result = func(envs []*klaxonv1.Envelope) ([]bus.Result, []int, error) {
+		switch envs[0].Id {
+		case "a":
+			panic("publisher bug")
+		case "b":
+			return []bus.Result{{Seq: 1}}, []int{1}, nil // for 1 of 2 envelopes
+		}
+		return []bus.Result{{Seq: 1}}, []int{len(envs)}, nil
+	}
+	g := newGroupCommit(p)
+	panicked := make(chan any, 1)
+	go func() {
+		defer func() { panicked <- recover() }()
+		_, _, _ = g.store("s", env("a"), 10)
+	}()
+	<-p.entered
+	r := newRequests(t, g)
+	r.run("b", env("b"), 10)
+	awaitWaiting(t, g, "s", 1)
+	r.run("c", env("c"), 10)
+	awaitWaiting(t, g, "s", 2)
+	close(gates[0])
+	if v := <-panicked; v != "publisher bug" {
+		t.Fatalf("leader's panic %v, want it passed on", v)
+	}
+	for range 2 {
+		if o := r.next(); o.err == nil || !strings.Contains(o.err.Error(), "1 envelopes, for 2") {
+			t.Fatalf("%+v, want an error for a short answer", o)
+		}
+	}
+	if stored, _, err := g.store("s", env("d"), 10); err != nil || stored != 1 {
+		t.Fatalf("after the panic: stored %d err %v", stored, err)
+	}
+	idle(t, g)
 }
 
 // Requests for another subject (tenant or source) never wait for, or share
 // a message with, this one's.
 func TestGroupCommitKeepsSubjectsApart(t *testing.T) {
-	gate := make(chan struct{})
-	p := &gatedPublish{gate: gate, entered: make(chan struct{}, 1)}
+	p, gates := newGated(1)
 	g := newGroupCommit(p)
 	done := make(chan error, 1)
 	go func() {
-		_, _, err := g.store("tenant-a", env("a"))
+		_, _, err := g.store("tenant-a", env("a"), 10)
 		done <- err
 	}()
 	<-p.entered
-	if stored, _, err := g.store("tenant-b", env("b")); err != nil || stored != 1 {
+	if stored, _, err := g.store("tenant-b", env("b"), 10); err != nil || stored != 1 {
 		t.Fatalf("other subject: stored %d err %v while tenant-a's publish is in flight", stored, err)
 	}
-	close(gate)
+	close(gates[0])
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 	if got := p.published(); len(got) != 2 {
 		t.Fatalf("publishes %v, want one per subject", got)
 	}
+	idle(t, g)
 }

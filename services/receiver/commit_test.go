@@ -30,8 +30,12 @@ func TestConcurrentSingleAlertsAreEachStoredOnce(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				_, _ = io.Copy(io.Discard, resp.Body)
+				raw, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
+				// Each sender is told of its own alert, whoever published it.
+				if want := `{"status":"success","stored":1,"duplicates":0}`; strings.TrimSpace(string(raw)) != want {
+					t.Errorf("answer %s, want %s", raw, want)
+				}
 				codes <- resp.StatusCode
 			}
 		}()

@@ -33,7 +33,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "klaxon_receiver_items_stored_total", Help: "Alerts and events stored in JetStream by endpoint.",
 		}, []string{"endpoint"}),
 		duplicates: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "klaxon_receiver_items_duplicate_total", Help: "Items dropped by JetStream deduplication (retried POSTs).",
+			Name: "klaxon_receiver_items_duplicate_total", Help: "Items dropped by JetStream deduplication (retried POSTs; a retried alert request that shares a message with others is stored again instead, harmlessly).",
 		}, []string{"endpoint"}),
 		publish: f.NewHistogram(prometheus.HistogramOpts{
 			Name: "klaxon_bus_publish_duration_seconds", Help: "Time from publish to the JetStream ack of one INGEST publish (a request's alerts, or a group of requests').",

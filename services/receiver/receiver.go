@@ -124,10 +124,11 @@ type request struct {
 // success answer.
 type result struct {
 	envelopes []*klaxonv1.Envelope
-	// batch: the envelopes are alerts, stored as batch messages. Alerts
-	// are safe to batch: a retried request is still stored once, and an
-	// alert that arrives again in another request is merged by the engine
-	// and counted once by policies. Events keep one message each, so
+	// batch: the envelopes are alerts, stored as batch messages, shared
+	// with other small requests (groupCommit). Alerts are safe to batch:
+	// an alert stored again (a retried request in another group, or the
+	// same alert in another request) is merged by the engine and counted
+	// once by policies. Events keep one message each, so
 	// JetStream drops every repeated event, whatever request it came in.
 	batch  bool
 	status int // 0 means 200
@@ -272,8 +273,10 @@ func (rc *Receiver) store(ctx context.Context, envs []*klaxonv1.Envelope, batch 
 	if len(envs) == 0 {
 		return 0, 0, nil
 	}
-	if batch && coalescable(envs) {
-		stored, dups, err = rc.commit.store(bus.IngestSubject(envs[0].Tenant, envs[0].Source), envs)
+	if size, small := coalescable(envs); batch && small {
+		// Not ctx: a request in a group is published with the others even
+		// if its sender has gone (groupCommit.store).
+		stored, dups, err = rc.commit.store(bus.IngestSubject(envs[0].Tenant, envs[0].Source), envs, size)
 	} else {
 		ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 		defer cancel()
@@ -311,15 +314,15 @@ func (rc *Receiver) publish(ctx context.Context, envs []*klaxonv1.Envelope, batc
 	return res, counts, err
 }
 
-// coalescable: envs are few enough bytes to share a batch message.
-func coalescable(envs []*klaxonv1.Envelope) bool {
-	size := 0
+// coalescable: envs are few enough bytes to share a batch message, and
+// how many bytes they take in one.
+func coalescable(envs []*klaxonv1.Envelope) (size int, ok bool) {
 	for _, e := range envs {
-		if size += e.SizeVT(); size > maxCoalesceBytes {
-			return false
+		if size += bus.BatchSize(e); size > maxCoalesceBytes {
+			return size, false
 		}
 	}
-	return true
+	return size, true
 }
 
 func newEnvelope(req *request, source, identity string) *klaxonv1.Envelope {

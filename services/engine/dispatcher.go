@@ -622,7 +622,7 @@ func sortAlerts(as []*Alert) {
 				return a < b
 			}
 		}
-		return as[i].LabelSet().Before(as[j].LabelSet())
+		return as[i].Labels.Before(as[j].Labels)
 	})
 }
 

@@ -103,6 +103,31 @@ func FuzzLabels(f *testing.F) {
 	})
 }
 
+// Alerts of a notification are ordered as Alertmanager orders them
+// (model.LabelSet.Before after job and instance).
+func FuzzLabelsBefore(f *testing.F) {
+	f.Add("alertname", "A", "instance", "b", "job", "c")
+	f.Add("a", "", "b", "", "a", "")
+	f.Add("a", "x", "a1", "y", "b", "x")
+	f.Fuzz(func(t *testing.T, k1, v1, k2, v2, k3, v3 string) {
+		sets := []map[string]string{
+			{k1: v1, k2: v2},
+			{k1: v2, k3: v3},
+			{k2: v1},
+			{k1: v1, k2: v2, k3: v3},
+			{},
+		}
+		for _, a := range sets {
+			for _, b := range sets {
+				want := labelSetOf(a).Before(labelSetOf(b))
+				if got := LabelsFromMap(a).Before(LabelsFromMap(b)); got != want {
+					t.Fatalf("%q before %q: %v, want %v", a, b, got, want)
+				}
+			}
+		}
+	})
+}
+
 func labelSetOf(m map[string]string) model.LabelSet {
 	ls := model.LabelSet{}
 	for k, v := range m {

@@ -139,17 +139,32 @@ func (g *groupCommit) handOff(subject string, q *commitQueue) {
 	next.done <- commitOutcome{lead: true}
 }
 
-// flush publishes the envelopes of group's requests and answers each.
+// flush publishes the envelopes of group's requests and answers each. An
+// envelope that an earlier request of the group also carries (the same
+// alert from both replicas of an HA pair) is published once and counts as a
+// duplicate for the later request, as JetStream would count it had the two
+// been published apart.
 func (g *groupCommit) flush(group []*commitWait) {
 	envs := group[0].envs
-	if len(group) > 1 {
-		n := 0
-		for _, w := range group {
-			n += len(w.envs)
+	owner := make([]int, 0, len(envs)) // owner[i]: the request envs[i] came in
+	dups := make([]int, len(group))
+	if len(group) == 1 {
+		for range envs {
+			owner = append(owner, 0)
 		}
-		envs = make([]*klaxonv1.Envelope, 0, n)
-		for _, w := range group {
-			envs = append(envs, w.envs...)
+	} else {
+		envs = envs[:0:0]
+		seen := map[string]bool{}
+		for r, w := range group {
+			for _, e := range w.envs {
+				if seen[e.Id] {
+					dups[r]++
+					continue
+				}
+				seen[e.Id] = true
+				envs = append(envs, e)
+				owner = append(owner, r)
+			}
 		}
 	}
 	if g.observe != nil {
@@ -169,22 +184,17 @@ func (g *groupCommit) flush(group []*commitWait) {
 	}
 	// Message i holds the next counts[i] envelopes, in order; each envelope
 	// of a duplicate message is a duplicate for the request it came in.
-	dup := make([]bool, 0, len(envs))
+	next := 0
 	for i, r := range res {
 		for range counts[i] {
-			dup = append(dup, r.Duplicate)
+			if r.Duplicate {
+				dups[owner[next]]++
+			}
+			next++
 		}
 	}
-	off := 0
-	for _, w := range group {
-		d := 0
-		for _, isDup := range dup[off : off+len(w.envs)] {
-			if isDup {
-				d++
-			}
-		}
-		off += len(w.envs)
-		w.done <- commitOutcome{stored: len(w.envs) - d, dups: d}
+	for r, w := range group {
+		w.done <- commitOutcome{stored: len(w.envs) - dups[r], dups: dups[r]}
 	}
 }
 

@@ -264,6 +264,36 @@ func TestGroupCommitAnswersEachRequestForItsOwnAlerts(t *testing.T) {
 	idle(t, g)
 }
 
+// The same alert in two requests of a group (both replicas of an HA pair
+// posting it at once) is published once: a duplicate for the later request.
+func TestGroupCommitPublishesAnAlertOfTwoRequestsOnce(t *testing.T) {
+	p, gates := newGated(1)
+	g := newGroupCommit(p)
+	r := newRequests(t, g)
+	r.run("lead", env("lead"), 10)
+	<-p.entered
+	r.run("replica-1", []*klaxonv1.Envelope{{Id: "x"}, {Id: "y"}}, 20)
+	awaitWaiting(t, g, "s", 1)
+	r.run("replica-2", []*klaxonv1.Envelope{{Id: "y"}, {Id: "z"}}, 20)
+	awaitWaiting(t, g, "s", 2)
+	close(gates[0])
+	got := map[string]outcome{}
+	for range 3 {
+		o := r.next()
+		got[o.id] = o
+	}
+	if o := got["replica-1"]; o.err != nil || o.stored != 2 || o.dups != 0 {
+		t.Fatalf("replica-1: %+v, want 2 stored", o)
+	}
+	if o := got["replica-2"]; o.err != nil || o.stored != 1 || o.dups != 1 {
+		t.Fatalf("replica-2: %+v, want 1 stored and y a duplicate", o)
+	}
+	if calls := p.published(); len(calls) != 2 || !slices.Equal(calls[1], []string{"x", "y", "z"}) {
+		t.Fatalf("publishes %v, want [lead] then [x y z]", calls)
+	}
+	idle(t, g)
+}
+
 // A publisher that panics, or answers for fewer envelopes than it was given,
 // fails its group's requests and leaves the subject usable.
 func TestGroupCommitSurvivesABrokenPublisher(t *testing.T) {

@@ -240,16 +240,32 @@ func (l *Labels) UnmarshalJSON(data []byte) error {
 }
 
 // appendJSONString quotes s as encoding/json does. Label text is nearly
-// always plain ASCII, which is copied as is; anything else goes through
-// encoding/json itself, so escaping rules are the library's, not ours.
+// always printable ASCII, quoted here with the only escapes encoding/json
+// uses for it (quote, backslash, and <, >, & as \u00XX); control characters
+// and anything beyond ASCII (invalid UTF-8, U+2028...) go through
+// encoding/json itself. FuzzAppendJSONString compares.
 func appendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf {
 			q, _ := json.Marshal(s)
 			return append(b, q...)
 		}
 	}
+	// Every group id and key holds quotes: this is the common path.
 	b = append(b, '"')
-	b = append(b, s...)
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '<':
+			b = append(b, `\u003c`...)
+		case '>':
+			b = append(b, `\u003e`...)
+		case '&':
+			b = append(b, `\u0026`...)
+		default:
+			b = append(b, c)
+		}
+	}
 	return append(b, '"')
 }

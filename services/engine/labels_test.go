@@ -103,6 +103,20 @@ func FuzzLabels(f *testing.F) {
 	})
 }
 
+// Group ids, keys and labels are quoted in stored groups as encoding/json
+// quotes them.
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "plain", `{}:{alertname="A"}`, `a\b<c>&d`, "tab\there", "\u2028", "\xff", "\x7f"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, _ := json.Marshal(s)
+		if got := appendJSONString([]byte("x"), s); string(got) != "x"+string(want) {
+			t.Fatalf("appendJSONString(%q) = %s, want %s", s, got[1:], want)
+		}
+	})
+}
+
 // Alerts of a notification are ordered as Alertmanager orders them
 // (model.LabelSet.Before after job and instance).
 func FuzzLabelsBefore(f *testing.F) {

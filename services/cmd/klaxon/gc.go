@@ -22,13 +22,17 @@ const defaultGOGC = 75
 // small heap under steady load (1,000 alerts/s, a few tens of MB live) was
 // collected several times a second, and the collector's share of two cores
 // showed in every latency percentile. Above minHeap/1.75 live, the floor
-// does nothing. GOMEMLIMIT, if set, still caps the heap.
+// does nothing. Under a memory limit (GOMEMLIMIT, which the Kubernetes
+// manifests set from the container's limit) the floor is at most a quarter
+// of it, so a small container is not filled with garbage; the limit still
+// caps the heap.
 // It returns a function that stops the tuning (tests).
 func tuneGC(minHeap int64) (stop func()) {
 	if os.Getenv("GOGC") != "" {
 		return func() {}
 	}
 	debug.SetGCPercent(defaultGOGC)
+	minHeap = heapFloor(minHeap, debug.SetMemoryLimit(-1))
 	if minHeap <= 0 {
 		return func() {}
 	}
@@ -65,6 +69,12 @@ func (t *gcTuner) tune() {
 		t.pct = pct
 		debug.SetGCPercent(pct)
 	}
+}
+
+// heapFloor is the floor to use under memory limit limit
+// (math.MaxInt64: none).
+func heapFloor(minHeap, limit int64) int64 {
+	return min(minHeap, limit/4)
 }
 
 // gcPercent is the GOGC that puts the next collection at the larger of

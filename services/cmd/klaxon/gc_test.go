@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -29,6 +30,21 @@ func TestGCPercent(t *testing.T) {
 	} {
 		if got := gcPercent(tc.live, tc.floor); got != tc.want {
 			t.Errorf("gcPercent(%d MiB live, %d MiB floor) = %d, want %d", tc.live/mib, tc.floor/mib, got, tc.want)
+		}
+	}
+}
+
+// Under a memory limit the floor is at most a quarter of it.
+func TestHeapFloorUnderAMemoryLimit(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct{ floor, limit, want int64 }{
+		{256 * mib, math.MaxInt64, 256 * mib}, // no GOMEMLIMIT
+		{256 * mib, 2048 * mib, 256 * mib},
+		{256 * mib, 512 * mib, 128 * mib},
+		{0, 512 * mib, 0},
+	} {
+		if got := heapFloor(tc.floor, tc.limit); got != tc.want {
+			t.Errorf("heapFloor(%d MiB, limit %d) = %d MiB, want %d MiB", tc.floor/mib, tc.limit, got/mib, tc.want/mib)
 		}
 	}
 }

@@ -86,7 +86,7 @@ func registerRunFlags(cmd *kingpin.CmdClause) *runConfig {
 	flag(cmd, "auth", "Require bearer tokens from rules/tenants.yml.").BoolVar(&c.auth)
 	flag(cmd, "log.level", "debug, info, warn, error.").Default("info").StringVar(&c.logLevel)
 	flag(cmd, "log.format", "json or text.").Default("text").EnumVar(&c.logFormat, "json", "text")
-	flag(cmd, "runtime.min-heap", "Heap size in bytes the collector lets a small heap reach before collecting (0: no floor; ignored when GOGC is set).").Default(fmt.Sprint(128 << 20)).Int64Var(&c.minHeap)
+	flag(cmd, "runtime.min-heap", "Heap size in bytes the collector lets a small heap reach before collecting (0: no floor; at most a quarter of GOMEMLIMIT; ignored when GOGC is set).").Default(fmt.Sprint(256 << 20)).Int64Var(&c.minHeap)
 	flag(cmd, "http.max-body", "Maximum request body in bytes.").Default(fmt.Sprint(receiver.DefaultMaxBodyBytes)).Int64Var(&c.maxBody)
 	flag(cmd, "web.external-url", "URL Klaxon is reachable at (links in notifications).").Default("").StringVar(&c.externalURL)
 	flag(cmd, "sns.topic-arn", "Accept SNS messages only from these topics (repeatable).").StringsVar(&c.snsTopics)

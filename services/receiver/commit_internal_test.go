@@ -122,6 +122,17 @@ func (r *requests) run(id string, envs []*klaxonv1.Envelope, size int) {
 	}()
 }
 
+// answers collects n answers by request id.
+func (r *requests) answers(n int) map[string]outcome {
+	r.t.Helper()
+	got := map[string]outcome{}
+	for range n {
+		o := r.next()
+		got[o.id] = o
+	}
+	return got
+}
+
 func (r *requests) next() outcome {
 	r.t.Helper()
 	select {
@@ -244,11 +255,7 @@ func TestGroupCommitAnswersEachRequestForItsOwnAlerts(t *testing.T) {
 	r.run("four", env("four"), 10)
 	awaitWaiting(t, g, "s", 2)
 	close(gates[1])
-	got := map[string]outcome{}
-	for range 4 {
-		o := r.next()
-		got[o.id] = o
-	}
+	got := r.answers(4)
 	// one, then two-1 are in the duplicate message; two-2 in the other.
 	if o := got["one"]; o.err != nil || o.stored != 0 || o.dups != 1 {
 		t.Fatalf("one: %+v, want 1 duplicate", o)
@@ -277,11 +284,7 @@ func TestGroupCommitPublishesAnAlertOfTwoRequestsOnce(t *testing.T) {
 	r.run("replica-2", []*klaxonv1.Envelope{{Id: "y"}, {Id: "z"}}, 20)
 	awaitWaiting(t, g, "s", 2)
 	close(gates[0])
-	got := map[string]outcome{}
-	for range 3 {
-		o := r.next()
-		got[o.id] = o
-	}
+	got := r.answers(3)
 	if o := got["replica-1"]; o.err != nil || o.stored != 2 || o.dups != 0 {
 		t.Fatalf("replica-1: %+v, want 2 stored", o)
 	}

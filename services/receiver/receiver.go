@@ -273,7 +273,11 @@ func (rc *Receiver) store(ctx context.Context, envs []*klaxonv1.Envelope, batch 
 	if len(envs) == 0 {
 		return 0, 0, nil
 	}
-	if size, small := coalescable(envs); batch && small {
+	size, small := 0, false
+	if batch { // events are never coalesced: no need to size them
+		size, small = coalescable(envs)
+	}
+	if small {
 		// Not ctx: a request in a group is published with the others even
 		// if its sender has gone (groupCommit.store).
 		stored, dups, err = rc.commit.store(bus.IngestSubject(envs[0].Tenant, envs[0].Source), envs, size)

@@ -54,6 +54,10 @@ func TestBenchPrintsTheTableAndSavesTheResults(t *testing.T) {
 			t.Errorf("%s: row %q, want a figure for each system and their ratio", fig, row)
 		}
 	}
+	// Every alert of the latency phase is delivered, by both systems.
+	if row := rowOf(table, "latency phase: alerts refused or not delivered (of 200)"); len(row) != 4 || row[1] != "0.00" || row[2] != "0.00" {
+		t.Errorf("lost in the latency phase: row %q, want none", row)
+	}
 	if row := rowOf(table, "routed alerts/s, 256 alerts/request (ingest until every alert is in its group)"); len(row) != 4 || row[1] == "0.00" {
 		t.Errorf("routed: row %q, want Klaxon's figure", row)
 	}

@@ -103,7 +103,8 @@ func main() {
 // this load.
 func latencyPhase(s *system, sink *sink, res results) {
 	s.fresh("notify")
-	p50, p90, p99 := latency(s.url, sink, *rate, *duration)
+	p50, p90, p99, lost := latency(s.url, sink, *rate, *duration)
+	res.put(fmt.Sprintf("latency phase: alerts refused or not delivered (of %d)", *rate*int(duration.Seconds())), s.name, float64(lost))
 	res.put(fmt.Sprintf("latency POST→webhook p50 ms (%d alerts/s)", *rate), s.name, p50)
 	res.put(fmt.Sprintf("latency POST→webhook p90 ms (%d alerts/s)", *rate), s.name, p90)
 	res.put(fmt.Sprintf("latency POST→webhook p99 ms (%d alerts/s)", *rate), s.name, p99)
@@ -148,18 +149,22 @@ func holdPhase(s *system, res results) {
 	s.fresh("hold")
 	base := rssBytes(s.cmd.Process.Pid)
 	cpu0 := cpuSeconds(s.cmd.Process.Pid)
-	hold(s.url, *active)
+	held := float64(hold(s.url, *active))
+	if held == 0 {
+		fmt.Fprintln(os.Stderr, "bench:", s.name, "accepted none of the alerts to hold")
+		os.Exit(1)
+	}
 	if s.routed != nil {
 		// Klaxon routes from the stream: measure once every alert is in
 		// its group (and counted in its policy), CPU included.
-		waitRouted(s, float64(*active), 2*time.Minute)
+		waitRouted(s, held, 2*time.Minute)
 	}
 	cpu1 := cpuSeconds(s.cmd.Process.Pid)
 	time.Sleep(3 * time.Second) // let the heap settle before measuring
 	rss := rssBytes(s.cmd.Process.Pid)
 	res.put(fmt.Sprintf("RSS MiB holding %d active alerts", *active), s.name, float64(rss)/(1<<20))
-	res.put("bytes of RSS per active alert (delta)", s.name, float64(rss-base)/float64(*active))
-	res.put("CPU seconds per 100k alerts ingested", s.name, (cpu1-cpu0)*100000/float64(*active))
+	res.put("bytes of RSS per active alert (delta)", s.name, float64(rss-base)/held)
+	res.put("CPU seconds per 100k alerts ingested", s.name, (cpu1-cpu0)*100000/held)
 	stop(s.cmd)
 	t0 := time.Now()
 	s.cmd = s.start("hold")
@@ -357,13 +362,16 @@ func perRequest(cpu time.Duration, requests int64) float64 {
 }
 
 // latency posts one unique alert every 1/rate s and measures POST → sink.
-func latency(url string, s *sink, rate int, d time.Duration) (p50, p90, p99 float64) {
+// The percentiles are of the alerts delivered; lost counts the others
+// (refused, or not at the sink 10 s after the last POST).
+func latency(url string, s *sink, rate int, d time.Duration) (p50, p90, p99 float64, lost int) {
 	cl := client(url, 64)
 	s.reset()
 	n := int(d.Seconds() * float64(rate))
 	tick := time.NewTicker(time.Second / time.Duration(rate))
 	defer tick.Stop()
 	var wg sync.WaitGroup
+	var refused atomic.Int64
 	for i := 0; i < n; i++ {
 		<-tick.C
 		id := fmt.Sprintf("lat-%d", seq.Add(1))
@@ -373,7 +381,9 @@ func latency(url string, s *sink, rate int, d time.Duration) (p50, p90, p99 floa
 		go func() {
 			defer wg.Done()
 			req, resp := newPost(url)
-			post(cl, req, resp, []byte(body))
+			if !post(cl, req, resp, []byte(body)) {
+				refused.Add(1)
+			}
 			fasthttp.ReleaseRequest(req)
 			fasthttp.ReleaseResponse(resp)
 		}()
@@ -388,17 +398,19 @@ func latency(url string, s *sink, rate int, d time.Duration) (p50, p90, p99 floa
 		time.Sleep(50 * time.Millisecond)
 	}
 	l := s.latencies()
+	progress("latency: %d/%d received, %d POSTs refused", len(l), n, refused.Load())
 	if len(l) == 0 {
-		return -1, -1, -1
+		return -1, -1, -1, n
 	}
 	sort.Float64s(l)
 	q := func(p float64) float64 { return l[int(p*float64(len(l)-1))] }
-	progress("latency: %d/%d received", len(l), n)
-	return q(.5), q(.9), q(.99)
+	return q(.5), q(.9), q(.99), n - len(l)
 }
 
-// hold posts n unique alerts in batches of 256.
-func hold(url string, n int) {
+// hold posts n unique alerts in batches of 256, a refused batch again up
+// to five times, and returns how many were accepted: the per-alert figures
+// divide by that, not by n.
+func hold(url string, n int) int64 {
 	cl := client(url, 4)
 	var ok atomic.Int64
 	done := make(chan struct{})
@@ -416,8 +428,13 @@ func hold(url string, n int) {
 			for sent := 0; sent < per; sent += 256 {
 				b.Reset()
 				alertJSON(&b, min(256, per-sent))
-				if post(cl, req, resp, b.Bytes()) {
-					ok.Add(int64(min(256, per-sent)))
+				for try := 1; try <= 5; try++ {
+					if post(cl, req, resp, b.Bytes()) {
+						ok.Add(int64(min(256, per-sent)))
+						break
+					}
+					progress("hold: a batch refused (try %d of 5)", try)
+					time.Sleep(time.Duration(try) * 100 * time.Millisecond)
 				}
 			}
 		}()
@@ -425,6 +442,10 @@ func hold(url string, n int) {
 	wg.Wait()
 	close(done)
 	cl.CloseIdleConnections()
+	if got := ok.Load(); got < int64(per*4) {
+		progress("hold: only %d of %d alerts accepted", got, per*4)
+	}
+	return ok.Load()
 }
 
 func ticker(what string, n *atomic.Int64, done chan struct{}) {

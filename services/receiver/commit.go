@@ -205,7 +205,7 @@ func checkCounts(res []bus.Result, counts []int, envs int) error {
 		n += c
 	}
 	if len(res) != len(counts) || n != envs {
-		return fmt.Errorf("publish answered %d results for %d messages of %d envelopes, for %d envelopes", len(res), len(counts), n, envs)
+		return fmt.Errorf("publish of %d envelopes answered %d results for %d messages holding %d envelopes", envs, len(res), len(counts), n)
 	}
 	return nil
 }

@@ -327,7 +327,7 @@ func TestGroupCommitSurvivesABrokenPublisher(t *testing.T) {
 		t.Fatalf("leader's panic %v, want it passed on", v)
 	}
 	for range 2 {
-		if o := r.next(); o.err == nil || !strings.Contains(o.err.Error(), "1 envelopes, for 2") {
+		if o := r.next(); o.err == nil || !strings.Contains(o.err.Error(), "of 2 envelopes answered 1 results for 1 messages holding 1 envelopes") {
 			t.Fatalf("%+v, want an error for a short answer", o)
 		}
 	}

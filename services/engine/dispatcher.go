@@ -525,6 +525,18 @@ func (d *Dispatcher) flush(ctx context.Context, ts *tenantState, g *group, now t
 	g.Flushed = true
 	defer d.schedule(g) // if alerts are left, at the next group_interval
 
+	if g.Pending != nil {
+		// The group's previous notification is not yet published (NOTIFY
+		// unavailable, or loaded pending after a failover), so this flush
+		// cannot decide. As Alertmanager keeps a group's alerts when its
+		// notify fails, every alert stays, resolved ones too: a resolution
+		// leaves the group only once a flush has dealt with it (dropped
+		// here, it was never sent). The next group_interval tries again.
+		if err := d.cfg.Store.Put(ctx, g.GroupState); err != nil {
+			return nil, fmt.Errorf("store group %s: %w", g.Key(), err)
+		}
+		return nil, nil
+	}
 	var resolvedHere []string
 	var notify *klaxonv1.Notification
 	for fp, a := range g.Alerts.All() {
@@ -536,7 +548,7 @@ func (d *Dispatcher) flush(ctx context.Context, ts *tenantState, g *group, now t
 		}
 	}
 	silent := d.cfg.SkipSilentReceivers && ts.rules.silent[g.Receiver]
-	if g.Pending == nil && !silent && !ts.rules.muted(g.route, now) {
+	if !silent && !ts.rules.muted(g.route, now) {
 		n, err := d.decide(ts, g, now)
 		if err != nil {
 			return nil, err

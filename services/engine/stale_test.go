@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
 	"github.com/klaxon-sh/klaxon/services/ruleset"
 )
 
@@ -104,5 +105,43 @@ func TestOlderMessageDoesNotRollBackAnAlert(t *testing.T) {
 	must(t, d.ReceiveFrom(ctx, "a", v3, Origin{Seq: 1, ReceivedAt: t0.Add(4 * time.Second)}, t0.Add(4*time.Second)))
 	if got := annotation(); got != "3" {
 		t.Fatalf("message from a recreated stream refused: alert is v%s", got)
+	}
+}
+
+// The loss TestHAKill found on a CI machine: a group's firing notification
+// was decided but not yet published (NOTIFY had no leader after a node was
+// killed, or a new leader loaded it still pending) when its alert's
+// resolution came due. The flush may not decide while a notification is
+// pending, and it used to drop the resolved alert all the same, so the
+// resolve was never sent. The resolved alert must stay in the group until a
+// flush has dealt with it.
+func TestResolutionWaitsForAnUnpublishedPredecessor(t *testing.T) {
+	tn := loadTenant(t, "a", staleRules)
+	d := NewDispatcher(DispatcherConfig{Store: NewMemStore(), Rules: func(string) *ruleset.Tenant { return tn }})
+	ctx := context.Background()
+	tick := func(at time.Duration) []*klaxonv1.Notification {
+		t.Helper()
+		ns, err := d.Tick(ctx, t0.Add(at))
+		must(t, err)
+		return ns
+	}
+	must(t, d.ReceiveFrom(ctx, "a", alertOf("alertname=A,id=1", t0, 0), Origin{Seq: 10, ReceivedAt: t0}, t0))
+	firing := tick(0)
+	if len(firing) != 1 || describe(firing[0]) != "0s default firing [1]" {
+		t.Fatalf("first flush: %v", firing)
+	}
+	// Its publish fails; the resolution arrives and comes due.
+	must(t, d.ReceiveFrom(ctx, "a", alertOf("alertname=A,id=1", t0, -1), Origin{Seq: 11, ReceivedAt: t0.Add(time.Second)}, t0.Add(time.Second)))
+	again := tick(time.Minute + time.Second)
+	if len(again) != 1 || again[0].IdempotencyKey != firing[0].IdempotencyKey {
+		t.Fatalf("with the firing notification unpublished, the flush gave %v, want it again alone", again)
+	}
+	// Now it is published.
+	must(t, d.Ack(ctx, again...))
+	if got := flushed(t, d, 2*time.Minute+time.Second); len(got) != 1 || got[0] != "2m1s default resolved [1-]" {
+		t.Fatalf("after the firing notification was published: %v, want the resolution", got)
+	}
+	if got := flushed(t, d, 4*time.Minute); len(got) != 0 {
+		t.Fatalf("after the resolution: %v", got)
 	}
 }

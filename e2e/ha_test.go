@@ -1,17 +1,26 @@
 package e2e
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/klaxon-sh/klaxon/e2e/harness"
 	"github.com/klaxon-sh/klaxon/e2e/peers"
+	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
 )
 
 // TestHAKill runs two replicas of every target against a real 3-node NATS
@@ -131,10 +140,18 @@ func TestHAKill(t *testing.T) {
 	notifiers[0].Start()
 	<-done
 	// Every acknowledged firing alert must be notified (and so resolved).
-	harness.Eventually(t, 90*time.Second, "a firing notification for every acknowledged firing alert", func() bool {
+	harness.EventuallyWhy(t, 90*time.Second, "a firing notification for every acknowledged firing alert", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(toResolve) == 0
+	}, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		missing := map[string]string{}
+		for i := range toResolve {
+			missing[fmt.Sprint(i)] = "no firing notification"
+		}
+		return ingestHistory(cluster.URL(), missing)
 	})
 	close(stopResolver)
 	<-resolverDone
@@ -144,17 +161,20 @@ func TestHAKill(t *testing.T) {
 	if ids < total*9/10 {
 		t.Fatalf("only %d of %d alerts were acknowledged: the system was unavailable too long", ids, total)
 	}
-	harness.Eventually(t, 90*time.Second, fmt.Sprintf("firing and resolved notifications for all %d acknowledged alerts", ids), func() bool {
+	missing := func() map[string]string {
 		firing, resolved := countByID(sink.Unique())
-		missing := 0
+		m := map[string]string{}
 		acked.Range(func(k, _ any) bool {
-			if firing[k.(string)] == 0 || resolved[k.(string)] == 0 {
-				missing++
+			if id := k.(string); firing[id] == 0 || resolved[id] == 0 {
+				m[id] = fmt.Sprintf("firing %d, resolved %d", firing[id], resolved[id])
 			}
 			return true
 		})
-		return missing == 0
-	})
+		return m
+	}
+	harness.EventuallyWhy(t, 90*time.Second, fmt.Sprintf("firing and resolved notifications for all %d acknowledged alerts", ids),
+		func() bool { return len(missing()) == 0 },
+		func() string { return ingestHistory(cluster.URL(), missing()) })
 	firing, resolved := countByID(sink.Unique())
 	for id, n := range firing {
 		if n > 1 {
@@ -210,4 +230,70 @@ func countByID(msgs []harness.WebhookMessage) (firing, resolved map[string]int) 
 		}
 	}
 	return firing, resolved
+}
+
+// ingestHistory says, for each alert id missing a notification, what the
+// INGEST stream holds for it: whether an acknowledged alert is in the
+// stream (the engine lost it) or not (the receiver or the cluster did).
+func ingestHistory(url string, missing map[string]string) string {
+	var b strings.Builder
+	history := map[string][]string{}
+	err := func() error {
+		nc, err := nats.Connect(url)
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		c, err := js.OrderedConsumer(ctx, "INGEST", jetstream.OrderedConsumerConfig{})
+		if err != nil {
+			return err
+		}
+		for {
+			msg, err := c.Next(jetstream.FetchMaxWait(time.Second))
+			if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, nats.ErrTimeout) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			md, _ := msg.Metadata()
+			var envs []*klaxonv1.Envelope
+			if msg.Headers().Get("Klaxon-Batch") != "" {
+				var batch klaxonv1.EnvelopeBatch
+				if err := proto.Unmarshal(msg.Data(), &batch); err != nil {
+					return err
+				}
+				envs = batch.Envelopes
+			} else {
+				env := new(klaxonv1.Envelope)
+				if err := proto.Unmarshal(msg.Data(), env); err != nil {
+					return err
+				}
+				envs = append(envs, env)
+			}
+			for _, env := range envs {
+				id := env.GetAlert().GetLabels()["id"]
+				if _, ok := missing[id]; ok {
+					history[id] = append(history[id], fmt.Sprintf("seq %d %s (msg id %s, received %s)",
+						md.Sequence.Stream, env.GetAlert().GetStatus(), msg.Headers().Get(nats.MsgIdHdr), env.GetReceivedAt().AsTime().Format(time.StampMilli)))
+				}
+			}
+			if md.NumPending == 0 {
+				return nil
+			}
+		}
+	}()
+	for _, id := range slices.Sorted(maps.Keys(missing)) {
+		fmt.Fprintf(&b, "\n  id %s: %s; in INGEST: %v", id, missing[id], history[id])
+	}
+	if err != nil {
+		fmt.Fprintf(&b, "\n  (reading INGEST: %v)", err)
+	}
+	return b.String()
 }

@@ -71,6 +71,7 @@ type Klaxon struct {
 	Data     string
 	cmd      *exec.Cmd
 	log      *bytes.Buffer
+	earlier  []string // logs of runs before a restart
 	exited   chan struct{}
 	extraEnv []string
 }
@@ -117,6 +118,11 @@ func StartKlaxon(t testing.TB, o KlaxonOptions) *Klaxon {
 // Start (re)starts the process with the same arguments and data.
 func (k *Klaxon) Start() {
 	k.t.Helper()
+	if k.log != nil && k.log.Len() > 0 {
+		// A killed run's log says what it did before the crash: keep it
+		// for the failure report.
+		k.earlier = append(k.earlier, k.Log())
+	}
 	k.log = &bytes.Buffer{}
 	k.cmd = exec.Command(Binary(k.t, "klaxon"), k.Args...)
 	k.cmd.Env = append(os.Environ(), k.extraEnv...)
@@ -172,6 +178,9 @@ func (k *Klaxon) Stop() {
 		k.Kill()
 	}
 	if t, ok := k.t.(*testing.T); ok && t.Failed() {
+		for i, l := range k.earlier {
+			t.Logf("klaxon log (run %d of %d, before a restart):\n%s", i+1, len(k.earlier)+1, l)
+		}
 		t.Logf("klaxon log:\n%s", k.Log())
 	}
 }
@@ -220,9 +229,20 @@ func (w *lockedWriter) Write(p []byte) (int, error) {
 // Eventually polls cond every 20 ms until it holds or timeout passes.
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	EventuallyWhy(t, timeout, what, cond, nil)
+}
+
+// EventuallyWhy is Eventually with why, asked once on a timeout, saying what
+// is still lacking: a failure on a CI machine then says which items went
+// missing, not only that some did.
+func EventuallyWhy(t testing.TB, timeout time.Duration, what string, cond func() bool, why func() string) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
+			if why != nil {
+				t.Fatalf("timed out after %s waiting for %s; still lacking: %s", timeout, what, why())
+			}
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -145,12 +145,12 @@ func TestHAKill(t *testing.T) {
 		defer mu.Unlock()
 		return len(toResolve) == 0
 	}, func() string {
-		mu.Lock()
-		defer mu.Unlock()
 		missing := map[string]string{}
+		mu.Lock()
 		for i := range toResolve {
 			missing[fmt.Sprint(i)] = "no firing notification"
 		}
+		mu.Unlock()
 		return ingestHistory(cluster.URL(), missing)
 	})
 	close(stopResolver)
@@ -262,7 +262,12 @@ func ingestHistory(url string, missing map[string]string) string {
 			if err != nil {
 				return err
 			}
-			md, _ := msg.Metadata()
+			md, err := msg.Metadata()
+			if err != nil {
+				return err
+			}
+			// As bus.DecodeEnvelopes decodes (header bus.BatchHeader); the e2e
+			// module does not depend on services, so it is spelled out here.
 			var envs []*klaxonv1.Envelope
 			if msg.Headers().Get("Klaxon-Batch") != "" {
 				var batch klaxonv1.EnvelopeBatch

@@ -36,7 +36,18 @@ var (
 	active    = flag.Int("active", 100000, "active alerts (and policy keys) for the memory phase")
 	rate      = flag.Int("rate", 1000, "alerts/s of the latency phase")
 	out       = flag.String("out", "bench/results", "directory for the JSON results")
+	phases    = flag.String("phases", "latency,single,batched,hold", "the phases to run, comma-separated: latency, single (1 alert/request), batched (256), hold (memory, CPU, restart)")
 )
+
+// selected says whether phase is among -phases.
+func selected(phase string) bool {
+	for _, p := range strings.Split(*phases, ",") {
+		if strings.TrimSpace(p) == phase {
+			return true
+		}
+	}
+	return false
+}
 
 type system struct {
 	name string
@@ -76,24 +87,38 @@ func main() {
 	// ingest phases, the noisiest, run twice for each system in the order
 	// Klaxon, Alertmanager, Alertmanager, Klaxon, and report the mean: a
 	// drift in the machine's speed during the four runs cancels out.
-	for _, s := range []*system{kx, am} {
-		progress("== %s: latency", s.name)
-		latencyPhase(s, sink, res)
-	}
-	for _, phase := range []func(*system, results){ingestSingle, ingestBatched} {
-		runs := results{}
-		for _, s := range []*system{kx, am, am, kx} {
-			phase(s, runs)
+	if selected("latency") {
+		for _, s := range []*system{kx, am} {
+			progress("== %s: latency", s.name)
+			latencyPhase(s, sink, res)
 		}
-		for fig, by := range runs {
+	}
+	for _, phase := range []struct {
+		name string
+		run  func(*system, results)
+	}{{"single", ingestSingle}, {"batched", ingestBatched}} {
+		if !selected(phase.name) {
+			continue
+		}
+		sum := results{}
+		for _, s := range []*system{kx, am, am, kx} {
+			phase.run(s, sum)
+		}
+		for fig, by := range sum {
 			for sys, v := range by {
 				res.put(fig, sys, v/2)
 			}
 		}
 	}
-	for _, s := range []*system{kx, am} {
-		progress("== %s: memory, CPU and restart", s.name)
-		holdPhase(s, res)
+	if selected("hold") {
+		for _, s := range []*system{kx, am} {
+			progress("== %s: memory, CPU and restart", s.name)
+			holdPhase(s, res)
+		}
+	}
+	if len(res) == 0 {
+		fmt.Fprintln(os.Stderr, "bench: no phase ran; -phases takes latency, single, batched, hold")
+		os.Exit(2)
 	}
 	print(res)
 	save(res)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -119,5 +120,72 @@ func TestBatchMessagesAreConsumedAsEnvelopes(t *testing.T) {
 	// Each envelope comes with the sequence of the message that carried it.
 	if len(seqs) != len(msgs) || seqs[0] != 0 {
 		t.Fatalf("envelopes came with %d stream sequences (%v), want the %d messages'", len(seqs), seqs, len(msgs))
+	}
+}
+
+// A message Skip refuses is acknowledged without reaching the handler; once
+// Skip lets messages through, they are handled as usual.
+func TestConsumeEnvelopesAcknowledgesSkippedMessages(t *testing.T) {
+	b := bustest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	publish := func(envs []*klaxonv1.Envelope) {
+		msgs, _, err := bus.IngestMessages(envs, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Publish(ctx, msgs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	skipped := alertEnvelopes(5, "skipped")
+	for _, e := range skipped {
+		e.Id = "skipped-" + e.Id
+	}
+	publish(skipped)
+	var skipping atomic.Bool
+	skipping.Store(true)
+	handled := make(chan string, 10)
+	cc, err := b.ConsumeEnvelopes(ctx, bus.ConsumerConfig{Durable: "skipper", Skip: func(string) bool { return skipping.Load() }},
+		func(_ context.Context, env *klaxonv1.Envelope) error {
+			handled <- env.Id
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Stop()
+	cons, err := b.JS.Consumer(ctx, bus.StreamIngest, "skipper")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.AckFloor.Stream == 5 && info.NumAckPending == 0 && info.NumRedelivered == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("skipped messages not acknowledged: ack floor %d, %d pending, %d redelivered", info.AckFloor.Stream, info.NumAckPending, info.NumRedelivered)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	skipping.Store(false)
+	publish(alertEnvelopes(1, "x"))
+	select {
+	case id := <-handled:
+		if id != "id-0" {
+			t.Fatalf("handled %q, want id-0 (the skipped ones must not reach the handler)", id)
+		}
+	case <-ctx.Done():
+		t.Fatal("the envelope published once Skip let messages through was not handled")
+	}
+	select {
+	case id := <-handled:
+		t.Fatalf("handled %q as well", id)
+	default:
 	}
 }

@@ -152,6 +152,9 @@ type ConsumerConfig struct {
 	// with the same shard key (Message.Shard, else the subject) go to the
 	// same worker, in order.
 	Workers int
+	// Skip, for ConsumeEnvelopes: a message for which it returns true is
+	// acknowledged without being decoded (nothing would use it).
+	Skip func(subject string) bool
 }
 
 // Consume runs h for every message of a durable pull consumer until ctx ends.
@@ -543,6 +546,9 @@ func (b *Bus) ConsumeEnvelopes(ctx context.Context, cc ConsumerConfig, h Envelop
 	cc = ingestDefaults(cc)
 	log := b.log.With("stream", cc.Stream, "consumer", cc.Durable)
 	return b.Consume(ctx, cc, func(ctx context.Context, msg jetstream.Msg) error {
+		if cc.Skip != nil && cc.Skip(msg.Subject()) {
+			return nil
+		}
 		envs, err := DecodeEnvelopes(msg.Headers(), msg.Data())
 		if err != nil {
 			return Permanent(err)

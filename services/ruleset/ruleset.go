@@ -40,6 +40,17 @@ type Tenant struct {
 	SLOs       []SLO
 }
 
+// Derived says whether any tenant has a policy, heartbeat or SLO: the rules
+// that count ingested envelopes besides routing them.
+func (s *Set) Derived() bool {
+	for _, t := range s.Tenants {
+		if len(t.Policies)+len(t.Heartbeats)+len(t.SLOs) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // Receiver returns the named receiver of the tenant's Alertmanager config.
 func (t *Tenant) Receiver(name string) *amconfig.Receiver {
 	if t == nil || t.Config == nil {

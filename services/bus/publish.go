@@ -55,7 +55,7 @@ type Result struct {
 func (b *Bus) Publish(ctx context.Context, msgs ...Message) ([]Result, error) {
 	if len(msgs) == 1 {
 		m := msgs[0]
-		ack, err := b.JS.PublishMsg(ctx, natsMsg(m), msgOpts(m)...)
+		ack, err := b.pubJS.PublishMsg(ctx, natsMsg(m), msgOpts(m)...)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", ErrNotStored, m.Subject, err)
 		}
@@ -63,7 +63,7 @@ func (b *Bus) Publish(ctx context.Context, msgs ...Message) ([]Result, error) {
 	}
 	futures := make([]jetstream.PubAckFuture, len(msgs))
 	for i, m := range msgs {
-		f, err := b.JS.PublishMsgAsync(natsMsg(m), msgOpts(m)...)
+		f, err := b.pubJS.PublishMsgAsync(natsMsg(m), msgOpts(m)...)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", ErrNotStored, m.Subject, err)
 		}

@@ -608,9 +608,11 @@ func (d *Dispatcher) Ack(ctx context.Context, ns ...*klaxonv1.Notification) erro
 			}
 			continue
 		}
-		if err := d.cfg.Store.Put(ctx, g.GroupState); err != nil {
-			return err
-		}
+		// Not written now: the stored value keeps the notification
+		// pending until the group's next write (its next flush, within
+		// group_interval, or a change to its alerts). An engine that loads
+		// it pending before then publishes it again under the same key,
+		// which NOTIFY's duplicate window or the notifier's log drops.
 	}
 	return nil
 }

@@ -520,23 +520,23 @@ func (d *Dispatcher) Tick(ctx context.Context, now time.Time) ([]*klaxonv1.Notif
 // the notification log decides, resolved alerts that were dealt with leave
 // the group, and an empty group is destroyed.
 func (d *Dispatcher) flush(ctx context.Context, ts *tenantState, g *group, now time.Time) (*klaxonv1.Notification, error) {
+	if g.Pending != nil {
+		// The group's previous notification is not known to be published
+		// (NOTIFY unavailable, or loaded pending after a restart: Tick
+		// publishes it again), so this flush cannot decide. As Alertmanager
+		// keeps a group's alerts when its notify fails, every alert stays,
+		// resolved ones too: a resolution leaves the group only once a
+		// flush has dealt with it (dropped here, it was never sent). The
+		// group stays due, unchanged and unwritten: the first tick after
+		// the publish is acknowledged flushes it.
+		d.schedule(g)
+		return nil, nil
+	}
 	ro := g.route.RouteOpts
 	g.Next = At(now.Add(ro.GroupInterval))
 	g.Flushed = true
 	defer d.schedule(g) // if alerts are left, at the next group_interval
 
-	if g.Pending != nil {
-		// The group's previous notification is not yet published (NOTIFY
-		// unavailable, or loaded pending after a failover), so this flush
-		// cannot decide. As Alertmanager keeps a group's alerts when its
-		// notify fails, every alert stays, resolved ones too: a resolution
-		// leaves the group only once a flush has dealt with it (dropped
-		// here, it was never sent). The next group_interval tries again.
-		if err := d.cfg.Store.Put(ctx, g.GroupState); err != nil {
-			return nil, fmt.Errorf("store group %s: %w", g.Key(), err)
-		}
-		return nil, nil
-	}
 	var resolvedHere []string
 	var notify *klaxonv1.Notification
 	for fp, a := range g.Alerts.All() {

@@ -109,6 +109,36 @@ func TestRestartMidGroup(t *testing.T) {
 	}
 }
 
+// A group stored with a notification that went out just before the engine
+// stopped (its pending mark leaves KV only with the group's next write) is
+// loaded pending: the new engine publishes it again under its key, and a
+// flush that comes due meanwhile waits only for that publish, not for
+// another group_interval. Here a resolution received by the new engine goes
+// out at the first tick after the republish is acknowledged.
+func TestLoadedPendingHoldsAFlushOnlyUntilRepublished(t *testing.T) {
+	tn := loadTenant(t, "team-a", restartRules)
+	ctx := context.Background()
+	b := bustest.New(t)
+	d1 := kvDispatcher(t, b, tn)
+	must(t, d1.Receive(ctx, "team-a", alertOf("alertname=A,id=1", t0, 0), t0))
+	must(t, d1.Commit(ctx))
+	sent := tickDescribe(t, d1, 30*time.Second, true)
+	if len(sent) != 1 || !strings.HasPrefix(sent[0], "30s default firing [1] ") {
+		t.Fatalf("first flush: %q", sent)
+	}
+
+	d2 := kvDispatcher(t, b, tn)
+	must(t, d2.Receive(ctx, "team-a", alertOf("alertname=A,id=1", t0.Add(time.Minute), -1), t0.Add(time.Minute)))
+	must(t, d2.Commit(ctx))
+	// The group is due at 5m30s; its stored notification is published again.
+	if got := tickDescribe(t, d2, 5*time.Minute+31*time.Second, true); len(got) != 1 || got[0] != sent[0] {
+		t.Fatalf("due with its loaded notification pending: %q, want it again alone (same key) %q", got, sent)
+	}
+	if got := tickDescribe(t, d2, 5*time.Minute+32*time.Second, true); len(got) != 1 || !strings.HasPrefix(got[0], "5m32s default resolved [1-] ") {
+		t.Fatalf("the tick after the republish: %q, want the resolution", got)
+	}
+}
+
 // A replica that lost ownership cannot overwrite the new owner's state.
 func TestStaleWriterIsFenced(t *testing.T) {
 	b := bustest.New(t)

@@ -60,12 +60,14 @@ func (t *gcTuner) tune() {
 		return
 	}
 	defer t.arm()
-	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/stack:bytes"}, {Name: "/gc/scan/globals:bytes"}}
 	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 {
-		return
+	for _, v := range s {
+		if v.Value.Kind() != metrics.KindUint64 {
+			return
+		}
 	}
-	if pct := gcPercent(s[0].Value.Uint64(), t.minHeap); pct != t.pct {
+	if pct := gcPercent(s[0].Value.Uint64(), s[1].Value.Uint64()+s[2].Value.Uint64(), t.minHeap); pct != t.pct {
 		t.pct = pct
 		debug.SetGCPercent(pct)
 	}
@@ -78,10 +80,21 @@ func heapFloor(minHeap, limit int64) int64 {
 }
 
 // gcPercent is the GOGC that puts the next collection at the larger of
-// minHeap and 1.75 times live.
-func gcPercent(live, minHeap uint64) int {
-	if live == 0 || live*(100+defaultGOGC)/100 >= minHeap {
+// minHeap and what GOGC=75 gives. Go's heap goal is the larger of live +
+// (live + roots) × GOGC/100, roots being the stacks and globals the last
+// collection scanned, and its minimum heap, 4 MiB × GOGC/100. This once
+// took only live into account: with 2-3 MB live in a fresh process the
+// raised percentage put the minimum, and so the first collections, at
+// ≈ 400 MB instead of 256 MiB, and RSS after a burst of 100k alerts kept
+// much of that.
+func gcPercent(live, roots, minHeap uint64) int {
+	if live == 0 || live+(live+roots)*defaultGOGC/100 >= minHeap {
 		return defaultGOGC
 	}
-	return int(minHeap*100/live) - 100
+	pct := min((minHeap-live)*100/(live+roots), minHeap*100/runtimeHeapMinimum)
+	return int(max(pct, defaultGOGC))
 }
+
+// runtimeHeapMinimum is the runtime's minimum heap goal at GOGC=100
+// (defaultHeapMinimum in runtime/mgcpacer.go); it scales with GOGC.
+const runtimeHeapMinimum = 4 << 20

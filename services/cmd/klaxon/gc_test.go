@@ -15,21 +15,25 @@ func gogc() uint64 {
 	return s[0].Value.Uint64()
 }
 
-// The next collection comes at the larger of the floor and 1.75 times live.
+// The next collection comes at the larger of the floor and what GOGC=75
+// gives: Go's goal is the larger of live + (live + roots) × GOGC/100 and
+// 4 MiB × GOGC/100.
 func TestGCPercent(t *testing.T) {
 	const mib = 1 << 20
 	for _, tc := range []struct {
-		live, floor uint64
-		want        int
+		live, roots, floor uint64
+		want               int
 	}{
-		{0, 128 * mib, defaultGOGC},
-		{100 * mib, 128 * mib, defaultGOGC}, // 175 MiB ≥ the floor
-		{64 * mib, 128 * mib, 100},
-		{32 * mib, 128 * mib, 300},
-		{1 * mib, 128 * mib, 12700},
+		{0, 0, 128 * mib, defaultGOGC},
+		{100 * mib, 0, 128 * mib, defaultGOGC}, // 175 MiB ≥ the floor
+		{64 * mib, 0, 128 * mib, 100},
+		{32 * mib, 0, 128 * mib, 300},
+		{1 * mib, 0, 128 * mib, 3200},                 // the runtime's minimum, 4 MiB × 32, is the floor
+		{2 * mib, 2 * mib, 256 * mib, 6350},           // 2 + 4 × 63.5 = 256 MiB
+		{100 * mib, 10 * mib, 128 * mib, defaultGOGC}, // 100 + 110 × 0.75 ≥ the floor
 	} {
-		if got := gcPercent(tc.live, tc.floor); got != tc.want {
-			t.Errorf("gcPercent(%d MiB live, %d MiB floor) = %d, want %d", tc.live/mib, tc.floor/mib, got, tc.want)
+		if got := gcPercent(tc.live, tc.roots, tc.floor); got != tc.want {
+			t.Errorf("gcPercent(%d MiB live, %d MiB roots, %d MiB floor) = %d, want %d", tc.live/mib, tc.roots/mib, tc.floor/mib, got, tc.want)
 		}
 	}
 }
@@ -71,6 +75,13 @@ func TestTuneGC(t *testing.T) {
 		}
 		runtime.GC()
 		time.Sleep(10 * time.Millisecond)
+	}
+	// The runtime's goal is the floor, not above it by the stacks and
+	// globals scaled by the raised percentage.
+	goal := []metrics.Sample{{Name: "/gc/heap/goal:bytes"}}
+	metrics.Read(goal)
+	if g := goal[0].Value.Uint64(); g > 1<<30*102/100 || g < 1<<30*98/100 {
+		t.Errorf("heap goal %d MiB with a 1024 MiB floor", g>>20)
 	}
 	stop()
 	runtime.GC() // the tuner's last cleanup sees stop and does not re-arm

@@ -3,6 +3,7 @@ package bus_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,33 @@ func TestPublishDeduplicatesByMsgID(t *testing.T) {
 	}
 	if n := info.CachedInfo().State.Msgs; n != 2 {
 		t.Fatalf("stream holds %d messages, want 2", n)
+	}
+}
+
+// One Publish of more messages than the connection lets be pending at once
+// (a storm's flush, a new leader republishing what it loaded pending) stores
+// them all, each result in its message's place.
+func TestPublishManyMoreThanThePendingLimit(t *testing.T) {
+	b := bustest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const n = 10000 // the connection allows 4096 pending
+	msgs := make([]bus.Message, n)
+	for i := range msgs {
+		msgs[i] = bus.Message{Subject: bus.NotifySubject("default", "r"), ID: fmt.Sprint("n-", i), Data: []byte("x")}
+	}
+	msgs[n-1].ID = msgs[0].ID // a duplicate at the end
+	res, err := b.Publish(ctx, msgs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res[:n-1] {
+		if r.Duplicate || r.Seq != uint64(i+1) {
+			t.Fatalf("message %d: %+v, want new at sequence %d", i, r, i+1)
+		}
+	}
+	if !res[n-1].Duplicate {
+		t.Fatalf("last message: %+v, want a duplicate of the first", res[n-1])
 	}
 }
 

@@ -61,24 +61,30 @@ func (b *Bus) Publish(ctx context.Context, msgs ...Message) ([]Result, error) {
 		}
 		return []Result{{Duplicate: ack.Duplicate, Seq: ack.Sequence}}, nil
 	}
-	futures := make([]jetstream.PubAckFuture, len(msgs))
-	for i, m := range msgs {
-		f, err := b.pubJS.PublishMsgAsync(natsMsg(m), msgOpts(m)...)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrNotStored, m.Subject, err)
-		}
-		futures[i] = f
-	}
 	res := make([]Result, len(msgs))
 	var errs []error
-	for i, f := range futures {
-		select {
-		case ack := <-f.Ok():
-			res[i] = Result{Duplicate: ack.Duplicate, Seq: ack.Sequence}
-		case err := <-f.Err():
-			errs = append(errs, fmt.Errorf("%s: %w", msgs[i].Subject, err))
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: %w", ErrNotStored, ctx.Err())
+	// In chunks under the connection's limit of pending asynchronous
+	// publishes (a storm's flush, or a new leader republishing what it
+	// loaded pending, can be 100k notifications at once).
+	futures := make([]jetstream.PubAckFuture, 0, min(len(msgs), writeChunk))
+	for start := 0; start < len(msgs); start += writeChunk {
+		futures = futures[:0]
+		for _, m := range msgs[start:min(start+writeChunk, len(msgs))] {
+			f, err := b.pubJS.PublishMsgAsync(natsMsg(m), msgOpts(m)...)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %s: %w", ErrNotStored, m.Subject, err)
+			}
+			futures = append(futures, f)
+		}
+		for i, f := range futures {
+			select {
+			case ack := <-f.Ok():
+				res[start+i] = Result{Duplicate: ack.Duplicate, Seq: ack.Sequence}
+			case err := <-f.Err():
+				errs = append(errs, fmt.Errorf("%s: %w", msgs[start+i].Subject, err))
+			case <-ctx.Done():
+				return nil, fmt.Errorf("%w: %w", ErrNotStored, ctx.Err())
+			}
 		}
 	}
 	if len(errs) > 0 {

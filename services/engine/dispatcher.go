@@ -515,6 +515,11 @@ func (d *Dispatcher) Tick(ctx context.Context, now time.Time) ([]*klaxonv1.Notif
 	return out, nil
 }
 
+// pendingRetry is how soon a flush held by its group's pending notification
+// is tried again: soon after the publish that Tick retries meanwhile, not at
+// once (a publish failing fast would have the engine tick in a loop).
+const pendingRetry = time.Second
+
 // flush is Alertmanager's aggrGroup.flush followed by its notification
 // pipeline for one group: time intervals, inhibition and silences filter,
 // the notification log decides, resolved alerts that were dealt with leave
@@ -527,8 +532,9 @@ func (d *Dispatcher) flush(ctx context.Context, ts *tenantState, g *group, now t
 		// keeps a group's alerts when its notify fails, every alert stays,
 		// resolved ones too: a resolution leaves the group only once a
 		// flush has dealt with it (dropped here, it was never sent). The
-		// group stays due, unchanged and unwritten: the first tick after
-		// the publish is acknowledged flushes it.
+		// flush is tried again pendingRetry later, not a group_interval
+		// later, and nothing is written: the stored group is still due.
+		g.Next = At(now.Add(min(pendingRetry, g.route.RouteOpts.GroupInterval)))
 		d.schedule(g)
 		return nil, nil
 	}
@@ -608,11 +614,9 @@ func (d *Dispatcher) Ack(ctx context.Context, ns ...*klaxonv1.Notification) erro
 			}
 			continue
 		}
-		// Not written now: the stored value keeps the notification
-		// pending until the group's next write (its next flush, within
-		// group_interval, or a change to its alerts). An engine that loads
-		// it pending before then publishes it again under the same key,
-		// which NOTIFY's duplicate window or the notifier's log drops.
+		if err := d.cfg.Store.Put(ctx, g.GroupState); err != nil {
+			return err
+		}
 	}
 	return nil
 }

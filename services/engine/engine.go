@@ -297,13 +297,17 @@ func (e *Engine) tick(ctx context.Context, d *Dispatcher) error {
 // they were published. On an error they stay pending, and the next tick
 // publishes them again. Callers hold e.cycle.
 //
-// Ack clears the pending marks in memory only (a group it empties is
-// retired by the next Commit): the stored groups drop them with their next
-// write. A commit here held the next batch up for a round trip, and a write
-// per notification cost CPU and latency. A restart before those writes
-// republishes the notifications under the same idempotency keys: the NOTIFY
-// stream drops them as duplicates within its window, and the notifier's log
-// after it.
+// The groups Ack changes are written by the next Commit (the next batch's,
+// or the next tick's, within MaxTick), not by one of their own: a commit
+// here held the next batch up for a round trip, which showed in the
+// latency of every notification after it. A crash before that commit
+// republishes the notifications at the next start, under the same
+// idempotency keys: the NOTIFY stream drops them as duplicates within its
+// window, and the notifier's log after it. (Leaving the marks to the
+// groups' next writes saved a KV write per notification, but then every
+// stop republished a group_interval's notifications, past NOTIFY's window
+// where group_interval is longer, and the notifier's log does not stop a
+// dead-lettered one: not kept.)
 func (e *Engine) publishAndAck(ctx context.Context, d *Dispatcher, ns []*klaxonv1.Notification) error {
 	if len(ns) == 0 {
 		return nil

@@ -41,7 +41,7 @@ func TestPublishDeduplicatesByMsgID(t *testing.T) {
 }
 
 // One Publish of more messages than the connection lets be pending at once
-// (a storm's flush, a new leader republishing what it loaded pending) stores
+// (a storm's flush of 100k groups) stores
 // them all, each result in its message's place.
 func TestPublishManyMoreThanThePendingLimit(t *testing.T) {
 	b := bustest.New(t)

@@ -124,8 +124,15 @@ func TestBatchMessagesAreConsumedAsEnvelopes(t *testing.T) {
 }
 
 // A message Skip refuses is acknowledged without reaching the handler; once
-// Skip lets messages through, they are handled as usual.
+// Skip lets messages through, they are handled as usual. Both envelope
+// consumers honour it.
 func TestConsumeEnvelopesAcknowledgesSkippedMessages(t *testing.T) {
+	for _, batched := range []bool{false, true} {
+		t.Run(fmt.Sprint("batched=", batched), func(t *testing.T) { testSkip(t, batched) })
+	}
+}
+
+func testSkip(t *testing.T, batched bool) {
 	b := bustest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -146,11 +153,22 @@ func TestConsumeEnvelopesAcknowledgesSkippedMessages(t *testing.T) {
 	var skipping atomic.Bool
 	skipping.Store(true)
 	handled := make(chan string, 10)
-	cc, err := b.ConsumeEnvelopes(ctx, bus.ConsumerConfig{Durable: "skipper", Skip: func(string) bool { return skipping.Load() }},
-		func(_ context.Context, env *klaxonv1.Envelope) error {
+	cfg := bus.ConsumerConfig{Durable: "skipper", Skip: func(string) bool { return skipping.Load() }}
+	var cc *bus.Consumption
+	var err error
+	if batched {
+		cc, err = b.ConsumeEnvelopeBatches(ctx, cfg, 100, func(_ context.Context, envs []*klaxonv1.Envelope, _ []uint64) error {
+			for _, env := range envs {
+				handled <- env.Id
+			}
+			return nil
+		})
+	} else {
+		cc, err = b.ConsumeEnvelopes(ctx, cfg, func(_ context.Context, env *klaxonv1.Envelope) error {
 			handled <- env.Id
 			return nil
 		})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,44 +62,25 @@ type KVWrite struct {
 	TTL   time.Duration
 }
 
-// writeChunk bounds the writes in flight at once, under the connection's
-// limit of pending asynchronous publishes.
-const writeChunk = 1024
-
-// WriteMany performs the writes pipelined: they are sent without waiting and
-// their acknowledgements awaited together, so n writes cost about one round
-// trip instead of n. It returns each write's new revision and error (an
-// ErrConflict where the revision did not match); writes to different keys
-// are independent, so some may succeed while others fail.
+// WriteMany performs the writes pipelined (see pipelined), so n writes cost
+// about one round trip instead of n. It returns each write's new revision and
+// error (an ErrConflict where the revision did not match); writes to
+// different keys are independent, so some may succeed while others fail.
 func (t *TTLBucket) WriteMany(ctx context.Context, ws []KVWrite) ([]uint64, []error) {
 	revs := make([]uint64, len(ws))
 	errs := make([]error, len(ws))
-	for start := 0; start < len(ws); start += writeChunk {
-		end := min(start+writeChunk, len(ws))
-		futures := make([]jetstream.PubAckFuture, end-start)
-		for i := start; i < end; i++ {
+	pipelined(ctx, t.js, len(ws),
+		func(i int) (*nats.Msg, []jetstream.PublishOpt) {
 			w := ws[i]
-			f, err := t.js.PublishMsgAsync(&nats.Msg{Subject: "$KV." + t.name + "." + w.Key, Data: w.Value}, writeOpts(w.Rev, w.TTL)...)
+			return &nats.Msg{Subject: "$KV." + t.name + "." + w.Key, Data: w.Value}, writeOpts(w.Rev, w.TTL)
+		},
+		func(i int, ack *jetstream.PubAck, err error) {
 			if err != nil {
-				errs[i] = err
-				continue
+				errs[i] = kvError(err)
+				return
 			}
-			futures[i-start] = f
-		}
-		for i, f := range futures {
-			if f == nil {
-				continue
-			}
-			select {
-			case ack := <-f.Ok():
-				revs[start+i] = ack.Sequence
-			case err := <-f.Err():
-				errs[start+i] = kvError(err)
-			case <-ctx.Done():
-				errs[start+i] = ctx.Err()
-			}
-		}
-	}
+			revs[i] = ack.Sequence
+		})
 	return revs, errs
 }
 

@@ -63,34 +63,69 @@ func (b *Bus) Publish(ctx context.Context, msgs ...Message) ([]Result, error) {
 	}
 	res := make([]Result, len(msgs))
 	var errs []error
-	// In chunks under the connection's limit of pending asynchronous
-	// publishes (a storm's flush, or a new leader republishing what it
-	// loaded pending, can be 100k notifications at once).
-	futures := make([]jetstream.PubAckFuture, 0, min(len(msgs), writeChunk))
-	for start := 0; start < len(msgs); start += writeChunk {
-		futures = futures[:0]
-		for _, m := range msgs[start:min(start+writeChunk, len(msgs))] {
-			f, err := b.pubJS.PublishMsgAsync(natsMsg(m), msgOpts(m)...)
+	pipelined(ctx, b.pubJS, len(msgs),
+		func(i int) (*nats.Msg, []jetstream.PublishOpt) { return natsMsg(msgs[i]), msgOpts(msgs[i]) },
+		func(i int, ack *jetstream.PubAck, err error) {
 			if err != nil {
-				return nil, fmt.Errorf("%w: %s: %w", ErrNotStored, m.Subject, err)
+				errs = append(errs, fmt.Errorf("%s: %w", msgs[i].Subject, err))
+				return
 			}
-			futures = append(futures, f)
-		}
-		for i, f := range futures {
-			select {
-			case ack := <-f.Ok():
-				res[start+i] = Result{Duplicate: ack.Duplicate, Seq: ack.Sequence}
-			case err := <-f.Err():
-				errs = append(errs, fmt.Errorf("%s: %w", msgs[start+i].Subject, err))
-			case <-ctx.Done():
-				return nil, fmt.Errorf("%w: %w", ErrNotStored, ctx.Err())
-			}
-		}
+			res[i] = Result{Duplicate: ack.Duplicate, Seq: ack.Sequence}
+		})
+	if err := ctx.Err(); err != nil && len(errs) > 0 {
+		return nil, fmt.Errorf("%w: %w", ErrNotStored, err)
 	}
 	if len(errs) > 0 {
 		return res, fmt.Errorf("%w: %w", ErrNotStored, errors.Join(errs...))
 	}
 	return res, nil
+}
+
+// writeChunk bounds the publishes in flight at once, under the connection's
+// limit of pending asynchronous publishes (4096: past it a publish waits
+// only 200 ms for acks before failing). A storm's flush can hand Publish
+// 100k notifications, and a group commit WriteMany as many groups.
+const writeChunk = 1024
+
+// pipelined sends n messages (msg builds the i-th) without waiting for each
+// ack, at most writeChunk at a time, and reports every message's ack or
+// error to done, in order: n messages cost about one round trip per chunk,
+// not one each. Messages not settled when ctx ends are reported with its
+// error, and no further chunk is sent.
+func pipelined(ctx context.Context, js jetstream.JetStream, n int, msg func(i int) (*nats.Msg, []jetstream.PublishOpt), done func(i int, ack *jetstream.PubAck, err error)) {
+	futures := make([]jetstream.PubAckFuture, min(n, writeChunk))
+	for start := 0; start < n; start += writeChunk {
+		end := min(start+writeChunk, n)
+		if err := ctx.Err(); err != nil {
+			for i := start; i < n; i++ {
+				done(i, nil, err)
+			}
+			return
+		}
+		for i := start; i < end; i++ {
+			m, opts := msg(i)
+			f, err := js.PublishMsgAsync(m, opts...)
+			if err != nil {
+				done(i, nil, err)
+				f = nil
+			}
+			futures[i-start] = f
+		}
+		for i := start; i < end; i++ {
+			f := futures[i-start]
+			if f == nil {
+				continue
+			}
+			select {
+			case ack := <-f.Ok():
+				done(i, ack, nil)
+			case err := <-f.Err():
+				done(i, nil, err)
+			case <-ctx.Done():
+				done(i, nil, ctx.Err())
+			}
+		}
+	}
 }
 
 func natsMsg(m Message) *nats.Msg {
@@ -158,8 +193,9 @@ type ConsumerConfig struct {
 	// with the same shard key (Message.Shard, else the subject) go to the
 	// same worker, in order.
 	Workers int
-	// Skip, for ConsumeEnvelopes: a message for which it returns true is
-	// acknowledged without being decoded (nothing would use it).
+	// Skip, for ConsumeEnvelopes and ConsumeEnvelopeBatches: a message for
+	// which it returns true is acknowledged without being decoded or
+	// handled (nothing would use it).
 	Skip func(subject string) bool
 }
 
@@ -606,6 +642,9 @@ func (b *Bus) ConsumeEnvelopeBatches(ctx context.Context, cc ConsumerConfig, max
 		envs := make([]*klaxonv1.Envelope, 0, len(msgs))
 		seqs := make([]uint64, 0, len(msgs))
 		for _, m := range msgs {
+			if cc.Skip != nil && cc.Skip(m.Subject()) {
+				continue // acknowledged with the batch
+			}
 			es, err := DecodeEnvelopes(m.Headers(), m.Data())
 			if err != nil {
 				log.Error("dropping poison message", "subject", m.Subject(), "err", err)

@@ -97,7 +97,7 @@ func ParseWebhook(body []byte) ([]wireAlert, error) {
 		if a.Status != "" && a.Status != "firing" && a.Status != "resolved" {
 			return nil, badInput(`field "alerts[%d].status": must be firing or resolved, got %q`, i, a.Status)
 		}
-		if err := validateAlert(fmt.Sprintf("alerts[%d]", i), a); err != nil {
+		if err := validateAlert("alerts[%d]", i, a); err != nil {
 			return nil, err
 		}
 	}
@@ -125,37 +125,38 @@ func ParseAlertsV2(body []byte) ([]wireAlert, error) {
 		alerts[i] = wireAlert{Labels: p.Labels, Annotations: p.Annotations, StartsAt: p.StartsAt, EndsAt: p.EndsAt, GeneratorURL: p.GeneratorURL}
 	}
 	for i := range alerts {
-		if err := validateAlert(fmt.Sprintf("[%d]", i), &alerts[i]); err != nil {
+		if err := validateAlert("[%d]", i, &alerts[i]); err != nil {
 			return nil, err
 		}
 	}
 	return alerts, nil
 }
 
-func validateAlert(path string, a *wireAlert) error {
+// validateAlert checks alert i of a payload; pathf with i names it in an
+// error (rendered only then: this runs for every alert of a storm).
+func validateAlert(pathf string, i int, a *wireAlert) error {
+	path := func() string { return fmt.Sprintf(pathf, i) }
 	if len(a.Labels) == 0 {
-		return badInput("field %q: required, at least one label", path+".labels")
+		return badInput("field %q: required, at least one label", path()+".labels")
 	}
 	// encoding/json already guarantees valid UTF-8 (Alertmanager's names are
 	// UTF-8 too): only the empty name is left to reject.
 	if _, ok := a.Labels[""]; ok {
-		return badInput("field %q: invalid label name %q", path+".labels", "")
+		return badInput("field %q: invalid label name %q", path()+".labels", "")
 	}
 	if _, ok := a.Annotations[""]; ok {
-		return badInput("field %q: invalid annotation name %q", path+".annotations", "")
+		return badInput("field %q: invalid annotation name %q", path()+".annotations", "")
 	}
 	for _, f := range []struct {
 		name string
 		t    *time.Time
 	}{{"startsAt", a.StartsAt}, {"endsAt", a.EndsAt}} {
-		if f.t != nil && !f.t.IsZero() {
-			if err := storableTime(path+"."+f.name, *f.t); err != nil {
-				return err
-			}
+		if f.t != nil && !f.t.IsZero() && !storable(*f.t) {
+			return storableTime(path()+"."+f.name, *f.t)
 		}
 	}
 	if a.StartsAt != nil && a.EndsAt != nil && !a.EndsAt.IsZero() && !a.StartsAt.IsZero() && a.EndsAt.Before(*a.StartsAt) {
-		return badInput("field %q: endsAt is before startsAt", path+".endsAt")
+		return badInput("field %q: endsAt is before startsAt", path()+".endsAt")
 	}
 	return nil
 }
@@ -249,11 +250,18 @@ func (rc *Receiver) alertsV2(_ context.Context, req *request) (*result, error) {
 	return res, nil
 }
 
+// storable: t fits a protobuf Timestamp (years 1 to 9999), checked on the
+// stack rather than through timestamppb.New's allocation.
+func storable(t time.Time) bool {
+	ts := timestamppb.Timestamp{Seconds: t.Unix(), Nanos: int32(t.Nanosecond())}
+	return ts.CheckValid() == nil
+}
+
 // storableTime refuses, naming field, a time an envelope cannot hold: JSON
 // takes years 0000-9999 with any offset, a protobuf Timestamp only
 // 0001-01-01 to 9999-12-31 UTC.
 func storableTime(field string, t time.Time) error {
-	if timestamppb.New(t).CheckValid() != nil {
+	if !storable(t) {
 		return badInput("field %q: %s is out of range", field, t.Format(time.RFC3339))
 	}
 	return nil

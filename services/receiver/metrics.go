@@ -14,11 +14,13 @@ type metrics struct {
 	publish    prometheus.Histogram
 	group      prometheus.Histogram
 	acks       *prometheus.CounterVec
+	// acks' series, resolved once.
+	ackOK, ackDuplicate, ackError prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
-	return &metrics{
+	m := &metrics{
 		requests: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "klaxon_receiver_requests_total", Help: "Ingest HTTP requests by endpoint and status code.",
 		}, []string{"endpoint", "code"}),
@@ -47,4 +49,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "klaxon_bus_publish_acks_total", Help: "JetStream publish outcomes: ok, duplicate, error.",
 		}, []string{"result"}),
 	}
+	m.ackOK = m.acks.WithLabelValues("ok")
+	m.ackDuplicate = m.acks.WithLabelValues("duplicate")
+	m.ackError = m.acks.WithLabelValues("error")
+	return m
 }

@@ -71,6 +71,75 @@ func TestConsumeBatchesDrainsABacklog(t *testing.T) {
 	}
 }
 
+// A consumer that has caught up waits for the next message instead of
+// asking for what is ready; a burst that arrives then is still taken in
+// large batches, not one message at a time.
+func TestConsumeBatchesTakesABurstAfterCatchingUp(t *testing.T) {
+	b := bustest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	publish := func(from, to int) {
+		msgs := make([]bus.Message, 0, to-from)
+		for i := from; i < to; i++ {
+			msgs = append(msgs, bus.Message{Subject: bus.IngestSubject("default", "test"), ID: fmt.Sprint(i), Data: []byte(fmt.Sprint(i))})
+		}
+		if _, err := b.Publish(ctx, msgs...); err != nil {
+			t.Error(err)
+		}
+	}
+	const burst = 2000
+	first, release := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	var sizes []int
+	seen := map[string]int{}
+	done := make(chan struct{})
+	cc, err := b.ConsumeBatches(ctx, bus.ConsumerConfig{Stream: bus.StreamIngest, Durable: "burst", MaxAckPending: 4096}, 512,
+		func(_ context.Context, batch []jetstream.Msg) error {
+			mu.Lock()
+			sizes = append(sizes, len(batch))
+			for _, m := range batch {
+				seen[string(m.Data())]++
+			}
+			n := len(seen)
+			mu.Unlock()
+			if n == 1 {
+				close(first)
+				<-release // the burst is published while this one is handled
+			}
+			if n == burst+1 {
+				close(done)
+			}
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Stop()
+	publish(0, 1) // the only message: the consumer has caught up after it
+	<-first
+	publish(1, burst+1)
+	close(release)
+	select {
+	case <-done:
+	case <-ctx.Done():
+		mu.Lock()
+		t.Fatalf("handled %d of %d messages", len(seen), burst+1)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for k, c := range seen {
+		if c != 1 {
+			t.Fatalf("message %s handled %d times", k, c)
+		}
+	}
+	if sizes[0] != 1 {
+		t.Fatalf("first batch %d messages, want the one published", sizes[0])
+	}
+	if len(sizes) > 20 {
+		t.Fatalf("the burst of %d took %d batches (%v): it should be taken in large ones", burst, len(sizes)-1, sizes[:20])
+	}
+}
+
 // A failed batch is redelivered whole; a message the handler terminated is not.
 func TestConsumeBatchesRedeliversFailedBatch(t *testing.T) {
 	b := bustest.New(t)
@@ -121,5 +190,34 @@ func TestConsumeBatchesRedeliversFailedBatch(t *testing.T) {
 	defer mu.Unlock()
 	if calls["1"] != 1 {
 		t.Fatalf("terminated message handled %d times, want 1", calls["1"])
+	}
+}
+
+// BenchmarkConsumeBatchesTrickle: from publishing one message to its batch
+// handler running, on a consumer that has caught up with the stream (the
+// engine under a steady trickle of alerts).
+func BenchmarkConsumeBatchesTrickle(b *testing.B) {
+	bs := bustest.New(b)
+	ctx := context.Background()
+	got := make(chan struct{}, 1)
+	cc, err := bs.ConsumeBatches(ctx, bus.ConsumerConfig{Stream: bus.StreamIngest, Durable: "trickle", MaxAckPending: 4096}, 512,
+		func(_ context.Context, batch []jetstream.Msg) error {
+			for range batch {
+				got <- struct{}{}
+			}
+			return nil
+		})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cc.Stop()
+	msg := bus.Message{Subject: bus.IngestSubject("default", "test"), Data: []byte("x")}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		msg.ID = fmt.Sprint(i)
+		if _, err := bs.Publish(ctx, msg); err != nil {
+			b.Fatal(err)
+		}
+		<-got
 	}
 }

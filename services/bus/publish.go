@@ -248,15 +248,29 @@ func (b *Bus) ConsumeBatches(ctx context.Context, cc ConsumerConfig, maxBatch in
 		batch := make([]jetstream.Msg, 0, maxBatch)
 		wrapped := make([]*batchMsg, 0, maxBatch)
 		f := &fetcher{max: maxBatch, avg: 1}
+		// caughtUp: the last message delivered said none were pending. Then
+		// the next batch starts by waiting for a message, not by asking for
+		// what is ready: that round trip would find nothing and, at a
+		// steady trickle, add its time to every message's latency.
+		caughtUp := false
 		for ctx.Err() == nil {
 			batch = batch[:0]
 			var err error
-			if batch, err = f.fetch(cons, batch); err == nil && len(batch) == 0 {
+			if caughtUp {
+				batch, err = fetchWait(ctx, cons, idleWait)
+				if err == nil && len(batch) > 0 && pending(batch[len(batch)-1]) > 0 {
+					batch, err = f.fetch(cons, batch) // a burst began: take what is ready too
+				}
+			} else if batch, err = f.fetch(cons, batch); err == nil && len(batch) == 0 {
 				// Idle: wait for one message and handle it at once; what
 				// arrives meanwhile makes the next batch.
 				batch, err = fetchWait(ctx, cons, idleWait)
 			}
+			if len(batch) > 0 {
+				caughtUp = err == nil && pending(batch[len(batch)-1]) == 0
+			}
 			if err != nil && len(batch) == 0 {
+				caughtUp = false
 				if ctx.Err() != nil {
 					return
 				}
@@ -347,6 +361,16 @@ func (f *fetcher) fetch(cons jetstream.Consumer, batch []jetstream.Msg) ([]jetst
 		}
 	}
 	return batch, nil
+}
+
+// pending is how many messages the consumer had left to deliver when it
+// delivered msg (unknown counts as some).
+func pending(msg jetstream.Msg) uint64 {
+	md, err := msg.Metadata()
+	if err != nil {
+		return 1
+	}
+	return md.NumPending
 }
 
 // weight is how many envelopes msg carries.

@@ -285,8 +285,10 @@ func (d *Dispatcher) insert(ctx context.Context, ts *tenantState, a *Alert, now 
 	if old := ts.alerts[a.Fingerprint]; old != nil {
 		a = merge(old.alert, a, now)
 	}
-	lset := a.LabelSet()
-	for _, r := range ts.rules.match(lset) {
+	// The label set is built only when the route cache misses: a re-sent
+	// alert (Prometheus resends every firing alert) finds its routes by
+	// fingerprint.
+	for _, r := range ts.rules.match(a.Labels.Fingerprint(), a.LabelSet) {
 		ref := groupRef{ts.rules.ids[r], groupLabelsOf(r, a.Labels)}
 		g := ts.groups[ref]
 		if g == nil {

@@ -47,10 +47,19 @@ func BenchmarkRouteMatch(b *testing.B) {
 		}
 	})
 	b.Run("cached", func(b *testing.B) {
+		labels := make([]Labels, len(sets))
+		for i, ls := range sets {
+			m := map[string]string{}
+			for k, v := range ls {
+				m[string(k)] = string(v)
+			}
+			labels[i] = LabelsFromMap(m)
+		}
 		b.ReportAllocs()
 		i := 0
 		for b.Loop() {
-			_ = tr.match(sets[i%len(sets)])
+			l := labels[i%len(labels)]
+			_ = tr.match(l.Fingerprint(), l.LabelSet)
 			i++
 		}
 	})

@@ -100,6 +100,13 @@ func FuzzLabels(f *testing.F) {
 		if got, want := l.String(), labelSetOf(m).String(); got != want {
 			t.Fatalf("String() = %s, want %s", got, want)
 		}
+		// The route cache's key, and Alertmanager's alert fingerprint.
+		if got, want := l.Fingerprint(), labelSetOf(m).Fingerprint(); got != want {
+			t.Fatalf("Fingerprint() = %s, want %s", got, want)
+		}
+		if got, want := (Labels{}).Fingerprint(), (model.LabelSet{}).Fingerprint(); got != want {
+			t.Fatalf("empty Fingerprint() = %s, want %s", got, want)
+		}
 	})
 }
 

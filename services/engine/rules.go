@@ -80,19 +80,19 @@ func compileRules(t *ruleset.Tenant) *tenantRules {
 	return tr
 }
 
-// match returns the routes lset takes, Alertmanager's Route.Match, cached.
-func (tr *tenantRules) match(lset model.LabelSet) []*dispatch.Route {
+// match returns the routes lset takes, Alertmanager's Route.Match, cached by
+// the label set's fingerprint fp; lset is called only on a miss.
+func (tr *tenantRules) match(fp model.Fingerprint, lset func() model.LabelSet) []*dispatch.Route {
 	if tr.tree == nil {
 		return nil
 	}
-	fp := lset.Fingerprint()
 	tr.mu.Lock()
 	rs, ok := tr.cache[fp]
 	tr.mu.Unlock()
 	if ok {
 		return rs
 	}
-	rs = tr.tree.Match(lset)
+	rs = tr.tree.Match(lset())
 	tr.mu.Lock()
 	if len(tr.cache) >= maxMatchCache {
 		tr.cache = map[model.Fingerprint][]*dispatch.Route{}

@@ -108,17 +108,20 @@ func New(b *bus.Bus, rules *ruleset.Holder, log *slog.Logger, reg prometheus.Reg
 }
 
 type metrics struct {
-	received  *prometheus.CounterVec
-	unrouted  *prometheus.CounterVec
-	rejected  *prometheus.CounterVec
-	published prometheus.Counter
-	stale     prometheus.Counter
-	leader    prometheus.Gauge
+	// receivedAlert and receivedEvent are received's two series, resolved
+	// once: every routed alert counts one.
+	received                     *prometheus.CounterVec
+	receivedAlert, receivedEvent prometheus.Counter
+	unrouted                     *prometheus.CounterVec
+	rejected                     *prometheus.CounterVec
+	published                    prometheus.Counter
+	stale                        prometheus.Counter
+	leader                       prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
-	return &metrics{
+	m := &metrics{
 		received: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "klaxon_engine_envelopes_total", Help: "Envelopes processed by the engine, by kind.",
 		}, []string{"kind"}),
@@ -138,6 +141,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "klaxon_engine_leader", Help: "1 while this replica holds the engine lease and dispatches.",
 		}),
 	}
+	m.receivedAlert = m.received.WithLabelValues("alert")
+	m.receivedEvent = m.received.WithLabelValues("event")
+	return m
 }
 
 // Run waits for the engine lease, then dispatches until ctx ends or the
@@ -380,10 +386,10 @@ func (e *Engine) publish(ctx context.Context, ns []*klaxonv1.Notification) error
 func (e *Engine) Process(ctx context.Context, d *Dispatcher, env *klaxonv1.Envelope, seq uint64) error {
 	a := env.GetAlert()
 	if a == nil {
-		e.metrics.received.WithLabelValues("event").Inc()
+		e.metrics.receivedEvent.Inc()
 		return nil
 	}
-	e.metrics.received.WithLabelValues("alert").Inc()
+	e.metrics.receivedAlert.Inc()
 	if t := e.rules.Tenant(env.Tenant); t == nil || t.Config == nil {
 		e.metrics.unrouted.WithLabelValues(env.Tenant).Inc()
 		e.log.Debug("no route tree for tenant; alert dropped", "tenant", env.Tenant)

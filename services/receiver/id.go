@@ -2,6 +2,7 @@ package receiver
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"strconv"
 	"time"
@@ -26,7 +27,11 @@ func EnvelopeID(tenant, source, identity string) string {
 func Fingerprint(labels map[string]string) string {
 	// LabelsToSignature is the same hash as LabelSet.Fingerprint, without
 	// copying the map into a LabelSet first.
-	return model.Fingerprint(model.LabelsToSignature(labels)).String()
+	// Rendered as Fingerprint.String's %016x is, without fmt: big-endian
+	// bytes in hex are the zero-padded 16 digits.
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], model.LabelsToSignature(labels))
+	return hex.EncodeToString(b[:])
 }
 
 func alertIdentity(fp, status string, startsAt, endsAt time.Time) string {

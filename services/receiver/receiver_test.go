@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -506,9 +507,13 @@ func TestAlertmanagerHAReplicasStoredOnce(t *testing.T) {
 }
 
 func TestFingerprintIsAlertmanagers(t *testing.T) {
-	for _, labels := range []map[string]string{
-		{"alertname": "A"}, {"alertname": "HighLatency", "instance": "10.0.0.1:9100", "job": "node"}, {"a": "", "b": "ü"},
-	} {
+	sets := []map[string]string{
+		{"alertname": "A"}, {"alertname": "HighLatency", "instance": "10.0.0.1:9100", "job": "node"}, {"a": "", "b": "ü"}, {},
+	}
+	for i := range 2000 { // about one in 16 has a leading zero digit
+		sets = append(sets, map[string]string{"alertname": "A", "i": strconv.Itoa(i)})
+	}
+	for _, labels := range sets {
 		ls := model.LabelSet{}
 		for k, v := range labels {
 			ls[model.LabelName(k)] = model.LabelValue(v)

@@ -47,6 +47,8 @@ func TestBenchPrintsTheTableAndSavesTheResults(t *testing.T) {
 		"CPU seconds per 100k alerts ingested",
 		"restart to ready, s, 2000 alerts on disk",
 		"load generator CPU µs per request, 1 alert/request",
+		"CPU µs per accepted alert while ingesting, 1 alert/request",
+		"CPU µs per accepted alert while ingesting, 256 alerts/request",
 	}
 	for _, fig := range both {
 		row := rowOf(table, fig)

@@ -140,6 +140,73 @@ func TestConsumeBatchesTakesABurstAfterCatchingUp(t *testing.T) {
 	}
 }
 
+// After a large batch (a storm), the next one waits up to Linger to fill,
+// so messages arriving a few at a time are still handled many per batch;
+// after a small one, a batch is handled as soon as it is taken.
+func TestConsumeBatchesLingersAfterALargeBatch(t *testing.T) {
+	b := bustest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	next := 0
+	publish := func(n int) {
+		msgs := make([]bus.Message, 0, n)
+		for ; n > 0; n-- {
+			msgs = append(msgs, bus.Message{Subject: bus.IngestSubject("default", "test"), ID: fmt.Sprint(next), Data: []byte(fmt.Sprint(next))})
+			next++
+		}
+		if _, err := b.Publish(ctx, msgs...); err != nil {
+			t.Error(err)
+		}
+	}
+	const maxBatch = 100
+	batches := make(chan int, 16)
+	handled := make(chan struct{})
+	publish(5) // ready before the consumer starts: one batch
+	cc, err := b.ConsumeBatches(ctx, bus.ConsumerConfig{
+		Stream: bus.StreamIngest, Durable: "linger", MaxAckPending: 4096,
+		Linger: 30 * time.Second, LingerFrom: 40,
+	}, maxBatch, func(ctx context.Context, batch []jetstream.Msg) error {
+		batches <- len(batch)
+		select {
+		case <-handled:
+		case <-ctx.Done():
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Stop()
+	defer cancel() // first: a failed test's handler is not left waiting
+	take := func(want int, why string) {
+		t.Helper()
+		select {
+		case n := <-batches:
+			if n != want {
+				t.Fatalf("batch of %d messages, want %d: %s", n, want, why)
+			}
+		case <-ctx.Done():
+			t.Fatalf("no batch: %s", why)
+		}
+	}
+	take(5, "below LingerFrom, nothing to wait for")
+	publish(3)
+	handled <- struct{}{}
+	take(3, "the batch before was small: no lingering")
+	publish(50)
+	handled <- struct{}{}
+	take(50, "a backlog, taken as it is")
+	// Ready now: 10. Without lingering the next batch would be these; it
+	// waits for the 90 that fill it, published in pieces after it began.
+	publish(10)
+	handled <- struct{}{}
+	for range 9 {
+		publish(10)
+	}
+	take(maxBatch, "after a large batch, the next fills while it lingers")
+	close(handled)
+}
+
 // A failed batch is redelivered whole; a message the handler terminated is not.
 func TestConsumeBatchesRedeliversFailedBatch(t *testing.T) {
 	b := bustest.New(t)

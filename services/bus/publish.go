@@ -197,6 +197,14 @@ type ConsumerConfig struct {
 	// which it returns true is acknowledged without being decoded or
 	// handled (nothing would use it).
 	Skip func(subject string) bool
+	// Linger, for ConsumeBatches: after a batch of at least LingerFrom
+	// items (a backlog, a storm), the next batch waits up to Linger to fill
+	// before it is handled. A handler whose cost is mostly per batch (a
+	// group commit's round trip, JetStream's per-request overhead for a
+	// short pipeline) then does more per batch; below LingerFrom, at a
+	// trickle, a batch is handled as soon as it is taken.
+	Linger     time.Duration
+	LingerFrom int
 }
 
 // Consume runs h for every message of a durable pull consumer until ctx ends.
@@ -227,7 +235,8 @@ type BatchHandler func(ctx context.Context, msgs []jetstream.Msg) error
 // it holds), as soon as h is free. Under load a batch grows, so
 // a handler that commits its state once per batch (group commit) pays one
 // round trip for many messages; when idle, a batch is one message and waits
-// for nothing.
+// for nothing. After a large batch, ConsumerConfig.Linger may have the
+// next one wait to fill.
 //
 // It fetches rather than using the client's push-style Consume: a handler
 // that holds a batch unacknowledged for a commit's round trip makes the
@@ -253,21 +262,27 @@ func (b *Bus) ConsumeBatches(ctx context.Context, cc ConsumerConfig, maxBatch in
 		// what is ready: that round trip would find nothing and, at a
 		// steady trickle, add its time to every message's latency.
 		caughtUp := false
+		// lingering: the last batch held at least cc.LingerFrom items.
+		lingering := false
 		for ctx.Err() == nil {
 			batch = batch[:0]
 			var err error
 			if caughtUp {
-				batch, err = fetchWait(ctx, cons, idleWait)
+				batch, err = fetchWait(ctx, cons, 1, idleWait)
 				if err == nil && len(batch) > 0 && pending(batch[len(batch)-1]) > 0 {
 					batch, err = f.fetch(cons, batch) // a burst began: take what is ready too
 				}
 			} else if batch, err = f.fetch(cons, batch); err == nil && len(batch) == 0 {
 				// Idle: wait for one message and handle it at once; what
 				// arrives meanwhile makes the next batch.
-				batch, err = fetchWait(ctx, cons, idleWait)
+				batch, err = fetchWait(ctx, cons, 1, idleWait)
+			}
+			if lingering && err == nil && len(batch) > 0 {
+				batch, err = f.fill(ctx, cons, batch, cc.Linger)
 			}
 			if len(batch) > 0 {
 				caughtUp = err == nil && pending(batch[len(batch)-1]) == 0
+				lingering = cc.Linger > 0 && items(batch) >= cc.LingerFrom
 			}
 			if err != nil && len(batch) == 0 {
 				caughtUp = false
@@ -329,10 +344,7 @@ type fetcher struct {
 }
 
 func (f *fetcher) fetch(cons jetstream.Consumer, batch []jetstream.Msg) ([]jetstream.Msg, error) {
-	items := 0
-	for _, m := range batch {
-		items += weight(m)
-	}
+	items := items(batch)
 	for items < f.max {
 		// At most 256 a request: the client allocates room for as many
 		// as it asks for.
@@ -363,6 +375,26 @@ func (f *fetcher) fetch(cons jetstream.Consumer, batch []jetstream.Msg) ([]jetst
 	return batch, nil
 }
 
+// fill waits up to d for the messages that top batch up to f.max items
+// (as fetch judges them), and returns batch with what came.
+func (f *fetcher) fill(ctx context.Context, cons jetstream.Consumer, batch []jetstream.Msg, d time.Duration) ([]jetstream.Msg, error) {
+	rest := f.max - items(batch)
+	if rest <= 0 {
+		return batch, nil
+	}
+	more, err := fetchWait(ctx, cons, min(256, max(1, int(float64(rest)/f.avg))), d)
+	return append(batch, more...), err
+}
+
+// items is how many envelopes batch carries.
+func items(batch []jetstream.Msg) int {
+	n := 0
+	for _, m := range batch {
+		n += weight(m)
+	}
+	return n
+}
+
 // pending is how many messages the consumer had left to deliver when it
 // delivered msg (unknown counts as some).
 func pending(msg jetstream.Msg) uint64 {
@@ -381,11 +413,12 @@ func weight(msg jetstream.Msg) int {
 	return 1
 }
 
-// fetchWait waits up to d for one message, or until ctx ends.
-func fetchWait(ctx context.Context, cons jetstream.Consumer, d time.Duration) ([]jetstream.Msg, error) {
+// fetchWait waits up to d for n messages, or until ctx ends, and returns
+// those that came.
+func fetchWait(ctx context.Context, cons jetstream.Consumer, n int, d time.Duration) ([]jetstream.Msg, error) {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	mb, err := cons.Fetch(1, jetstream.FetchContext(ctx))
+	mb, err := cons.Fetch(n, jetstream.FetchContext(ctx))
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, nil

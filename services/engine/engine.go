@@ -116,6 +116,7 @@ type metrics struct {
 	rejected                     *prometheus.CounterVec
 	published                    prometheus.Counter
 	stale                        prometheus.Counter
+	batch                        prometheus.Histogram
 	leader                       prometheus.Gauge
 }
 
@@ -136,6 +137,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		published: f.NewCounter(prometheus.CounterOpts{
 			Name: "klaxon_engine_notifications_published_total", Help: "Notifications published to the NOTIFY stream.",
+		}),
+		batch: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "klaxon_engine_batch_envelopes",
+			Help:    "Envelopes taken in by one group commit of the engine (what had arrived: one when idle, more under load).",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 7),
 		}),
 		leader: f.NewGauge(prometheus.GaugeOpts{
 			Name: "klaxon_engine_leader", Help: "1 while this replica holds the engine lease and dispatches.",
@@ -207,6 +213,7 @@ func (e *Engine) lead(ctx context.Context, l *lease) error {
 	}
 	cc, err := e.bus.ConsumeEnvelopeBatches(ctx, bus.ConsumerConfig{
 		Durable: "engine", AckWait: e.cfg.AckWait, MaxAckPending: 4096,
+		Linger: stormLinger, LingerFrom: stormBatch,
 	}, maxBatch, func(ctx context.Context, envs []*klaxonv1.Envelope, seqs []uint64) error {
 		if !l.valid() {
 			return bus.RetryAfter(errors.New("engine lease not held"), e.cfg.LeaseTTL)
@@ -286,6 +293,21 @@ func (e *Engine) lead(ctx context.Context, l *lease) error {
 // on the same stream.
 const maxBatch = 2048
 
+// stormBatch and stormLinger: after a batch of stormBatch alerts or more,
+// the engine waits up to stormLinger for the next batch to fill. In a storm
+// of distinct alerts (32 connections posting one alert each, ≈10k/s on two
+// cores) batches were 16-64 alerts, and a commit's KV writes, one per new
+// group, were pipelined only that deep: embedded JetStream took 24.5 µs per
+// 770-byte KV write 64 in flight, 14.6 µs 1,024 in flight. Waiting, the
+// engine used 11% less CPU per alert in that storm (three alternating
+// pairs against Alertmanager in the same runs). At 1,000 alerts/s a batch
+// is one or two alerts and never waits; a storm's routing waits at most
+// 5 ms more.
+const (
+	stormBatch  = 32
+	stormLinger = 5 * time.Millisecond
+)
+
 // tick flushes due groups, stores what they decided, publishes their
 // notifications (and any earlier ones not yet published) and then stores
 // that they were published. Callers hold e.cycle.
@@ -332,6 +354,7 @@ func (e *Engine) publishAndAck(ctx context.Context, d *Dispatcher, ns []*klaxonv
 func (e *Engine) ProcessBatch(ctx context.Context, d *Dispatcher, envs []*klaxonv1.Envelope, seqs []uint64) error {
 	e.cycle.Lock()
 	defer e.cycle.Unlock()
+	e.metrics.batch.Observe(float64(len(envs)))
 	defer func() {
 		select {
 		case e.wake <- struct{}{}:

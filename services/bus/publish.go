@@ -268,17 +268,17 @@ func (b *Bus) ConsumeBatches(ctx context.Context, cc ConsumerConfig, maxBatch in
 			batch = batch[:0]
 			var err error
 			if caughtUp {
-				batch, err = fetchWait(ctx, cons, 1, idleWait)
+				batch, err = fetchWait(ctx, cons, idleWait)
 				if err == nil && len(batch) > 0 && pending(batch[len(batch)-1]) > 0 {
 					batch, err = f.fetch(cons, batch) // a burst began: take what is ready too
 				}
 			} else if batch, err = f.fetch(cons, batch); err == nil && len(batch) == 0 {
 				// Idle: wait for one message and handle it at once; what
 				// arrives meanwhile makes the next batch.
-				batch, err = fetchWait(ctx, cons, 1, idleWait)
+				batch, err = fetchWait(ctx, cons, idleWait)
 			}
 			if lingering && err == nil && len(batch) > 0 {
-				batch, err = f.fill(ctx, cons, batch, cc.Linger)
+				batch, err = f.fill(cons, batch, cc.Linger)
 			}
 			if len(batch) > 0 {
 				caughtUp = err == nil && pending(batch[len(batch)-1]) == 0
@@ -377,13 +377,27 @@ func (f *fetcher) fetch(cons jetstream.Consumer, batch []jetstream.Msg) ([]jetst
 
 // fill waits up to d for the messages that top batch up to f.max items
 // (as fetch judges them), and returns batch with what came.
-func (f *fetcher) fill(ctx context.Context, cons jetstream.Consumer, batch []jetstream.Msg, d time.Duration) ([]jetstream.Msg, error) {
+func (f *fetcher) fill(cons jetstream.Consumer, batch []jetstream.Msg, d time.Duration) ([]jetstream.Msg, error) {
 	rest := f.max - items(batch)
 	if rest <= 0 {
 		return batch, nil
 	}
-	more, err := fetchWait(ctx, cons, min(256, max(1, int(float64(rest)/f.avg))), d)
-	return append(batch, more...), err
+	// FetchMaxWait, not a context's deadline: the server ends the request
+	// after d, and everything it delivered before comes ahead of that end.
+	// A client deadline only slightly later than the server's (FetchContext)
+	// can fire while delivered messages are still on their way, in a storm
+	// when the CPU is busiest; those would wait out AckWait to come back.
+	mb, err := cons.Fetch(min(256, max(1, int(float64(rest)/f.avg))), jetstream.FetchMaxWait(d))
+	if err != nil {
+		return batch, err
+	}
+	for m := range mb.Messages() {
+		batch = append(batch, m)
+	}
+	if err := mb.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+		return batch, err
+	}
+	return batch, nil
 }
 
 // items is how many envelopes batch carries.
@@ -413,12 +427,11 @@ func weight(msg jetstream.Msg) int {
 	return 1
 }
 
-// fetchWait waits up to d for n messages, or until ctx ends, and returns
-// those that came.
-func fetchWait(ctx context.Context, cons jetstream.Consumer, n int, d time.Duration) ([]jetstream.Msg, error) {
+// fetchWait waits up to d for one message, or until ctx ends.
+func fetchWait(ctx context.Context, cons jetstream.Consumer, d time.Duration) ([]jetstream.Msg, error) {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	mb, err := cons.Fetch(n, jetstream.FetchContext(ctx))
+	mb, err := cons.Fetch(1, jetstream.FetchContext(ctx))
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, nil

@@ -32,6 +32,14 @@ type DispatcherConfig struct {
 	// MaxActiveAlerts is a tenant's limit of alerts held at once
 	// (tenants.yml max_active_alerts; nil or 0: unlimited).
 	MaxActiveAlerts func(tenant string) int
+	// MaxGroupBytes bounds what a group's alerts may take in its stored
+	// value (alertBytes of each; 0: unbounded): a new alert that would take
+	// a group past it is not taken into that group (ErrGroupFull). The
+	// engine sets it from the largest message JetStream takes: a group's
+	// value is one KV message, and one that grew past it could not be
+	// stored, so every batch that touched the group would fail, and be
+	// redelivered, for ever, and routing would stop for every tenant.
+	MaxGroupBytes int
 	// SkipSilentReceivers: a receiver without integrations (the usual
 	// "null" receiver) gets no notifications and no notification log, as
 	// in Alertmanager, where its pipeline fans out to nothing. The server
@@ -48,6 +56,11 @@ type DispatcherConfig struct {
 // ErrTooManyAlerts: the tenant holds max_active_alerts alerts and this one is
 // new; it is not taken in (updates of held alerts always are).
 var ErrTooManyAlerts = errors.New("tenant's max_active_alerts reached")
+
+// ErrGroupFull: a group's alerts reached DispatcherConfig.MaxGroupBytes and
+// this alert is new to it; it is not taken into that group (updates of its
+// alerts always are), though it is into the other groups it belongs to.
+var ErrGroupFull = errors.New("group holds as many alerts as it can store")
 
 // ErrStale: the alert came in a message older than one already applied to
 // it (a redelivery after a crash); it is not taken in.
@@ -123,6 +136,44 @@ type group struct {
 	// nanoseconds (0: none): an int64, not a time.Time, as every held
 	// group has one.
 	sched int64
+	// bytes is the alertBytes of the group's alerts, once sized (while
+	// MaxGroupBytes is set): kept as alerts are set and deleted, so a
+	// storm's inserts do not sum a large group again and again.
+	bytes int
+	sized bool
+}
+
+// alertBytes is alertBytes of g's alerts.
+func (g *group) alertBytes() int {
+	if !g.sized {
+		g.bytes = 0
+		for _, a := range g.Alerts.All() {
+			g.bytes += alertBytes(a)
+		}
+		g.sized = true
+	}
+	return g.bytes
+}
+
+// setAlert sets a in g.Alerts, keeping g.bytes.
+func (g *group) setAlert(a *Alert) {
+	if g.sized {
+		if old := g.Alerts.Get(a.Fingerprint); old != nil {
+			g.bytes -= alertBytes(old)
+		}
+		g.bytes += alertBytes(a)
+	}
+	g.Alerts.Set(a)
+}
+
+// deleteAlert deletes fp from g.Alerts, keeping g.bytes.
+func (g *group) deleteAlert(fp string) {
+	if g.sized {
+		if old := g.Alerts.Get(fp); old != nil {
+			g.bytes -= alertBytes(old)
+		}
+	}
+	g.Alerts.Delete(fp)
 }
 
 // NewDispatcher builds an empty dispatcher; call Load to resume stored state.
@@ -278,19 +329,36 @@ func (d *Dispatcher) ReceiveFrom(ctx context.Context, tenant string, pa *klaxonv
 			return fmt.Errorf("%w (%d): alert %s", ErrTooManyAlerts, limit, a.Fingerprint)
 		}
 	}
-	return d.insert(ctx, ts, a, now)
+	return d.insert(ctx, ts, a, now, d.cfg.MaxGroupBytes)
 }
 
-func (d *Dispatcher) insert(ctx context.Context, ts *tenantState, a *Alert, now time.Time) error {
+// insert puts a into the groups of the routes it matches. A group whose
+// alerts would take more than maxBytes with a (0: no bound) does not take
+// it in if it is new there: insert then returns ErrGroupFull, once a is in
+// every other group. Regrouping passes 0: alerts already held are moved,
+// never dropped.
+func (d *Dispatcher) insert(ctx context.Context, ts *tenantState, a *Alert, now time.Time, maxBytes int) error {
 	if old := ts.alerts[a.Fingerprint]; old != nil {
 		a = merge(old.alert, a, now)
 	}
+	var full error
 	// The label set is built only when the route cache misses: a re-sent
 	// alert (Prometheus resends every firing alert) finds its routes by
 	// fingerprint.
 	for _, r := range ts.rules.match(a.Labels.Fingerprint(), a.LabelSet) {
 		ref := groupRef{ts.rules.ids[r], groupLabelsOf(r, a.Labels)}
 		g := ts.groups[ref]
+		if maxBytes > 0 && (g == nil || g.Alerts.Get(a.Fingerprint) == nil) {
+			held := 0
+			if g != nil {
+				held = g.alertBytes()
+			}
+			if held+alertBytes(a) > maxBytes {
+				full = errors.Join(full, fmt.Errorf("%w: group %s holds %d alerts (%d of %d bytes): alert %s", ErrGroupFull,
+					groupID(ts.rules.keys[r], ref.labels), groupLen(g), held, maxBytes, a.Fingerprint))
+				continue
+			}
+		}
 		if g == nil {
 			g = &group{route: r, GroupState: &GroupState{
 				Tenant: ts.name, RouteID: ref.route, RouteKey: ts.rules.keys[r],
@@ -309,7 +377,7 @@ func (d *Dispatcher) insert(ctx context.Context, ts *tenantState, a *Alert, now 
 				g.Next = At(now)
 			}
 		}
-		g.Alerts.Set(a)
+		g.setAlert(a)
 		d.ref(ts, a.Fingerprint, a, g)
 		d.schedule(g)
 		if err := d.cfg.Store.Put(ctx, g.GroupState); err != nil {
@@ -320,11 +388,18 @@ func (d *Dispatcher) insert(ctx context.Context, ts *tenantState, a *Alert, now 
 	if r := ts.alerts[a.Fingerprint]; r != nil {
 		r.alert = a
 		for _, g := range r.groups {
-			g.Alerts.Set(a)
+			g.setAlert(a)
 		}
 	}
 	ts.inhib = nil
-	return nil
+	return full
+}
+
+func groupLen(g *group) int {
+	if g == nil {
+		return 0
+	}
+	return g.Alerts.Len()
 }
 
 // regroupOrphans moves the alerts of groups whose route disappeared in a
@@ -354,7 +429,7 @@ func (d *Dispatcher) regroup(ctx context.Context, ts *tenantState, g *GroupState
 		return err
 	}
 	for _, a := range g.Alerts.All() {
-		if err := d.insert(ctx, ts, a, now); err != nil {
+		if err := d.insert(ctx, ts, a, now, 0); err != nil {
 			return err
 		}
 	}
@@ -564,7 +639,7 @@ func (d *Dispatcher) flush(ctx context.Context, ts *tenantState, g *group, now t
 		notify = n
 	}
 	for _, fp := range resolvedHere {
-		g.Alerts.Delete(fp)
+		g.deleteAlert(fp)
 		d.unref(ts, fp, g)
 		ts.inhib = nil
 	}

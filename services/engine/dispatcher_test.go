@@ -451,6 +451,71 @@ func TestMaxActiveAlerts(t *testing.T) {
 	must(t, d.Receive(ctx, "a", alertOf("alertname=A,id=3", t0.Add(time.Minute), time.Hour), t0.Add(time.Minute)))
 }
 
+// A group takes new alerts until they take MaxGroupBytes: the next new one
+// is refused for that group (ErrGroupFull) but taken into the other groups
+// it belongs to; its held alerts still update, other groups are not
+// affected, and a resolved alert that left makes room again.
+func TestMaxGroupBytes(t *testing.T) {
+	yml := baseRoute + `route:
+  receiver: default
+  group_by: [alertname]
+  group_wait: 0s
+  group_interval: 1m
+  routes:
+    - {receiver: default, matchers: ['team="db"'], continue: true}
+    - {receiver: default}
+`
+	tn := loadTenant(t, "a", yml)
+	one := alertBytes(fromProto(alertOf("alertname=A,id=1", t0, time.Hour), t0, 0))
+	st := NewMemStore()
+	d := NewDispatcher(DispatcherConfig{Store: st, Rules: func(string) *ruleset.Tenant { return tn }, MaxGroupBytes: 3*one + one/2})
+	ctx := context.Background()
+	for id := 1; id <= 3; id++ {
+		must(t, d.Receive(ctx, "a", alertOf(fmt.Sprintf("alertname=A,id=%d", id), t0, time.Hour), t0))
+	}
+	err := d.Receive(ctx, "a", alertOf("alertname=A,id=4", t0, time.Hour), t0)
+	if !errors.Is(err, ErrGroupFull) || !strings.Contains(err.Error(), `{alertname="A"}`) {
+		t.Fatalf("fourth alert of a group with room for three: %v, want ErrGroupFull naming the group", err)
+	}
+	must(t, d.Receive(ctx, "a", alertOf("alertname=A,id=2", t0, 2*time.Hour), t0)) // a held alert updates
+	must(t, d.Receive(ctx, "a", alertOf("alertname=B,id=1", t0, time.Hour), t0))   // another group
+	// team=db matches the first route (continue) and the second: the
+	// second's group A is full, the first's is not.
+	err = d.Receive(ctx, "a", alertOf("alertname=A,id=5,team=db", t0, time.Hour), t0)
+	if !errors.Is(err, ErrGroupFull) {
+		t.Fatalf("alert of a full group and a free one: %v, want ErrGroupFull", err)
+	}
+	ns, err := d.Tick(ctx, t0)
+	must(t, err)
+	must(t, d.Ack(ctx, ns...))
+	var got []string
+	for _, n := range ns {
+		got = append(got, n.GroupKey+" "+describe(n))
+	}
+	slices.Sort(got)
+	want := []string{
+		`{}/{team="db"}:{alertname="A"} 0s default firing [5]`,
+		`{}/{}:{alertname="A"} 0s default firing [1 2 3]`,
+		`{}/{}:{alertname="B"} 0s default firing [1]`,
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("notifications\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// Alert 1 resolves; once the flush has reported it, it leaves the
+	// group, and alert 4 fits.
+	must(t, d.Receive(ctx, "a", alertOf("alertname=A,id=1", t0, -1), t0.Add(time.Minute)))
+	ns, err = d.Tick(ctx, t0.Add(time.Minute))
+	must(t, err)
+	must(t, d.Ack(ctx, ns...))
+	must(t, d.Receive(ctx, "a", alertOf("alertname=A,id=4", t0.Add(time.Minute), time.Hour), t0.Add(time.Minute)))
+	// After a restart the stored group is sized again: still full.
+	d2 := NewDispatcher(DispatcherConfig{Store: st, Rules: func(string) *ruleset.Tenant { return tn }, MaxGroupBytes: 3*one + one/2})
+	must(t, d2.Load(ctx))
+	if err := d2.Receive(ctx, "a", alertOf("alertname=A,id=6", t0.Add(time.Minute), time.Hour), t0.Add(time.Minute)); !errors.Is(err, ErrGroupFull) {
+		t.Fatalf("after a restart, a new alert of the full group: %v, want ErrGroupFull", err)
+	}
+}
+
 // A receiver without integrations (Alertmanager's "null" receiver) routes
 // and groups as usual, but the server sends it nothing and keeps no
 // notification log for it; its resolved alerts leave and the group ends.

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -288,4 +289,136 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// A group encoded larger than the server takes (an alert that grew by an
+// update: MaxGroupBytes bounds only new alerts) is not written, so the
+// commit, and the other groups in it, still succeed; the group keeps its
+// last stored value. Without MaxValueBytes the write fails the commit,
+// and so, redelivered, every batch after it.
+func TestOversizeGroupDoesNotFailTheCommit(t *testing.T) {
+	b := bustest.New(t)
+	tn := loadTenant(t, "team-a", restartRules)
+	ctx := context.Background()
+	for _, bounded := range []bool{true, false} {
+		st, err := NewKVStore(ctx, b)
+		must(t, err)
+		if bounded {
+			st.MaxValueBytes, st.Log = maxValueBytes(b.NC.MaxPayload()), bustest.Logger(t)
+		}
+		d := NewDispatcher(DispatcherConfig{Store: st, Rules: func(string) *ruleset.Tenant { return tn }})
+		must(t, d.Load(ctx))
+		name := fmt.Sprintf("A%v", bounded)
+		must(t, d.Receive(ctx, "team-a", alertOf("alertname="+name+",id=1", t0, time.Hour), t0))
+		must(t, d.Commit(ctx))
+		big := alertOf("alertname="+name+",id=1", t0, time.Hour)
+		big.Annotations = map[string]string{"description": strings.Repeat("x", int(b.NC.MaxPayload()))}
+		must(t, d.Receive(ctx, "team-a", big, t0))
+		must(t, d.Receive(ctx, "team-a", alertOf(fmt.Sprintf("alertname=B%v,id=1", bounded), t0, time.Hour), t0))
+		err = d.Commit(ctx)
+		if !bounded {
+			if err == nil {
+				t.Fatal("an unbounded store wrote a value larger than max_payload; this test shows nothing")
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("commit with a group too large to store: %v, want the other groups stored and no error", err)
+		}
+		gs, err := ReadGroups(ctx, b, "team-a")
+		must(t, err)
+		stored := map[string]int{}
+		for _, g := range gs {
+			for _, a := range g.Alerts.All() {
+				stored[g.Labels.String()] += len(a.Annotations.s)
+			}
+		}
+		if _, ok := stored[`{alertname="Btrue"}`]; !ok || stored[`{alertname="Atrue"}`] != 0 || len(stored) != 2 {
+			t.Fatalf("stored groups (annotation bytes by group) %v, want Atrue as first stored and Btrue", stored)
+		}
+	}
+}
+
+// An alert storm into one group (group_by: [alertname]) past what one
+// stored group can hold: the engine stores what fits, counts the alerts it
+// refuses, acknowledges every batch, and goes on routing. Before
+// MaxGroupBytes the group's write failed with "maximum payload exceeded"
+// once it passed max_payload, and the batch was redelivered for ever:
+// routing stopped for every group of every tenant.
+func TestStormIntoOneGroupKeepsRouting(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b := bustest.New(t)
+	tn := loadTenant(t, "team-a", baseRoute+`  - name: "null"
+route:
+  receiver: "null"
+  group_by: [alertname]
+  group_wait: 30s
+`)
+	reg := prometheus.NewRegistry()
+	e := New(b, ruleset.NewStaticHolder(&ruleset.Set{Tenants: map[string]*ruleset.Tenant{"team-a": tn}}), bustest.Logger(t), reg,
+		WithConfig(Config{AckWait: 5 * time.Second}))
+	done := make(chan struct{})
+	rctx, stop := context.WithCancel(ctx)
+	go func() { defer close(done); _ = e.Run(rctx) }()
+	defer func() { stop(); <-done }()
+
+	// 2 KB of annotation each: about 1,200 fit the embedded server's group.
+	desc := strings.Repeat("d", 2048)
+	fits := maxGroupBytes(b.NC.MaxPayload()) / alertBytes(fromProto(&klaxonv1.Alert{
+		Labels: map[string]string{"alertname": "Storm", "id": "00000"}, Annotations: map[string]string{"description": desc}}, t0, 0))
+	n := 4*fits + 100 // past max_payload, were they all stored
+	var envs []*klaxonv1.Envelope
+	now := time.Now()
+	for i := range n {
+		a := &klaxonv1.Alert{Labels: map[string]string{"alertname": "Storm", "id": fmt.Sprintf("%05d", i)},
+			Annotations: map[string]string{"description": desc}, StartsAt: timestamppb.New(now), Status: klaxonv1.AlertStatus_ALERT_STATUS_FIRING}
+		envs = append(envs, &klaxonv1.Envelope{Tenant: "team-a", Source: "test", Id: fmt.Sprint(i), ReceivedAt: timestamppb.New(now),
+			Payload: &klaxonv1.Envelope_Alert{Alert: a}})
+	}
+	msgs, _, err := bus.IngestMessages(envs, true)
+	must(t, err)
+	_, err = b.Publish(ctx, msgs...)
+	must(t, err)
+	publishAlert(t, b, "alertname=After,id=1")
+
+	waitFor(t, "the alert after the storm routed", func() bool {
+		gs, err := ReadGroups(ctx, b, "team-a")
+		if err != nil {
+			return false
+		}
+		for _, g := range gs {
+			if g.Labels.String() == `{alertname="After"}` {
+				return true
+			}
+		}
+		return false
+	})
+	gs, err := ReadGroups(ctx, b, "team-a")
+	must(t, err)
+	held := 0
+	for _, g := range gs {
+		if g.Labels.String() == `{alertname="Storm"}` {
+			held = g.Alerts.Len()
+		}
+	}
+	refused := counterValue(t, reg, "klaxon_engine_alerts_refused_group_full_total")
+	if held < fits || held > fits+1 || int(refused) != n-held {
+		t.Fatalf("storm group stores %d alerts and %v were refused, want %d (what fits) and %d", held, refused, fits, n-fits)
+	}
+}
+
+func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	must(t, err)
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
 }

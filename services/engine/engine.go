@@ -66,6 +66,9 @@ type Engine struct {
 	// timer fires, or decided notifications (toPublish, guarded by cycle).
 	wake      chan struct{}
 	toPublish []*klaxonv1.Notification
+	// fullLogged is when an alert refused by a full group was last logged
+	// (guarded by cycle).
+	fullLogged time.Time
 }
 
 // Option configures an Engine.
@@ -114,6 +117,7 @@ type metrics struct {
 	receivedAlert, receivedEvent prometheus.Counter
 	unrouted                     *prometheus.CounterVec
 	rejected                     *prometheus.CounterVec
+	groupFull                    *prometheus.CounterVec
 	published                    prometheus.Counter
 	stale                        prometheus.Counter
 	batch                        prometheus.Histogram
@@ -131,6 +135,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"tenant"}),
 		rejected: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "klaxon_engine_alerts_rejected_total", Help: "New alerts not taken in because the tenant holds max_active_alerts alerts.",
+		}, []string{"tenant"}),
+		groupFull: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "klaxon_engine_alerts_refused_group_full_total", Help: "Alerts not taken into a group because its alerts already take what one stored group can hold (see README: Limits).",
 		}, []string{"tenant"}),
 		stale: f.NewCounter(prometheus.CounterOpts{
 			Name: "klaxon_engine_stale_alerts_total", Help: "Alerts refused because they came in a redelivered message older than the alert's state.",
@@ -204,7 +211,9 @@ func (e *Engine) lead(ctx context.Context, l *lease) error {
 	if err != nil {
 		return err
 	}
-	d := NewDispatcher(DispatcherConfig{Rules: e.rules.Tenant, Store: store, Silences: e.silences, MaxActiveAlerts: e.limit, SkipSilentReceivers: true, Log: e.log})
+	store.MaxValueBytes, store.Log = maxValueBytes(e.bus.NC.MaxPayload()), e.log
+	d := NewDispatcher(DispatcherConfig{Rules: e.rules.Tenant, Store: store, Silences: e.silences, MaxActiveAlerts: e.limit,
+		MaxGroupBytes: maxGroupBytes(e.bus.NC.MaxPayload()), SkipSilentReceivers: true, Log: e.log})
 	if err := d.Load(ctx); err != nil {
 		return err
 	}
@@ -286,6 +295,20 @@ func (e *Engine) lead(ctx context.Context, l *lease) error {
 		timer.Reset(wait)
 	}
 }
+
+// maxValueBytes is the largest group value a KV write can carry: the
+// largest message the server takes (max_payload), less room for the
+// write's headers.
+func maxValueBytes(maxPayload int64) int { return int(maxPayload) - 1024 }
+
+// maxGroupBytes is DispatcherConfig.MaxGroupBytes under max_payload: a
+// group's value holds its alerts and, while one is pending, its
+// notification, which holds them again (protobuf, base64 in the JSON: about
+// as large), and the notification alone is one NOTIFY message; a third of
+// the largest message leaves room for both and for the notification log.
+// Embedded JetStream takes 8 MiB (about 7,000 alerts of five labels and an
+// annotation in one group), a NATS server's default 1 MiB (about 900).
+func maxGroupBytes(maxPayload int64) int { return int(maxPayload / 3) }
 
 // maxBatch bounds the alerts the engine takes in per group commit: large
 // enough to amortise the commit's round trip, small enough that a commit
@@ -429,6 +452,17 @@ func (e *Engine) Process(ctx context.Context, d *Dispatcher, env *klaxonv1.Envel
 			// Debug, not Info: a redelivered batch can hold thousands; the
 			// counter is what to watch.
 			e.log.Debug("stale alert refused (a redelivered message older than the alert's state)", "tenant", env.Tenant, "err", err)
+			return nil
+		}
+		if errors.Is(err, ErrGroupFull) {
+			// The alert is in its other groups, if any, and stays in
+			// INGEST; the counter is what to alert on, the log says which
+			// group, at most every 10 s.
+			e.metrics.groupFull.WithLabelValues(env.Tenant).Inc()
+			if now := time.Now(); now.Sub(e.fullLogged) >= 10*time.Second {
+				e.fullLogged = now
+				e.log.Warn("alert refused by a full group (klaxon_engine_alerts_refused_group_full_total counts them; logged at most every 10 s)", "tenant", env.Tenant, "err", err)
+			}
 			return nil
 		}
 		if errors.Is(err, ErrTooManyAlerts) {

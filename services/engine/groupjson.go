@@ -66,9 +66,15 @@ func encodedSize(g *GroupState) int {
 		n += 128 + 20*(len(g.Nflog.Firing)+len(g.Nflog.Resolved))
 	}
 	for _, a := range g.Alerts.All() {
-		n += 256 + (len(a.Labels.s)+len(a.Annotations.s))*5/4 + len(a.GeneratorURL)
+		n += alertBytes(a)
 	}
 	return n
+}
+
+// alertBytes is about what a takes in its group's encoding (see
+// encodedSize), without encoding it.
+func alertBytes(a *Alert) int {
+	return 256 + (len(a.Labels.s)+len(a.Annotations.s))*5/4 + len(a.GeneratorURL)
 }
 
 // appendJSON appends what MarshalJSON returns.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -50,6 +51,17 @@ type KVStore struct {
 	// tombs, by KV key, the tombstones Load found.
 	gone  map[kvKey]uint64
 	tombs map[string]uint64
+
+	// MaxValueBytes, if set, is the largest value a write can carry (the
+	// server's max_payload). A group encoded larger is not written: its
+	// write would fail every time, and with it every commit, so that every
+	// batch would be redelivered for ever and routing would stop. It keeps
+	// its last stored value (its alerts and timers here stay as they are)
+	// and is written again with its next change; Log says so. The
+	// dispatcher's MaxGroupBytes keeps groups well below this: only
+	// alerts grown larger since they were taken in can get here.
+	MaxValueBytes int
+	Log           *slog.Logger
 }
 
 // kvKey identifies a group's KV key without holding the key's string: a
@@ -160,6 +172,14 @@ func (s *KVStore) Commit(ctx context.Context) error {
 			if err != nil {
 				s.mu.Unlock()
 				return fmt.Errorf("encode group %s: %w", key, err)
+			}
+			if s.MaxValueBytes > 0 && len(data) > s.MaxValueBytes {
+				delete(s.dirty, k)
+				if s.Log != nil {
+					s.Log.Error("group too large to store; it keeps its last stored value until it changes", "group", g.Key(),
+						"alerts", g.Alerts.Len(), "bytes", len(data), "max", s.MaxValueBytes)
+				}
+				continue
 			}
 			w.Value = data
 		}

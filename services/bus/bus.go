@@ -7,6 +7,7 @@
 package bus
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -38,6 +39,9 @@ type Config struct {
 	CredsFile string
 	// Limits bound the streams; zero values take DefaultLimits.
 	Limits Limits
+	// MaxPayload is the embedded server's largest message (0: 8 MiB). An
+	// external server's is its own (max_payload, 1 MiB by default).
+	MaxPayload int32
 }
 
 // Limits bound the size of each stream: JetStream grows fast under load.
@@ -176,7 +180,7 @@ func startEmbedded(cfg Config, log *slog.Logger) (*server.Server, error) {
 		JetStream:  true,
 		StoreDir:   filepath.Join(cfg.DataDir, "jetstream"),
 		// Klaxon's own payloads are small; 8 MiB leaves room for raw events.
-		MaxPayload: 8 << 20,
+		MaxPayload: cmp.Or(cfg.MaxPayload, 8<<20),
 		NoSigs:     true,
 		NoLog:      true,
 	})

@@ -20,6 +20,11 @@ import (
 // not acknowledge it to its own sender (HTTP 503, Nak, ...).
 var ErrNotStored = errors.New("not stored in jetstream")
 
+// ErrTooLarge: a message is larger than the NATS server takes (its
+// max_payload). Publishing it again fails again; it comes wrapped in
+// ErrNotStored.
+var ErrTooLarge = nats.ErrMaxPayload
+
 // Message is one message to publish with its deduplication id.
 type Message struct {
 	Subject string

@@ -346,9 +346,15 @@ func TestOversizeGroupDoesNotFailTheCommit(t *testing.T) {
 // once it passed max_payload, and the batch was redelivered for ever:
 // routing stopped for every group of every tenant.
 func TestStormIntoOneGroupKeepsRouting(t *testing.T) {
+	// The embedded server's 8 MiB, and an external server's default.
+	for _, maxPayload := range []int32{0, 1 << 20} {
+		t.Run(fmt.Sprintf("max_payload=%d", maxPayload), func(t *testing.T) { stormIntoOneGroup(t, bustest.NewWithMaxPayload(t, maxPayload)) })
+	}
+}
+
+func stormIntoOneGroup(t *testing.T, b *bus.Bus) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	b := bustest.New(t)
 	tn := loadTenant(t, "team-a", baseRoute+`  - name: "null"
 route:
   receiver: "null"
@@ -363,7 +369,8 @@ route:
 	go func() { defer close(done); _ = e.Run(rctx) }()
 	defer func() { stop(); <-done }()
 
-	// 2 KB of annotation each: about 1,200 fit the embedded server's group.
+	// 2 KB of annotation each: about 980 fit the embedded server's group,
+	// about 120 an external server's.
 	desc := strings.Repeat("d", 2048)
 	fits := maxGroupBytes(b.NC.MaxPayload()) / alertBytes(fromProto(&klaxonv1.Alert{
 		Labels: map[string]string{"alertname": "Storm", "id": "00000"}, Annotations: map[string]string{"description": desc}}, t0, 0))

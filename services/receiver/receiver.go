@@ -257,6 +257,10 @@ func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request, ep *endpointSe
 		return writeError(w, http.StatusTooManyRequests, "tenant "+tenant+" is over its ingest rate limit")
 	}
 	stored, dups, err := rc.store(r.Context(), res.envelopes, res.batch)
+	if errors.Is(err, bus.ErrTooLarge) {
+		// Not 503: a retry would fail the same way, for ever.
+		return writeError(w, http.StatusRequestEntityTooLarge, "an item is larger than the largest message the NATS server takes (its max_payload) and was not stored; other items of this request may have been")
+	}
 	if err != nil {
 		rc.log.Warn("cannot store; asking the sender to retry", "endpoint", endpoint, "tenant", tenant, "err", err)
 		w.Header().Set("Retry-After", strconv.Itoa(int(rc.cfg.RetryAfter.Seconds())))

@@ -263,6 +263,28 @@ func TestOversizeBodyGets413(t *testing.T) {
 	}
 }
 
+// Behind a NATS server whose max_payload is smaller than the body limit
+// (an external server's default 1 MiB against the receiver's 4 MiB), an
+// alert larger than a message is refused with 413, not 503: a retry would
+// fail the same way for ever. The alerts of the request that fit are
+// stored (they go in messages of their own).
+func TestItemLargerThanMaxPayloadGets413(t *testing.T) {
+	b := bustest.NewWithMaxPayload(t, 1<<20)
+	h := newHarnessWith(t, receiver.Config{}, b, b)
+	big := `[{"labels":{"alertname":"Small"}},{"labels":{"alertname":"Big"},"annotations":{"description":"` + strings.Repeat("x", 2<<20) + `"}}]`
+	r := h.post("/api/v2/alerts", big)
+	if r.code != http.StatusRequestEntityTooLarge || r.header.Get("Retry-After") != "" || !strings.Contains(fmt.Sprint(r.body), "max_payload") {
+		t.Fatalf("alert larger than max_payload: %d %v (Retry-After %q), want 413 naming max_payload and no Retry-After", r.code, r.body, r.header.Get("Retry-After"))
+	}
+	var names []string
+	for _, e := range h.stored() {
+		names = append(names, e.GetAlert().GetLabels()["alertname"])
+	}
+	if len(names) != 1 || names[0] != "Small" {
+		t.Fatalf("stored %v, want only the alert that fits", names)
+	}
+}
+
 type failingPublisher struct{}
 
 func (failingPublisher) Publish(context.Context, ...bus.Message) ([]bus.Result, error) {

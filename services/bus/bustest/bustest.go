@@ -22,9 +22,22 @@ func New(t testing.TB) *bus.Bus {
 // and open another on the same data (a restart).
 func NewAt(t testing.TB, dir string) *bus.Bus {
 	t.Helper()
+	return open(t, bus.Config{DataDir: dir, Name: t.Name()})
+}
+
+// NewWithMaxPayload opens a bus as New does on a server that takes
+// messages of at most maxPayload bytes (an external server's default is
+// 1 MiB; the embedded one's 8 MiB).
+func NewWithMaxPayload(t testing.TB, maxPayload int32) *bus.Bus {
+	t.Helper()
+	return open(t, bus.Config{DataDir: t.TempDir(), Name: t.Name(), MaxPayload: maxPayload})
+}
+
+func open(t testing.TB, cfg bus.Config) *bus.Bus {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	b, err := bus.Open(ctx, bus.Config{DataDir: dir, Name: t.Name()}, Logger(t))
+	b, err := bus.Open(ctx, cfg, Logger(t))
 	if err != nil {
 		t.Fatalf("open bus: %v", err)
 	}

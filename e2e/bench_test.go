@@ -63,6 +63,9 @@ func TestBenchPrintsTheTableAndSavesTheResults(t *testing.T) {
 	if row := rowOf(table, "routed alerts/s, 256 alerts/request (ingest until every alert is in its group)"); len(row) != 4 || row[1] == "0.00" {
 		t.Errorf("routed: row %q, want Klaxon's figure", row)
 	}
+	if row := rowOf(table, "bytes of RSS per active alert (delta), all in one group (Alertmanager only)"); len(row) != 4 || row[1] != "—" || row[2] == "—" || row[2] == "0.00" {
+		t.Errorf("one group: row %q, want Alertmanager's figure only", row)
+	}
 
 	files, _ := filepath.Glob(filepath.Join(results, "*.json"))
 	if len(files) != 1 {

@@ -191,3 +191,53 @@ func TestAmtool(t *testing.T) {
 	}
 	_ = resp.Body.Close()
 }
+
+// A silence id of kilobytes (a caller's input) is answered 404 for get,
+// expire and update, and never reaches NATS: in the KV key of a read it
+// made the server close the connection (its 4 KiB control line), for good,
+// and the process's engine, consumers and silences with it.
+func TestLongSilenceIDIsNotFoundAndKeepsTheConnection(t *testing.T) {
+	ctx := context.Background()
+	b := bustest.New(t)
+	sil, err := silence.NewKV(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := New(Config{Silences: sil, Rules: ruleset.NewStaticHolder(&ruleset.Set{Tenants: map[string]*ruleset.Tenant{}}),
+		Groups: func(context.Context, string) ([]*engine.GroupState, error) { return nil, nil }}, bustest.Logger(t))
+	mux := http.NewServeMux()
+	api.Register(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	long := strings.Repeat("%", 2000) // Token triples it: 6,000 bytes
+	do := func(method, path, body string) int {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	end := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	body := func(id string) string {
+		return `{"id":"` + id + `","matchers":[{"name":"alertname","value":"A","isRegex":false}],"createdBy":"t","comment":"c","endsAt":"` + end + `"}`
+	}
+	if code := do("GET", "/api/v2/silence/"+strings.Repeat("%25", 2000), ""); code != http.StatusNotFound {
+		t.Fatalf("GET with a long id: %d, want 404", code)
+	}
+	if code := do("DELETE", "/api/v2/silence/"+strings.Repeat("%25", 2000), ""); code != http.StatusNotFound {
+		t.Fatalf("DELETE with a long id: %d, want 404", code)
+	}
+	if code := do("POST", "/api/v2/silences", body(long)); code != http.StatusNotFound {
+		t.Fatalf("POST with a long id: %d, want 404", code)
+	}
+	if err := b.Alive(); err != nil {
+		t.Fatalf("after long ids: %v", err)
+	}
+	if code := do("POST", "/api/v2/silences", body("")); code != http.StatusOK {
+		t.Fatalf("a new silence after the long ids: %d, want 200", code)
+	}
+}

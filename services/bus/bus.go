@@ -212,6 +212,19 @@ func (b *Bus) Ready(ctx context.Context) error {
 	return nil
 }
 
+// Alive reports whether the bus's connections can still come back: a
+// connection the server closed for a protocol error (a subject past its
+// control line, say) is never reconnected, and the process should then be
+// restarted (/healthz). A connection down and reconnecting is alive.
+func (b *Bus) Alive() error {
+	for _, nc := range []*nats.Conn{b.NC, b.pubNC} {
+		if nc != nil && nc.IsClosed() {
+			return fmt.Errorf("nats connection %q closed: %v", nc.Opts.Name, nc.LastError())
+		}
+	}
+	return nil
+}
+
 // Close drains the connections and stops the embedded server, if any.
 func (b *Bus) Close() {
 	for _, nc := range []*nats.Conn{b.pubNC, b.NC} {

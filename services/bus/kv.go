@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -21,6 +22,23 @@ type TTLBucket struct {
 // ErrConflict means the key changed since it was read (another replica wrote
 // it): read again and retry.
 var ErrConflict = errors.New("kv: revision conflict")
+
+// MaxKeyBytes bounds a KV key. The key goes into the subject of every read
+// and write, and a subject past the server's control line (4 KiB) makes it
+// close the connection, for good: every consumer, lease and write on it
+// then fails. A key is built from names, ids and hashes; only a caller's
+// input (a silence id) could be that long.
+const MaxKeyBytes = 1024
+
+// ErrKeyTooLong: a key longer than MaxKeyBytes; nothing was sent.
+var ErrKeyTooLong = errors.New("kv: key too long")
+
+func checkKey(key string) error {
+	if len(key) > MaxKeyBytes {
+		return fmt.Errorf("%w: %d bytes, at most %d", ErrKeyTooLong, len(key), MaxKeyBytes)
+	}
+	return nil
+}
 
 // TTLKV opens (creating if needed) a bucket with per-key TTLs enabled.
 func (b *Bus) TTLKV(ctx context.Context, bucket string) (*TTLBucket, error) {
@@ -46,6 +64,9 @@ func (b *Bus) TTLKV(ctx context.Context, bucket string) (*TTLBucket, error) {
 // Write stores value under key if the key is still at revision rev (0 = must
 // not exist), with the key expiring after ttl unless written again.
 func (t *TTLBucket) Write(ctx context.Context, key string, value []byte, rev uint64, ttl time.Duration) (uint64, error) {
+	if err := checkKey(key); err != nil {
+		return 0, err
+	}
 	ack, err := t.js.PublishMsg(ctx, &nats.Msg{Subject: "$KV." + t.name + "." + key, Data: value}, writeOpts(rev, ttl)...)
 	if err != nil {
 		return 0, kvError(err)
@@ -69,12 +90,19 @@ type KVWrite struct {
 func (t *TTLBucket) WriteMany(ctx context.Context, ws []KVWrite) ([]uint64, []error) {
 	revs := make([]uint64, len(ws))
 	errs := make([]error, len(ws))
-	pipelined(ctx, t.js, len(ws),
-		func(i int) (*nats.Msg, []jetstream.PublishOpt) {
-			w := ws[i]
+	send := make([]int, 0, len(ws)) // the writes whose keys may be sent
+	for i, w := range ws {
+		if errs[i] = checkKey(w.Key); errs[i] == nil {
+			send = append(send, i)
+		}
+	}
+	pipelined(ctx, t.js, len(send),
+		func(k int) (*nats.Msg, []jetstream.PublishOpt) {
+			w := ws[send[k]]
 			return &nats.Msg{Subject: "$KV." + t.name + "." + w.Key, Data: w.Value}, writeOpts(w.Rev, w.TTL)
 		},
-		func(i int, ack *jetstream.PubAck, err error) {
+		func(k int, ack *jetstream.PubAck, err error) {
+			i := send[k]
 			if err != nil {
 				errs[i] = kvError(err)
 				return
@@ -102,6 +130,9 @@ func kvError(err error) error {
 
 // Read returns the value and revision of key (nil, 0 if absent).
 func (t *TTLBucket) Read(ctx context.Context, key string) ([]byte, uint64, error) {
+	if err := checkKey(key); err != nil {
+		return nil, 0, err
+	}
 	e, err := t.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, 0, nil

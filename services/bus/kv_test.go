@@ -3,6 +3,7 @@ package bus_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,5 +51,53 @@ func TestTTLBucketConflictsAndExpiry(t *testing.T) {
 			t.Fatal("key with a 1s TTL still there after 10s")
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// A key past MaxKeyBytes fails with ErrKeyTooLong before anything is sent:
+// sent, a subject past the server's control line made it close the
+// connection for good. The other writes of a WriteMany go through.
+func TestTTLBucketRefusesKeysPastMaxKeyBytes(t *testing.T) {
+	b := bustest.New(t)
+	ctx := context.Background()
+	kv, err := b.TTLKV(ctx, "test_keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("k", 5000)
+	if _, _, err := kv.Read(ctx, long); !errors.Is(err, bus.ErrKeyTooLong) {
+		t.Fatalf("read: %v, want ErrKeyTooLong", err)
+	}
+	if _, err := kv.Write(ctx, long, []byte("v"), 0, 0); !errors.Is(err, bus.ErrKeyTooLong) {
+		t.Fatalf("write: %v, want ErrKeyTooLong", err)
+	}
+	revs, errs := kv.WriteMany(ctx, []bus.KVWrite{{Key: "a", Value: []byte("1")}, {Key: long, Value: []byte("2")}, {Key: "c", Value: []byte("3")}})
+	if errs[0] != nil || errs[2] != nil || revs[0] == 0 || revs[2] == 0 || !errors.Is(errs[1], bus.ErrKeyTooLong) {
+		t.Fatalf("write many: revs %v errs %v, want a and c written and the long key refused", revs, errs)
+	}
+	if err := b.Alive(); err != nil {
+		t.Fatal(err)
+	}
+	if v, _, err := kv.Read(ctx, "c"); err != nil || string(v) != "3" {
+		t.Fatalf("read c: %q %v", v, err)
+	}
+}
+
+// Alive reports a connection the server closed for a protocol error (here a
+// subject past its control line), which nats.go does not reconnect: the
+// process has to be restarted (/healthz fails).
+func TestAliveReportsAConnectionTheServerClosed(t *testing.T) {
+	b := bustest.New(t)
+	if err := b.Alive(); err != nil {
+		t.Fatal(err)
+	}
+	_ = b.NC.Publish(strings.Repeat("s", 5000), nil)
+	_ = b.NC.Flush()
+	deadline := time.Now().Add(10 * time.Second)
+	for b.Alive() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("a connection the server closed is still reported alive")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -295,6 +295,13 @@ func runTargets(c *runConfig) error {
 	}
 
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		// Liveness: only a NATS connection that will never come back (the
+		// server closed it for a protocol error) fails it, so the process is
+		// restarted; a server down and reconnecting fails /readyz only.
+		if err := b.Alive(); err != nil {
+			http.Error(w, "not alive: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {

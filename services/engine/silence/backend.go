@@ -103,7 +103,12 @@ func (k *KVBackend) Put(ctx context.Context, s *Silence, ttl time.Duration) erro
 
 // Get implements Backend.
 func (k *KVBackend) Get(ctx context.Context, tenant, id string) (*Silence, error) {
-	data, _, err := k.kv.Read(ctx, kvKey(tenant, id))
+	key := kvKey(tenant, id)
+	if len(key) > bus.MaxKeyBytes {
+		// No silence has such an id (ours are UUIDs): a caller's input.
+		return nil, ErrNotFound
+	}
+	data, _, err := k.kv.Read(ctx, key)
 	if err != nil {
 		return nil, err
 	}

@@ -50,6 +50,9 @@ func NotificationShard(n *klaxonv1.Notification) string {
 
 // Result of publishing one message.
 type Result struct {
+	// Stored: JetStream acknowledged the message (stored now, or before:
+	// Duplicate).
+	Stored    bool
 	Duplicate bool
 	Seq       uint64
 }
@@ -57,6 +60,8 @@ type Result struct {
 // Publish stores msgs and returns once every one is acknowledged by JetStream
 // (or ctx ends). Messages are sent asynchronously and their acks awaited
 // together, so a batch costs about one round trip, not one per message.
+// With an error, the results, if not nil, say which messages were stored
+// all the same (some of several may be, the rest not).
 func (b *Bus) Publish(ctx context.Context, msgs ...Message) ([]Result, error) {
 	if len(msgs) == 1 {
 		m := msgs[0]
@@ -64,7 +69,7 @@ func (b *Bus) Publish(ctx context.Context, msgs ...Message) ([]Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", ErrNotStored, m.Subject, err)
 		}
-		return []Result{{Duplicate: ack.Duplicate, Seq: ack.Sequence}}, nil
+		return []Result{{Stored: true, Duplicate: ack.Duplicate, Seq: ack.Sequence}}, nil
 	}
 	res := make([]Result, len(msgs))
 	var errs []error
@@ -75,7 +80,7 @@ func (b *Bus) Publish(ctx context.Context, msgs ...Message) ([]Result, error) {
 				errs = append(errs, fmt.Errorf("%s: %w", msgs[i].Subject, err))
 				return
 			}
-			res[i] = Result{Duplicate: ack.Duplicate, Seq: ack.Sequence}
+			res[i] = Result{Stored: true, Duplicate: ack.Duplicate, Seq: ack.Sequence}
 		})
 	if err := ctx.Err(); err != nil && len(errs) > 0 {
 		return nil, fmt.Errorf("%w: %w", ErrNotStored, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -428,4 +429,52 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 		}
 	}
 	return sum
+}
+
+// A notification that cannot be published (larger than max_payload: here a
+// group holding a 1.5 MB alert, behind a 1 MiB server) holds up only its own
+// group. Before, one publish error left every published notification
+// unacknowledged, so every group stayed pending and sent nothing after its
+// first notification.
+func TestUnpublishableNotificationHoldsUpOnlyItsGroup(t *testing.T) {
+	ctx := context.Background()
+	b := bustest.NewWithMaxPayload(t, 1<<20)
+	tn := loadTenant(t, "team-a", baseRoute+`
+route:
+  receiver: default
+  group_by: [alertname]
+  group_wait: 0s
+  group_interval: 1m
+  repeat_interval: 1h
+`)
+	e := New(b, ruleset.NewStaticHolder(&ruleset.Set{Tenants: map[string]*ruleset.Tenant{"team-a": tn}}), bustest.Logger(t), prometheus.NewRegistry())
+	d := NewDispatcher(DispatcherConfig{Rules: func(string) *ruleset.Tenant { return tn }})
+	big := alertOf("alertname=A,id=1", t0, time.Hour)
+	big.Annotations = map[string]string{"description": strings.Repeat("x", 1500<<10)}
+	must(t, d.Receive(ctx, "team-a", big, t0))
+	must(t, d.Receive(ctx, "team-a", alertOf("alertname=B,id=1", t0, time.Hour), t0))
+	ns, err := d.Tick(ctx, t0)
+	must(t, err)
+	if len(ns) != 2 {
+		t.Fatalf("%d notifications, want A's and B's", len(ns))
+	}
+	if err := e.publishAndAck(ctx, d, ns); !errors.Is(err, bus.ErrTooLarge) {
+		t.Fatalf("publishing A's 1.5 MB notification on a 1 MiB server: %v, want ErrTooLarge", err)
+	}
+	if n := notifyCount(t, b); n != 1 {
+		t.Fatalf("NOTIFY holds %d, want B's notification", n)
+	}
+	// B's group goes on: its next alert is notified at its group_interval.
+	must(t, d.Receive(ctx, "team-a", alertOf("alertname=B,id=2", t0.Add(time.Second), time.Hour), t0.Add(time.Second)))
+	ns, err = d.Tick(ctx, t0.Add(time.Minute))
+	must(t, err)
+	var got []string
+	for _, n := range ns {
+		got = append(got, n.GroupKey+" "+describe(n))
+	}
+	slices.Sort(got)
+	want := []string{`{}:{alertname="A"} 0s default firing [1]`, `{}:{alertname="B"} 1m0s default firing [1 2]`}
+	if !slices.Equal(got, want) {
+		t.Fatalf("at B's group_interval: %q, want %q (A's still pending, B's flush)", got, want)
+	}
 }

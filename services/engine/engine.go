@@ -359,14 +359,19 @@ func (e *Engine) tick(ctx context.Context, d *Dispatcher) error {
 // stop republished a group_interval's notifications, past NOTIFY's window
 // where group_interval is longer, and the notifier's log does not stop a
 // dead-lettered one: not kept.)
+//
+// Each notification published is acknowledged, even if others were not: one
+// that cannot be published (larger than max_payload, say) then holds up only
+// its own group, not every group's next flush.
 func (e *Engine) publishAndAck(ctx context.Context, d *Dispatcher, ns []*klaxonv1.Notification) error {
 	if len(ns) == 0 {
 		return nil
 	}
-	if err := e.publish(ctx, ns); err != nil {
-		return err
+	published, err := e.publish(ctx, ns)
+	if len(published) > 0 {
+		err = errors.Join(err, d.Ack(ctx, published...))
 	}
-	return d.Ack(ctx, ns...)
+	return err
 }
 
 // ProcessBatch takes in a batch of envelopes, flushes the groups that are
@@ -406,25 +411,28 @@ func (e *Engine) ProcessBatch(ctx context.Context, d *Dispatcher, envs []*klaxon
 	return nil
 }
 
-func (e *Engine) publish(ctx context.Context, ns []*klaxonv1.Notification) error {
+// publish publishes ns to NOTIFY and returns those stored.
+func (e *Engine) publish(ctx context.Context, ns []*klaxonv1.Notification) ([]*klaxonv1.Notification, error) {
 	msgs := make([]bus.Message, 0, len(ns))
 	for _, n := range ns {
 		data, err := n.MarshalVT()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		msgs = append(msgs, bus.Message{Subject: bus.NotifySubject(n.Tenant, n.Receiver), ID: n.IdempotencyKey, Data: data, Shard: bus.NotificationShard(n)})
 	}
 	res, err := e.bus.Publish(ctx, msgs...)
-	if err != nil {
-		return err
-	}
-	for _, r := range res {
+	published := make([]*klaxonv1.Notification, 0, len(res))
+	for i, r := range res {
+		if !r.Stored {
+			continue
+		}
+		published = append(published, ns[i])
 		if !r.Duplicate {
 			e.metrics.published.Inc()
 		}
 	}
-	return nil
+	return published, err
 }
 
 // Process puts one envelope's alert into the dispatcher; the change is

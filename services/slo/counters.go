@@ -31,15 +31,20 @@ type Counters struct {
 	// latest is the newest minute written: the rings hold
 	// (latest−slots, latest].
 	latest uint32
-	// Open firing alerts of a time-slice SLI: fingerprint → start, and the
-	// minute up to which they are already marked bad.
+	// Open firing alerts of a time-slice SLI: fingerprint → start, end, and
+	// the minute up to which they are already marked bad.
 	open map[string]openAlert
 	// Dropped counts data older than the hour ring (366 days).
 	Dropped int64
 }
 
 type openAlert struct {
-	start  time.Time
+	start time.Time
+	// end is when the alert resolves unless it is sent again (its endsAt,
+	// or resolve_timeout after it was received, as Alertmanager resolves
+	// it); zero: only a resolved message closes it (state stored before
+	// ends were kept).
+	end    time.Time
 	marked uint32 // next minute to mark
 }
 
@@ -127,13 +132,20 @@ func (c *Counters) AddRatio(t time.Time, good, total int64) {
 }
 
 // Fire records that a matching alert (by fingerprint) fires since start
-// (time-slice SLIs).
-func (c *Counters) Fire(fingerprint string, start time.Time) {
+// until end, unless sent again (time-slice SLIs); each re-send moves end.
+// An alert no longer sent (its rule deleted, its sender gone) is closed at
+// its end by Observe, as Alertmanager resolves it: kept open, it would mark
+// every minute after it bad, and its entry would stay for ever.
+func (c *Counters) Fire(fingerprint string, start, end time.Time) {
 	c.init()
-	if _, ok := c.open[fingerprint]; ok {
+	if o, ok := c.open[fingerprint]; ok {
+		if end.After(o.end) {
+			o.end = end
+			c.open[fingerprint] = o
+		}
 		return
 	}
-	c.open[fingerprint] = openAlert{start: start, marked: unixMinute(start)}
+	c.open[fingerprint] = openAlert{start: start, end: end, marked: unixMinute(start)}
 }
 
 // Resolve marks [start, end) of the alert bad and closes it. An alert seen
@@ -154,11 +166,16 @@ func (c *Counters) Resolve(fingerprint string, start, end time.Time) {
 	}
 }
 
-// Observe marks the minutes of still-firing alerts bad up to now.
+// Observe marks the minutes of still-firing alerts bad up to now, and
+// closes, at their end, those that ended without a resolved message.
 func (c *Counters) Observe(now time.Time) {
 	c.init()
 	nowMin := unixMinute(now)
 	for fp, o := range c.open {
+		if !o.end.IsZero() && !o.end.After(now) {
+			c.Resolve(fp, o.start, o.end)
+			continue
+		}
 		for m := max(o.marked, reach(nowMin)); m <= nowMin; m++ {
 			c.addMinute(m, 1, 0, true)
 		}

@@ -7,7 +7,8 @@ import (
 	"time"
 )
 
-const countersVersion = 1
+// countersVersion 2 stores each open alert's end; 1 (read still) did not.
+const countersVersion = 2
 
 var errCorrupt = errors.New("slo counters: corrupt state")
 
@@ -60,6 +61,11 @@ func (c *Counters) MarshalBinary() ([]byte, error) {
 		buf = binary.AppendUvarint(buf, uint64(len(fp)))
 		buf = append(buf, fp...)
 		buf = binary.AppendVarint(buf, o.start.UnixNano())
+		var end int64 // zero time: 0
+		if !o.end.IsZero() {
+			end = o.end.UnixNano()
+		}
+		buf = binary.AppendVarint(buf, end)
 		buf = binary.AppendUvarint(buf, uint64(o.marked))
 	}
 	return buf, nil
@@ -68,9 +74,10 @@ func (c *Counters) MarshalBinary() ([]byte, error) {
 // UnmarshalBinary restores what MarshalBinary wrote; any other input is an
 // error, never a panic.
 func (c *Counters) UnmarshalBinary(b []byte) error {
-	if len(b) == 0 || b[0] != countersVersion {
+	if len(b) == 0 || (b[0] != countersVersion && b[0] != 1) {
 		return errCorrupt
 	}
+	version := b[0]
 	b = b[1:]
 	bad := false
 	u := func() uint64 {
@@ -122,7 +129,19 @@ func (c *Counters) UnmarshalBinary(b []byte) error {
 			return errCorrupt
 		}
 		b = b[k:]
-		fresh.open[fp] = openAlert{start: time.Unix(0, v).UTC(), marked: uint32(u())}
+		o := openAlert{start: time.Unix(0, v).UTC()}
+		if version >= 2 {
+			e, k := binary.Varint(b)
+			if k <= 0 {
+				return errCorrupt
+			}
+			b = b[k:]
+			if e != 0 {
+				o.end = time.Unix(0, e).UTC()
+			}
+		}
+		o.marked = uint32(u())
+		fresh.open[fp] = o
 	}
 	if bad || len(b) != 0 {
 		return errCorrupt

@@ -1,6 +1,7 @@
 package slo
 
 import (
+	"encoding/binary"
 	"math/big"
 	"testing"
 	"time"
@@ -63,7 +64,7 @@ func TestTotalOutagePagesWithinMinutes(t *testing.T) {
 	if firing(s.Evaluate(&c, t0), 0) {
 		t.Fatal("paging with no outage")
 	}
-	c.Fire("checkout-down", t0.Add(time.Minute))
+	c.Fire("checkout-down", t0.Add(time.Minute), time.Time{})
 	st := s.Evaluate(&c, t0.Add(time.Minute))
 	if !firing(st, 0) {
 		t.Fatalf("a total outage of a 99.9%% SLO must page at once: %+v", st)
@@ -204,7 +205,7 @@ func TestMinEventsGuard(t *testing.T) {
 func TestRestartKeepsCounters(t *testing.T) {
 	s := spec(t, "99.9", 30*24*time.Hour, TimeSlice)
 	var c Counters
-	c.Fire("a", t0)
+	c.Fire("a", t0, time.Time{})
 	s.Evaluate(&c, t0.Add(10*time.Minute))
 	c.Resolve("b", t0.Add(-20*time.Hour), t0.Add(-19*time.Hour))
 	data, err := c.MarshalBinary()
@@ -314,7 +315,8 @@ func FuzzParseObjective(f *testing.F) {
 func FuzzUnmarshalCounters(f *testing.F) {
 	var c Counters
 	c.AddRatio(t0, 5, 10)
-	c.Fire("x", t0)
+	c.Fire("x", t0, time.Time{})
+	c.Fire("y", t0, t0.Add(time.Minute))
 	b, _ := c.MarshalBinary()
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -323,6 +325,57 @@ func FuzzUnmarshalCounters(f *testing.F) {
 			s := &Spec{Objective: big.NewRat(999, 10), Period: 30 * 24 * time.Hour}
 			_ = s.Validate()
 			s.Evaluate(&c, t0)
+			c.Observe(t0.Add(time.Hour)) // closes what ended
 		}
 	})
+}
+
+// A firing alert no longer sent, never resolved (its rule deleted, its
+// Prometheus gone), is closed at its end, as Alertmanager resolves it:
+// open, it marked every minute after it bad and stayed in the state for
+// ever. Each re-send moves the end; the end survives a store and load.
+func TestAlertNoLongerSentClosesAtItsEnd(t *testing.T) {
+	var c Counters
+	c.Fire("gone", t0, t0.Add(10*time.Minute))
+	c.Fire("gone", t0, t0.Add(20*time.Minute)) // sent again
+	c.Observe(t0.Add(5 * time.Minute))
+	data, err := c.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d Counters
+	if err := d.UnmarshalBinary(data); err != nil {
+		t.Fatal(err)
+	}
+	if d.Firing() != 1 {
+		t.Fatalf("after a store and load, %d open, want 1", d.Firing())
+	}
+	d.Observe(t0.Add(2 * time.Hour))
+	if d.Firing() != 0 {
+		t.Fatalf("two hours after its end, %d open, want none", d.Firing())
+	}
+	m := unixMinute(t0)
+	if bad, _ := d.sum(m, m+120); bad != 20 {
+		t.Fatalf("%d bad minutes, want 20 (until its last end)", bad)
+	}
+}
+
+// State stored before ends were kept (version 1) still loads; its open
+// alerts stay open until resolved, as they did.
+func TestCountersVersion1StillLoads(t *testing.T) {
+	v1 := []byte{1}
+	for _, u := range []uint64{uint64(unixMinute(t0)), 0, 0, 0, 1, 1} {
+		v1 = binary.AppendUvarint(v1, u)
+	}
+	v1 = append(v1, 'a')
+	v1 = binary.AppendVarint(v1, t0.UnixNano())
+	v1 = binary.AppendUvarint(v1, uint64(unixMinute(t0)))
+	var c Counters
+	if err := c.UnmarshalBinary(v1); err != nil {
+		t.Fatal(err)
+	}
+	c.Observe(t0.Add(time.Hour))
+	if c.Firing() != 1 {
+		t.Fatalf("%d open, want the version-1 alert still open", c.Firing())
+	}
 }

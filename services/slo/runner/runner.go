@@ -285,7 +285,7 @@ func (r *Runner) Process(ctx context.Context, env *klaxonv1.Envelope) error {
 	var errs []error
 	for i := range t.SLOs {
 		s := &t.SLOs[i]
-		apply, kind := change(s, env)
+		apply, kind := change(s, env, resolveTimeout(t))
 		if apply == nil {
 			continue
 		}
@@ -306,7 +306,7 @@ func (r *Runner) Process(ctx context.Context, env *klaxonv1.Envelope) error {
 
 // change returns what env does to an SLO's counters (nil: nothing) and the
 // kind of input, for metrics.
-func change(s *ruleset.SLO, env *klaxonv1.Envelope) (func(*slo.Counters), string) {
+func change(s *ruleset.SLO, env *klaxonv1.Envelope, resolveTimeout time.Duration) (func(*slo.Counters), string) {
 	// Nothing is counted after the moment Klaxon received it: a sender's
 	// clock running ahead (or a bogus time) must not move the counters'
 	// newest minute into the future, where real data would then be dropped.
@@ -326,7 +326,16 @@ func change(s *ruleset.SLO, env *klaxonv1.Envelope) (func(*slo.Counters), string
 			}
 			return func(c *slo.Counters) { c.Resolve(a.Fingerprint, start, end) }, "alert_resolved"
 		}
-		return func(c *slo.Counters) { c.Fire(a.Fingerprint, start) }, "alert_firing"
+		// As Alertmanager: an alert without an end resolves resolve_timeout
+		// after it was received, unless sent again.
+		var end time.Time // none known: open until resolved
+		switch {
+		case a.EndsAt != nil:
+			end = a.EndsAt.AsTime()
+		case env.ReceivedAt != nil:
+			end = received.Add(resolveTimeout)
+		}
+		return func(c *slo.Counters) { c.Fire(a.Fingerprint, start, end) }, "alert_firing"
 	}
 	ev := env.GetEvent()
 	if ev == nil || s.Events == nil {
@@ -504,4 +513,13 @@ func (r *Runner) publish(ctx context.Context, env *klaxonv1.Envelope) error {
 	r.log.Info("SLO burn rate "+status, "tenant", env.Tenant, "slo", env.GetAlert().Labels["slo"], "severity", env.GetAlert().Labels["severity"],
 		"long_window", env.GetAlert().Labels["long_window"])
 	return nil
+}
+
+// resolveTimeout is the tenant's global resolve_timeout (Alertmanager's
+// default, 5m, if unset).
+func resolveTimeout(t *ruleset.Tenant) time.Duration {
+	if t.Config != nil && t.Config.Global != nil && t.Config.Global.ResolveTimeout > 0 {
+		return time.Duration(t.Config.Global.ResolveTimeout)
+	}
+	return 5 * time.Minute
 }

@@ -173,6 +173,15 @@ receivers:
 			`11:13: policy "p": labels.alertname is required (it names the derived alert)`,
 			`12:5: unknown field "bogus"`,
 		}},
+		{"policy threshold past what a key can store", okAM + `policies:
+  - name: p
+    match: ['a="1"']
+    threshold: 10001
+    window: 1h
+    labels: {alertname: P}
+`, []string{
+			`8:16: policy "p": threshold must be at most 10000 (count larger numbers with an SLO or a Prometheus rule)`,
+		}},
 		{"duplicate heartbeat and missing interval", okAM + `heartbeats:
   - name: h
     interval: 1m

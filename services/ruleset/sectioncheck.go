@@ -21,6 +21,13 @@ type nodeError struct {
 	msg  string
 }
 
+// MaxPolicyThreshold bounds a window policy's threshold: a key keeps the
+// times of its newest threshold+1 occurrences, one KV value of about 17
+// bytes each. 10,000 keeps a key's value near 170 KB, well inside an
+// external NATS server's default max_payload of 1 MiB; past that the
+// key's write failed, and its state was dropped as corrupt, every time.
+const MaxPolicyThreshold = 10000
+
 func (e *nodeError) Error() string { return e.msg }
 
 var yamlPrefixRE = regexp.MustCompile(`^(yaml: )?(unmarshal errors:\s*)?(line \d+: )?`)
@@ -225,6 +232,8 @@ func (t *Tenant) checkPolicy(p *Policy, f *fields) []error {
 	}
 	if p.Threshold < 0 {
 		errs = append(errs, posErr(f.pos("threshold"), "policy %q: threshold must be >= 0", p.Name))
+	} else if p.Threshold > MaxPolicyThreshold {
+		errs = append(errs, posErr(f.pos("threshold"), "policy %q: threshold must be at most %d (count larger numbers with an SLO or a Prometheus rule)", p.Name, MaxPolicyThreshold))
 	}
 	if f.bad["window"] {
 		// reported by decode

@@ -478,3 +478,45 @@ route:
 		t.Fatalf("at B's group_interval: %q, want %q (A's still pending, B's flush)", got, want)
 	}
 }
+
+// A stored group that does not decode (a hand edit, a newer format after a
+// downgrade) is skipped, not fatal: Load failing for it stopped routing for
+// every tenant, retried for ever. The group's alerts come back when they
+// are sent again, written over the bad value.
+func TestUndecodableGroupIsSkipped(t *testing.T) {
+	b := bustest.New(t)
+	tn := loadTenant(t, "team-a", restartRules)
+	ctx := context.Background()
+	d := kvDispatcher(t, b, tn)
+	must(t, d.Receive(ctx, "team-a", alertOf("alertname=A,id=1", t0, time.Hour), t0))
+	must(t, d.Receive(ctx, "team-a", alertOf("alertname=B,id=1", t0, time.Hour), t0))
+	must(t, d.Commit(ctx))
+	kv, err := b.TTLKV(ctx, bus.BucketGroups)
+	must(t, err)
+	var keyA string
+	gs, err := ReadGroups(ctx, b, "team-a")
+	must(t, err)
+	for _, g := range gs {
+		if g.Labels.String() == `{alertname="A"}` {
+			keyA = g.kvKey().String()
+		}
+	}
+	_, rev, err := kv.Read(ctx, keyA)
+	must(t, err)
+	_, err = kv.Write(ctx, keyA, []byte(`{"alerts":[{"fp":`), rev, 0)
+	must(t, err)
+
+	again := kvDispatcher(t, b, tn) // Load: fatal before
+	must(t, again.Receive(ctx, "team-a", alertOf("alertname=A,id=1", t0, time.Hour), t0.Add(time.Minute)))
+	must(t, again.Commit(ctx))
+	gs, err = ReadGroups(ctx, b, "team-a")
+	must(t, err)
+	var got []string
+	for _, g := range gs {
+		got = append(got, g.Labels.String())
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{`{alertname="A"}`, `{alertname="B"}`}) {
+		t.Fatalf("stored groups %v, want A (written over the bad value) and B", got)
+	}
+}

@@ -104,7 +104,19 @@ func NewKVStore(ctx context.Context, b *bus.Bus) (*KVStore, error) {
 func (s *KVStore) Load(ctx context.Context) ([]*GroupState, error) {
 	tombs := map[string]uint64{}
 	var out []*GroupState
-	err := watchGroups(ctx, s.kv, groupPrefix+">", func(key string, rev uint64, g *GroupState) {
+	err := watchGroups(ctx, s.kv, groupPrefix+">", func(key string, rev uint64, g *GroupState, bad error) {
+		if bad != nil {
+			// A value no version of Klaxon wrote (a hand edit, a newer
+			// format after a downgrade): failing Load for it would stop
+			// routing for every tenant, retried for ever. It is skipped and
+			// its revision kept as a tombstone's, so a group coming back
+			// under the key overwrites it.
+			if s.Log != nil {
+				s.Log.Error("stored group cannot be decoded; skipped (its alerts come back when they are sent again)", "key", key, "err", bad)
+			}
+			tombs[key] = rev
+			return
+		}
 		if g == nil {
 			tombs[key] = rev
 			return
@@ -251,7 +263,7 @@ func (r *GroupReader) Groups(ctx context.Context, tenant string) ([]*GroupState,
 		filter = groupPrefix + tenantToken(tenant) + ".*"
 	}
 	var out []*GroupState
-	err := watchGroups(ctx, r.kv, filter, func(_ string, _ uint64, g *GroupState) {
+	err := watchGroups(ctx, r.kv, filter, func(_ string, _ uint64, g *GroupState, _ error) {
 		if g != nil && (tenant == "" || g.Tenant == tenant) {
 			out = append(out, g)
 		}
@@ -268,8 +280,9 @@ func ReadGroups(ctx context.Context, b *bus.Bus, tenant string) ([]*GroupState, 
 	return r.Groups(ctx, tenant)
 }
 
-// watchGroups calls f for the current value of every key matching filter.
-func watchGroups(ctx context.Context, kv jetstream.KeyValue, filter string, f func(key string, rev uint64, g *GroupState)) error {
+// watchGroups calls f for the current value of every key matching filter:
+// g nil for a tombstone, bad for a value that does not decode.
+func watchGroups(ctx context.Context, kv jetstream.KeyValue, filter string, f func(key string, rev uint64, g *GroupState, bad error)) error {
 	w, err := kv.Watch(ctx, filter, jetstream.IgnoreDeletes())
 	if err != nil {
 		return fmt.Errorf("watch groups: %w", err)
@@ -287,14 +300,15 @@ func watchGroups(ctx context.Context, kv jetstream.KeyValue, filter string, f fu
 				continue
 			}
 			if len(e.Value()) == 0 {
-				f(e.Key(), e.Revision(), nil)
+				f(e.Key(), e.Revision(), nil, nil)
 				continue
 			}
 			var g GroupState
 			if err := decodeGroup(e.Value(), &g); err != nil {
-				return fmt.Errorf("decode group %s: %w", e.Key(), err)
+				f(e.Key(), e.Revision(), nil, fmt.Errorf("decode group %s: %w", e.Key(), err))
+				continue
 			}
-			f(e.Key(), e.Revision(), &g)
+			f(e.Key(), e.Revision(), &g, nil)
 		}
 	}
 }

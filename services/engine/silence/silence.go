@@ -8,6 +8,7 @@ package silence
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -21,6 +22,13 @@ import (
 // DefaultRetention is how long an expired silence is kept (Alertmanager's
 // default --data.retention).
 const DefaultRetention = 120 * time.Hour
+
+// MaxBytes bounds a silence as stored (Mimir's max_silence_size_bytes is
+// the same idea): its comment and matchers come from the caller, and one as
+// large as a request body (1 MiB) did not fit a message of an external NATS
+// server (1 MiB by default) once encoded, so it failed with a 500 instead of
+// a 400.
+const MaxBytes = 64 << 10
 
 // Sentinel errors.
 var (
@@ -203,6 +211,9 @@ func (s *Store) Set(ctx context.Context, sil *Silence) (*Silence, error) {
 	}
 	if !c.EndsAt.After(now) {
 		return nil, fmt.Errorf("%w: endsAt is in the past", ErrInvalid)
+	}
+	if data, err := json.Marshal(&c); err != nil || len(data) > MaxBytes {
+		return nil, fmt.Errorf("%w: %d bytes encoded (comment, matchers, createdBy), at most %d", ErrInvalid, len(data), MaxBytes)
 	}
 	if c.ID != "" {
 		old, err := s.be.Get(ctx, c.Tenant, c.ID)

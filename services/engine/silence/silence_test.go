@@ -3,6 +3,7 @@ package silence
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,6 +88,8 @@ func TestInvalid(t *testing.T) {
 		"matches everyone":  {Tenant: "a", Matchers: []Matcher{{Name: "x", Value: ".*", IsRegex: true, IsEqual: true}}, EndsAt: t0.Add(time.Hour)},
 		"bad regex":         {Tenant: "a", Matchers: []Matcher{{Name: "x", Value: "(", IsRegex: true, IsEqual: true}}, EndsAt: t0.Add(time.Hour)},
 		"ends before start": {Tenant: "a", Matchers: []Matcher{eq("x", "y")}, StartsAt: t0.Add(time.Hour), EndsAt: t0.Add(time.Minute)},
+		// 40k of '<', 6 bytes each in JSON: past MaxBytes encoded, not before.
+		"larger than MaxBytes": {Tenant: "a", Matchers: []Matcher{eq("x", "y")}, Comment: strings.Repeat("<", 40<<10), EndsAt: t0.Add(time.Hour)},
 	} {
 		if _, err := s.Set(context.Background(), sil); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: got %v, want ErrInvalid", name, err)

@@ -16,6 +16,9 @@ type Metrics struct {
 	DeadLetters *prometheus.CounterVec
 	DLQDepth    prometheus.Gauge
 	Held        *prometheus.CounterVec
+	// BreakerWaits counts deliveries put back, without an attempt, because
+	// their integration is failing (breaker.go).
+	BreakerWaits *prometheus.CounterVec
 }
 
 // NewMetrics registers the pipeline metrics.
@@ -43,6 +46,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"receiver", "reason"}),
 		Held: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "klaxon_notifications_held_total", Help: "Deliveries put back because the group's previous notification was not yet dealt with, by integration.",
+		}, []string{"integration"}),
+		BreakerWaits: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "klaxon_notifications_breaker_waits_total", Help: "Deliveries put back without an attempt because their integration failed just now (one delivery probes it meanwhile), by integration.",
 		}, []string{"integration"}),
 		DLQDepth: f.NewGauge(prometheus.GaugeOpts{
 			Name: "klaxon_dead_letters", Help: "Notifications currently in the dead-letter queue (all replicas, from the stream).",

@@ -94,6 +94,7 @@ type Pipeline struct {
 	version  uint64
 	cache    map[string][]Integration
 	limiters map[string]*rate.Limiter
+	breakers map[breakerKey]*breaker
 	// held counts, by idempotency key, the deliveries of a notification put
 	// back to wait for its predecessor: they are not attempts, so they do
 	// not bring it closer to the dead-letter queue. (In memory: another
@@ -110,7 +111,7 @@ func NewPipeline(ctx context.Context, cfg Config, b *bus.Bus, rules *ruleset.Hol
 	}
 	return &Pipeline{
 		cfg: cfg, bus: b, rules: rules, build: build, log: log, metrics: NewMetrics(reg), nflog: kv,
-		cache: map[string][]Integration{}, limiters: map[string]*rate.Limiter{}, held: map[string]int{},
+		cache: map[string][]Integration{}, limiters: map[string]*rate.Limiter{}, breakers: map[breakerKey]*breaker{}, held: map[string]int{},
 	}, nil
 }
 
@@ -178,7 +179,13 @@ func (p *Pipeline) handle(ctx context.Context, msg jetstream.Msg) error {
 	p.mu.Unlock()
 	attempt := int(pn.Attempt) + max(delivered-held, 1)
 	retry, err := p.Deliver(ctx, &pn)
-	if errors.Is(err, errNotYourTurn) {
+	var wait time.Duration
+	if waitingOnly(err) {
+		// Only waiting on failing integrations, no attempt made: held,
+		// like a turn not yet come, and back once a breaker may let it.
+		wait = max(RetryAfterOf(err), p.cfg.MinBackoff)
+	}
+	if errors.Is(err, errNotYourTurn) || wait > 0 {
 		p.mu.Lock()
 		if len(p.held) >= maxHeld {
 			// Entries of notifications finished by another replica are
@@ -187,6 +194,9 @@ func (p *Pipeline) handle(ctx context.Context, msg jetstream.Msg) error {
 		}
 		p.held[pn.IdempotencyKey]++
 		p.mu.Unlock()
+		if wait > 0 {
+			return bus.RetryAfter(err, min(wait, 30*time.Second))
+		}
 		return bus.RetryAfter(err, min(time.Second<<min(held, 5), 30*time.Second))
 	}
 	if held > 0 {
@@ -267,6 +277,12 @@ func (p *Pipeline) deliverOne(ctx context.Context, n *Notification, in Integrati
 		}
 		return true, err
 	}
+	br, tok := p.breaker(n.Tenant, n.Receiver, in), &probeToken{}
+	if ok, wait := br.allow(time.Now(), tok, p.cfg.MinBackoff); !ok {
+		p.metrics.BreakerWaits.WithLabelValues(in.Name).Inc()
+		return true, &Error{Reason: ReasonOther, Err: errBreakerOpen, RetryAfter: wait}
+	}
+	defer br.done(tok)
 	if err := limit(); err != nil {
 		return true, err
 	}
@@ -292,6 +308,9 @@ func (p *Pipeline) deliverOne(ctx context.Context, n *Notification, in Integrati
 		retry, err := in.Notifier.Notify(actx, n)
 		cancel()
 		p.metrics.Latency.WithLabelValues(in.Name).Observe(time.Since(start).Seconds())
+		if err == nil || !retry {
+			br.success() // it answered
+		}
 		if err == nil {
 			p.metrics.Sent.WithLabelValues(in.Name).Inc()
 			// Recorded after sending: a crash in between may resend once, but a
@@ -309,6 +328,9 @@ func (p *Pipeline) deliverOne(ctx context.Context, n *Notification, in Integrati
 		if !retry {
 			p.audit(n, in.Name, "failed", err)
 			return false, err
+		}
+		if !br.failure(time.Now(), tok, p.backoff) {
+			break // another delivery probes it; this one goes back to JetStream
 		}
 	}
 	p.audit(n, in.Name, "retry", lastErr)

@@ -87,6 +87,8 @@ func readAudit(ctx context.Context, st jetstream.Stream, filter string, start, l
 		FilterSubjects: []string{filter},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    start,
+		// A one-shot read: dropped 10 s after it, not the default 5 min.
+		InactiveThreshold: 10 * time.Second,
 	})
 	if err != nil {
 		return nil, err

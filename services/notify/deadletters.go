@@ -56,10 +56,18 @@ func ListDeadLetters(ctx context.Context, b *bus.Bus, f DeadLetterFilter) ([]Dea
 	if err != nil {
 		return nil, fmt.Errorf("dlq stream: %w", err)
 	}
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{f.subject()}})
+	// A one-shot read, deleted when done (and else dropped by the server 10 s
+	// after it, not the client's default 5 min): a dashboard polling the
+	// list piled consumers up to the server's limit.
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{f.subject()}, InactiveThreshold: 10 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("dlq reader: %w", err)
 	}
+	defer func() {
+		if ci := cons.CachedInfo(); ci != nil {
+			_ = s.DeleteConsumer(context.WithoutCancel(ctx), ci.Name)
+		}
+	}()
 	info, err := cons.Info(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("dlq reader: %w", err)

@@ -400,6 +400,10 @@ func (p *Pipeline) turn(ctx context.Context, n *Notification, in Integration, lo
 	return fmt.Errorf("%w %s", errNotYourTurn, n.PreviousKey)
 }
 
+// maxDeadLetterError bounds a dead letter's error text (one error per
+// integration, each with up to 1 KB of the response body).
+const maxDeadLetterError = 8 << 10
+
 // deadLetter parks pn in the DLQ. Its msg id includes the NOTIFY sequence, so
 // a replayed notification that dies again is parked again (not dropped as a
 // duplicate of its first death).
@@ -411,11 +415,32 @@ func (p *Pipeline) deadLetter(ctx context.Context, pn *klaxonv1.Notification, se
 		Attempts:     int32(attempts),
 		FailedAt:     timestamppb.New(p.cfg.Now()),
 	}
+	if len(dl.Error) > maxDeadLetterError {
+		dl.Error = dl.Error[:maxDeadLetterError] + "…"
+	}
 	data, err := proto.Marshal(dl)
 	if err != nil {
 		return err
 	}
-	if _, err := p.bus.Publish(ctx, bus.Message{Subject: bus.DLQSubject(pn.Tenant, pn.Receiver), ID: fmt.Sprintf("%s.dlq.%d", pn.IdempotencyKey, seq), Data: data}); err != nil {
+	msg := bus.Message{Subject: bus.DLQSubject(pn.Tenant, pn.Receiver), ID: fmt.Sprintf("%s.dlq.%d", pn.IdempotencyKey, seq), Data: data}
+	_, err = p.bus.Publish(ctx, msg)
+	for cause := dl.Error; errors.Is(err, bus.ErrTooLarge) && len(dl.Notification.Alerts) > 0; {
+		// The notification fit NOTIFY; with the error beside it, not the
+		// DLQ. Parked with half its alerts, then a quarter, ..., rather
+		// than retried for ever; the error says how many were left out.
+		slim := proto.Clone(dl.Notification).(*klaxonv1.Notification)
+		slim.Alerts = slim.Alerts[:len(slim.Alerts)/2]
+		dl.Notification = slim
+		dl.Error = fmt.Sprintf("%s (this dead letter keeps %d of the notification's %d alerts: all were too large for a message)", cause, len(slim.Alerts), len(pn.Alerts))
+		if msg.Data, err = proto.Marshal(dl); err != nil {
+			return err
+		}
+		_, err = p.bus.Publish(ctx, msg)
+		if err == nil {
+			p.log.Warn("dead letter too large for a message; parked with part of its alerts", "group_key", pn.GroupKey, "kept", len(slim.Alerts), "alerts", len(pn.Alerts))
+		}
+	}
+	if err != nil {
 		// Could not park it: keep it in NOTIFY and try again later.
 		return bus.RetryAfter(err, p.cfg.MaxBackoff)
 	}

@@ -3,15 +3,18 @@ package notify_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	amconfig "github.com/prometheus/alertmanager/config"
 	amcommoncfg "github.com/prometheus/alertmanager/config/common"
 	amwebhook "github.com/prometheus/alertmanager/notify/webhook"
@@ -263,5 +266,47 @@ func TestStatusRetryMatrix(t *testing.T) {
 				t.Fatalf("Retry-After lost: %v", notify.RetryAfterOf(err))
 			}
 		})
+	}
+}
+
+// A notification that just fits NOTIFY does not fit the DLQ with its error
+// beside it: it is parked with half its alerts (the error says how many
+// were kept), not retried for ever.
+func TestDeadLetterTooLargeIsParkedWithPartOfItsAlerts(t *testing.T) {
+	tg := newTarget(t, -1, http.StatusUnauthorized)
+	h := start(t, notify.Config{Attempts: 1, MaxDeliver: 1}, tg)
+	n := notification("k-big")
+	pad := strings.Repeat("p", 4000)
+	for i := range 2100 { // past the embedded server's 8 MiB
+		n.Alerts = append(n.Alerts, &klaxonv1.Alert{Labels: map[string]string{"alertname": "X", "i": fmt.Sprint(i)},
+			Annotations: map[string]string{"pad": pad}, StartsAt: n.Alerts[0].StartsAt, Status: n.Alerts[0].Status, Fingerprint: fmt.Sprint(i)})
+	}
+	// The largest notification a message takes, to 16 bytes, then
+	// published to NOTIFY.
+	tooLarge := func() bool {
+		data, err := proto.Marshal(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A core publish with the header JetStream's will carry: checked
+		// for size, then sent to no one, without waiting for an ack.
+		m := &nats.Msg{Subject: "probe.size", Header: nats.Header{"Nats-Msg-Id": []string{"big"}}, Data: data}
+		return errors.Is(h.b.NC.PublishMsg(m), bus.ErrTooLarge)
+	}
+	for tooLarge() {
+		n.Alerts = n.Alerts[:len(n.Alerts)-1]
+	}
+	last := n.Alerts[len(n.Alerts)-1]
+	for _, step := range []int{1024, 16} {
+		for !tooLarge() {
+			last.Annotations["pad"] += strings.Repeat("p", step)
+		}
+		last.Annotations["pad"] = last.Annotations["pad"][step:]
+	}
+	h.publish(t, n, "big")
+	var dls []notify.DeadLetter
+	eventually(t, "dead letter", func() bool { dls = deadLetters(t, h.b); return len(dls) == 1 })
+	if got, want := len(dls[0].Notification.Alerts), len(n.Alerts)/2; got != want || !strings.Contains(dls[0].Error, fmt.Sprintf("keeps %d of the notification's %d alerts", want, len(n.Alerts))) {
+		t.Fatalf("dead letter with %d alerts and error %q, want %d kept and said so", got, dls[0].Error, want)
 	}
 }

@@ -87,12 +87,19 @@ func readAudit(ctx context.Context, st jetstream.Stream, filter string, start, l
 		FilterSubjects: []string{filter},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    start,
-		// A one-shot read: dropped 10 s after it, not the default 5 min.
+		// A one-shot read, deleted when done (else dropped 10 s after it,
+		// not the default 5 min): polled, they piled up to the server's
+		// consumer limit.
 		InactiveThreshold: 10 * time.Second,
 	})
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if ci := cons.CachedInfo(); ci != nil {
+			_ = st.DeleteConsumer(context.WithoutCancel(ctx), ci.Name)
+		}
+	}()
 	info, err := cons.Info(ctx)
 	if err != nil {
 		return nil, err

@@ -467,7 +467,7 @@ func (e *Engine) Process(ctx context.Context, d *Dispatcher, env *klaxonv1.Envel
 			// INGEST; the counter is what to alert on, the log says which
 			// group, at most every 10 s.
 			e.metrics.groupFull.WithLabelValues(env.Tenant).Inc()
-			if now := time.Now(); now.Sub(e.fullLogged) >= 10*time.Second {
+			if now := e.now(); now.Sub(e.fullLogged) >= 10*time.Second {
 				e.fullLogged = now
 				e.log.Warn("alert refused by a full group (klaxon_engine_alerts_refused_group_full_total counts them; logged at most every 10 s)", "tenant", env.Tenant, "err", err)
 			}

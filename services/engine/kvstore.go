@@ -263,6 +263,8 @@ func (r *GroupReader) Groups(ctx context.Context, tenant string) ([]*GroupState,
 		filter = groupPrefix + tenantToken(tenant) + ".*"
 	}
 	var out []*GroupState
+	// A value that does not decode is left out: the engine's Load logs it,
+	// and one bad group must not make the API answer nothing.
 	err := watchGroups(ctx, r.kv, filter, func(_ string, _ uint64, g *GroupState, _ error) {
 		if g != nil && (tenant == "" || g.Tenant == tenant) {
 			out = append(out, g)

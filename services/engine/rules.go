@@ -14,9 +14,6 @@ import (
 	"github.com/klaxon-sh/klaxon/services/ruleset"
 )
 
-// defaultResolveTimeout is Alertmanager's global.resolve_timeout default.
-const defaultResolveTimeout = 5 * time.Minute
-
 // maxMatchCache bounds the route match cache of one tenant; past it the cache
 // starts over (label sets are usually far fewer: one per alert).
 const maxMatchCache = 1 << 16
@@ -46,7 +43,7 @@ type tenantRules struct {
 }
 
 func compileRules(t *ruleset.Tenant) *tenantRules {
-	tr := &tenantRules{src: t, resolveTimeout: defaultResolveTimeout, routes: map[string]*dispatch.Route{},
+	tr := &tenantRules{src: t, resolveTimeout: t.ResolveTimeout(), routes: map[string]*dispatch.Route{},
 		sendResolved: map[string]bool{}, silent: map[string]bool{}, cache: map[model.Fingerprint][]*dispatch.Route{}}
 	if t == nil || t.Config == nil || t.Config.Route == nil {
 		return tr
@@ -58,9 +55,6 @@ func compileRules(t *ruleset.Tenant) *tenantRules {
 		tr.routes[r.ID()] = r
 		tr.ids[r], tr.keys[r] = r.ID(), r.Key()
 	})
-	if c.Global != nil && c.Global.ResolveTimeout != 0 {
-		tr.resolveTimeout = time.Duration(c.Global.ResolveTimeout)
-	}
 	for _, ir := range c.InhibitRules {
 		tr.inhibit = append(tr.inhibit, inhibit.NewInhibitRule(ir))
 	}

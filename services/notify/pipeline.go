@@ -277,6 +277,8 @@ func (p *Pipeline) deliverOne(ctx context.Context, n *Notification, in Integrati
 		}
 		return true, err
 	}
+	// The breaker's backoffs are real waits, so on the wall clock, not
+	// cfg.Now (a test's clock, which need not move).
 	br, tok := p.breaker(n.Tenant, n.Receiver, in), &probeToken{}
 	if ok, wait := br.allow(time.Now(), tok, p.cfg.MinBackoff); !ok {
 		p.metrics.BreakerWaits.WithLabelValues(in.Name).Inc()

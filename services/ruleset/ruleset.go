@@ -51,6 +51,19 @@ func (s *Set) Derived() bool {
 	return false
 }
 
+// DefaultResolveTimeout is Alertmanager's global.resolve_timeout default.
+const DefaultResolveTimeout = 5 * time.Minute
+
+// ResolveTimeout is the tenant's global.resolve_timeout: how long after it
+// was last received an alert without an end resolves (the engine's groups
+// and the SLOs' time slices alike).
+func (t *Tenant) ResolveTimeout() time.Duration {
+	if t != nil && t.Config != nil && t.Config.Global != nil && t.Config.Global.ResolveTimeout != 0 {
+		return time.Duration(t.Config.Global.ResolveTimeout)
+	}
+	return DefaultResolveTimeout
+}
+
 // Receiver returns the named receiver of the tenant's Alertmanager config.
 func (t *Tenant) Receiver(name string) *amconfig.Receiver {
 	if t == nil || t.Config == nil {

@@ -285,7 +285,7 @@ func (r *Runner) Process(ctx context.Context, env *klaxonv1.Envelope) error {
 	var errs []error
 	for i := range t.SLOs {
 		s := &t.SLOs[i]
-		apply, kind := change(s, env, resolveTimeout(t))
+		apply, kind := change(s, env, t.ResolveTimeout())
 		if apply == nil {
 			continue
 		}
@@ -513,13 +513,4 @@ func (r *Runner) publish(ctx context.Context, env *klaxonv1.Envelope) error {
 	r.log.Info("SLO burn rate "+status, "tenant", env.Tenant, "slo", env.GetAlert().Labels["slo"], "severity", env.GetAlert().Labels["severity"],
 		"long_window", env.GetAlert().Labels["long_window"])
 	return nil
-}
-
-// resolveTimeout is the tenant's global resolve_timeout (Alertmanager's
-// default, 5m, if unset).
-func resolveTimeout(t *ruleset.Tenant) time.Duration {
-	if t.Config != nil && t.Config.Global != nil && t.Config.Global.ResolveTimeout > 0 {
-		return time.Duration(t.Config.Global.ResolveTimeout)
-	}
-	return 5 * time.Minute
 }

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -326,5 +327,22 @@ func TestBogusTimesDoNotBreakCounters(t *testing.T) {
 	}
 	if st[0].Budgets[0].Consumed == 0 {
 		t.Fatal("the outage up to now was not counted")
+	}
+}
+
+// A matching alert received once, without endsAt and never resolved (its
+// sender gone), stops counting resolve_timeout (5m) after it was received,
+// as Alertmanager resolves it: the fast-burn page then resolves. Before,
+// it counted every minute bad for ever.
+func TestTimeSliceAlertNoLongerSentStopsCounting(t *testing.T) {
+	f := newFixture(t)
+	f.tick(t0)
+	f.process(alert(klaxonv1.AlertStatus_ALERT_STATUS_FIRING, t0.Add(time.Minute), nil))
+	for m := 1; m <= 60; m++ {
+		f.tick(t0.Add(time.Duration(m) * time.Minute))
+	}
+	got := fmt.Sprint(f.burnAlerts())
+	if !strings.Contains(got, "checkout-availability/page/1h-5m/firing") || !strings.Contains(got, "checkout-availability/page/1h-5m/resolved") {
+		t.Fatalf("burn alerts %v, want the 1h page fired and resolved", got)
 	}
 }

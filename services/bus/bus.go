@@ -82,6 +82,8 @@ type Bus struct {
 	srv   *server.Server
 	log   *slog.Logger
 	cfg   Config
+	// schedules: NOTIFY takes scheduled messages (declare).
+	schedules bool
 }
 
 // Open starts or dials NATS, then declares streams and buckets idempotently,

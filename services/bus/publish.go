@@ -35,6 +35,12 @@ type Message struct {
 	Shard string
 	// Count > 0 marks an envelope batch of that many (header BatchHeader).
 	Count int
+	// At, if set, makes the message a schedule: JetStream stores it on
+	// Subject (a DeferSubject) and, at At (to the second, rounded up),
+	// publishes it, headers and all but its ID, to Target, then drops it.
+	// Only where Bus.Schedules says so.
+	At     time.Time
+	Target string
 }
 
 // ShardHeader carries Message.Shard.
@@ -150,10 +156,19 @@ func natsMsg(m Message) *nats.Msg {
 }
 
 func msgOpts(m Message) []jetstream.PublishOpt {
-	if m.ID == "" {
-		return nil
+	var opts []jetstream.PublishOpt
+	if m.ID != "" {
+		opts = append(opts, jetstream.WithMsgID(m.ID))
 	}
-	return []jetstream.PublishOpt{jetstream.WithMsgID(m.ID)}
+	if !m.At.IsZero() {
+		// The schedule is to the second: round up, so it never fires early.
+		at := m.At.Truncate(time.Second)
+		if at.Before(m.At) {
+			at = at.Add(time.Second)
+		}
+		opts = append(opts, jetstream.WithScheduleAt(at), jetstream.WithScheduleTarget(m.Target))
+	}
+	return opts
 }
 
 // Handler processes one message. Returning nil acks it; an error naks it with

@@ -18,6 +18,7 @@ const (
 
 	subjIn    = "klaxon.in"
 	subjOut   = "klaxon.out"
+	subjDefer = "klaxon.defer"
 	subjDLQ   = "klaxon.dlq"
 	subjAudit = "klaxon.audit"
 )
@@ -41,6 +42,14 @@ func IngestSubject(tenant, source string) string {
 // NotifySubject carries notifications for one receiver of a tenant.
 func NotifySubject(tenant, receiver string) string {
 	return subjOut + "." + Token(tenant) + "." + Token(receiver)
+}
+
+// DeferSubject holds a notification deferred until its next delivery (see
+// Message.At): one subject per deferred delivery, id a token unique to it, in
+// the NOTIFY stream but outside NotifyFilter, so no consumer takes it; at
+// its time JetStream publishes it back to its NotifySubject.
+func DeferSubject(tenant, receiver, id string) string {
+	return subjDefer + "." + Token(tenant) + "." + Token(receiver) + "." + Token(id)
 }
 
 // DLQSubject carries dead letters for one receiver of a tenant.
@@ -121,26 +130,42 @@ func (b *Bus) streamConfigs() []jetstream.StreamConfig {
 			Duplicates:  l.Duplicates,
 		}
 	}
+	notify := mk(StreamNotify, subjOut, l.NotifyMaxAge, l.NotifyMaxBytes, "notifications to deliver")
+	// Deferred notifications (Message.At) are scheduled messages of NOTIFY:
+	// NATS 2.12 or later.
+	notify.Subjects = append(notify.Subjects, subjDefer+".>")
+	notify.AllowMsgSchedules = true
 	return []jetstream.StreamConfig{
 		mk(StreamIngest, subjIn, l.IngestMaxAge, l.IngestMaxBytes, "alerts and events received over HTTP"),
-		mk(StreamNotify, subjOut, l.NotifyMaxAge, l.NotifyMaxBytes, "notifications to deliver"),
+		notify,
 		mk(StreamDLQ, subjDLQ, l.DLQMaxAge, l.DLQMaxBytes, "notifications that exhausted their attempts"),
 		mk(StreamAudit, subjAudit, l.AuditMaxAge, l.AuditMaxBytes, "what was sent, for tail and audit"),
 	}
 }
 
-// declare creates or updates the streams.
+// declare creates or updates the streams, and notes whether NOTIFY can
+// schedule messages: a NATS server older than 2.12 ignores the setting, and
+// a message published for later there would be stored and never delivered.
 func (b *Bus) declare(ctx context.Context) error {
 	for _, sc := range b.streamConfigs() {
 		if err := b.retry(ctx, "declare stream "+sc.Name, func(ctx context.Context) error {
-			_, err := b.JS.CreateOrUpdateStream(ctx, sc)
+			st, err := b.JS.CreateOrUpdateStream(ctx, sc)
+			if err == nil && sc.Name == StreamNotify {
+				b.schedules = st.CachedInfo().Config.AllowMsgSchedules
+			}
 			return err
 		}); err != nil {
 			return err
 		}
 	}
+	if !b.schedules {
+		b.log.Warn("the NATS server does not schedule messages (NATS 2.12 or later does): notifications waiting on a failing integration stay pending on the notifier's consumer, and enough of them hold up every receiver's")
+	}
 	return nil
 }
+
+// Schedules reports whether NOTIFY takes messages for later (Message.At).
+func (b *Bus) Schedules() bool { return b.schedules }
 
 // retry runs a JetStream API call until it succeeds, each attempt bounded to
 // 5s, for up to a minute: a cluster that is still electing its JetStream

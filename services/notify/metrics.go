@@ -19,6 +19,9 @@ type Metrics struct {
 	// BreakerWaits counts deliveries put back, without an attempt, because
 	// their integration is failing (breaker.go).
 	BreakerWaits *prometheus.CounterVec
+	// Deferred counts notifications deferred to wait a second or more off the
+	// consumer (Pipeline.later).
+	Deferred prometheus.Counter
 }
 
 // NewMetrics registers the pipeline metrics.
@@ -50,6 +53,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		BreakerWaits: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "klaxon_notifications_breaker_waits_total", Help: "Deliveries put back without an attempt because their integration failed just now (one delivery probes it meanwhile), by integration.",
 		}, []string{"integration"}),
+		Deferred: f.NewCounter(prometheus.CounterOpts{
+			Name: "klaxon_notifications_deferred_total", Help: "Notifications set aside to be delivered again in a second or more (a retry's backoff, a failing integration, a predecessor not yet sent), so that waiting does not hold up other notifications.",
+		}),
 		DLQDepth: f.NewGauge(prometheus.GaugeOpts{
 			Name: "klaxon_dead_letters", Help: "Notifications currently in the dead-letter queue (all replicas, from the stream).",
 		}),

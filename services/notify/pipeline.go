@@ -3,6 +3,8 @@ package notify
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,6 +47,11 @@ type Config struct {
 	// previous one to be dealt with (sent, skipped or dead-lettered) before
 	// it is delivered anyway (default 10m).
 	OrderWait time.Duration
+	// MaxAckPending bounds the notifications the notifier's consumer has
+	// delivered and not yet settled (default 1024). A notification that
+	// must wait a second or more is deferred (see later), so that waiting does
+	// not hold one of these.
+	MaxAckPending int
 	// Now is the clock.
 	Now func() time.Time
 }
@@ -74,6 +81,9 @@ func (c *Config) defaults() {
 	if c.OrderWait <= 0 {
 		c.OrderWait = 10 * time.Minute
 	}
+	if c.MaxAckPending <= 0 {
+		c.MaxAckPending = 1024
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -96,10 +106,19 @@ type Pipeline struct {
 	limiters map[string]*rate.Limiter
 	breakers map[breakerKey]*breaker
 	// held counts, by idempotency key, the deliveries of a notification put
-	// back to wait for its predecessor: they are not attempts, so they do
-	// not bring it closer to the dead-letter queue. (In memory: another
-	// replica counts them as attempts, which only errs toward the DLQ.)
-	held map[string]int
+	// back to wait (for its predecessor, or a failing integration): they are
+	// not attempts, so they do not bring it closer to the dead-letter queue.
+	// (In memory: another replica counts them as attempts, which only errs
+	// toward the DLQ.)
+	held map[string]heldCount
+}
+
+// heldCount: the waits of a notification, all of them (they lengthen the
+// next wait) and those of the NOTIFY message seq (a deferred notification
+// comes back as another message, with its attempts in Attempt).
+type heldCount struct {
+	seq         uint64
+	here, total int
 }
 
 // NewPipeline builds a pipeline; Run starts it.
@@ -111,7 +130,7 @@ func NewPipeline(ctx context.Context, cfg Config, b *bus.Bus, rules *ruleset.Hol
 	}
 	return &Pipeline{
 		cfg: cfg, bus: b, rules: rules, build: build, log: log, metrics: NewMetrics(reg), nflog: kv,
-		cache: map[string][]Integration{}, limiters: map[string]*rate.Limiter{}, breakers: map[breakerKey]*breaker{}, held: map[string]int{},
+		cache: map[string][]Integration{}, limiters: map[string]*rate.Limiter{}, breakers: map[breakerKey]*breaker{}, held: map[string]heldCount{},
 	}, nil
 }
 
@@ -126,7 +145,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		Durable:       "notifier",
 		Filters:       []string{bus.NotifyFilter("*")},
 		AckWait:       10 * time.Second,
-		MaxAckPending: 1024,
+		MaxAckPending: p.cfg.MaxAckPending,
 		NakDelay:      p.cfg.MinBackoff,
 		// Deliveries wait on remote APIs: run them side by side, but keep
 		// each group's notifications in order (a Slack update after its
@@ -177,7 +196,10 @@ func (p *Pipeline) handle(ctx context.Context, msg jetstream.Msg) error {
 	p.mu.Lock()
 	held := p.held[pn.IdempotencyKey]
 	p.mu.Unlock()
-	attempt := int(pn.Attempt) + max(delivered-held, 1)
+	if held.seq != seq {
+		held.seq, held.here = seq, 0
+	}
+	attempt := int(pn.Attempt) + max(delivered-held.here, 1)
 	retry, err := p.Deliver(ctx, &pn)
 	var wait time.Duration
 	if waitingOnly(err) {
@@ -192,14 +214,16 @@ func (p *Pipeline) handle(ctx context.Context, msg jetstream.Msg) error {
 			// never deleted here: start over rather than grow.
 			clear(p.held)
 		}
-		p.held[pn.IdempotencyKey]++
+		held.here++
+		held.total++
+		p.held[pn.IdempotencyKey] = held
 		p.mu.Unlock()
-		if wait > 0 {
-			return bus.RetryAfter(err, min(wait, 30*time.Second))
+		if wait <= 0 {
+			wait = time.Second << min(held.total-1, 5)
 		}
-		return bus.RetryAfter(err, min(time.Second<<min(held, 5), 30*time.Second))
+		return p.later(ctx, msg, &pn, attempt-1, min(wait, 30*time.Second), err)
 	}
-	if held > 0 {
+	if held.total > 0 {
 		p.mu.Lock()
 		delete(p.held, pn.IdempotencyKey)
 		p.mu.Unlock()
@@ -212,9 +236,62 @@ func (p *Pipeline) handle(ctx context.Context, msg jetstream.Msg) error {
 		if ra := RetryAfterOf(err); ra > delay {
 			delay = min(ra, p.cfg.MaxBackoff)
 		}
-		return bus.RetryAfter(err, delay)
+		return p.later(ctx, msg, &pn, attempt, delay, err)
 	}
 	return p.deadLetter(ctx, &pn, seq, attempt, err)
+}
+
+// deferFrom: a notification that must wait this long or longer is deferred
+// rather than put back (a schedule is to the second).
+const deferFrom = time.Second
+
+// later has msg delivered again after d, its attempts so far being
+// attempts. A short wait is a NAK with that delay. A longer one defers it: a
+// copy, its attempts in Attempt, goes into NOTIFY as a schedule that
+// JetStream publishes back to its subject after d, and msg is acknowledged.
+// A NAK'd message stays pending on the consumer, and once MaxAckPending of
+// them wait (a dead Slack in a storm, for minutes of backoff) the consumer
+// delivers no other notification, to any receiver; a deferred one holds
+// nothing. If the copy cannot be stored, msg is NAK'd after all. A crash
+// between the two leaves both, and the idempotency log sends it once.
+func (p *Pipeline) later(ctx context.Context, msg jetstream.Msg, pn *klaxonv1.Notification, attempts int, d time.Duration, err error) error {
+	if d < deferFrom || !p.bus.Schedules() {
+		return bus.RetryAfter(err, d)
+	}
+	if perr := p.deferFor(ctx, msg, pn, attempts, d); perr != nil {
+		p.log.Warn("could not defer a notification; it waits on the consumer", "err", perr, "key", pn.IdempotencyKey)
+		return bus.RetryAfter(err, d)
+	}
+	return nil
+}
+
+func (p *Pipeline) deferFor(ctx context.Context, msg jetstream.Msg, pn *klaxonv1.Notification, attempts int, d time.Duration) error {
+	c := proto.Clone(pn).(*klaxonv1.Notification)
+	c.Attempt = int32(attempts)
+	data, err := c.MarshalVT()
+	if err != nil {
+		return err
+	}
+	md, err := msg.Metadata()
+	if err != nil {
+		return err
+	}
+	// One schedule per delivery: its id (JetStream's dedup, should this
+	// delivery be handled twice) and its subject say which.
+	id := fmt.Sprintf("defer:%d:%d:%s", md.Sequence.Stream, md.NumDelivered, pn.IdempotencyKey)
+	sum := sha256.Sum256([]byte(id))
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err = p.bus.Publish(ctx, bus.Message{
+		Subject: bus.DeferSubject(pn.Tenant, pn.Receiver, hex.EncodeToString(sum[:16])), ID: id, Data: data,
+		Shard: msg.Headers().Get(bus.ShardHeader),
+		// The schedule runs on the server's clock, not cfg.Now.
+		At: time.Now().Add(d), Target: msg.Subject(),
+	})
+	if err == nil {
+		p.metrics.Deferred.Inc()
+	}
+	return err
 }
 
 // backoff is exponential with full jitter, bounded by MaxBackoff.

@@ -1,0 +1,101 @@
+package notify_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	amconfig "github.com/prometheus/alertmanager/config"
+	amcommoncfg "github.com/prometheus/alertmanager/config/common"
+	amwebhook "github.com/prometheus/alertmanager/notify/webhook"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/klaxon-sh/klaxon/services/bus/bustest"
+	"github.com/klaxon-sh/klaxon/services/notify"
+	"github.com/klaxon-sh/klaxon/services/notify/notifytest"
+	"github.com/klaxon-sh/klaxon/services/notify/webhook"
+	"github.com/klaxon-sh/klaxon/services/ruleset"
+)
+
+// twoReceivers runs a pipeline with receivers "dead" (its webhook answers
+// 500, always) and "team-a" (answers 200).
+func twoReceivers(t *testing.T, cfg notify.Config) (*harness, *target, *target) {
+	t.Helper()
+	dead, ok := newTarget(t, -1, 500), newTarget(t, 0, 0)
+	b := bustest.New(t)
+	tenant := &ruleset.Tenant{Name: "default", Config: &amconfig.Config{Receivers: []amconfig.Receiver{{Name: "dead"}, {Name: "team-a"}}}}
+	holder := ruleset.NewStaticHolder(&ruleset.Set{Tenants: map[string]*ruleset.Tenant{"default": tenant}})
+	tmpl := notifytest.Template(t)
+	build := func(_ *ruleset.Tenant, receiver string, log *slog.Logger) ([]notify.Integration, error) {
+		url := ok.srv.URL
+		if receiver == "dead" {
+			url = dead.srv.URL
+		}
+		n, err := webhook.New(&amwebhook.WebhookConfig{URL: amcommoncfg.SecretTemplateURL(url)}, tmpl, log)
+		if err != nil {
+			return nil, err
+		}
+		return []notify.Integration{{Name: "webhook", SendResolved: true, Notifier: n}}, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p, err := notify.NewPipeline(ctx, cfg, b, holder, build, bustest.Logger(t), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return &harness{b: b, p: p}, dead, ok
+}
+
+// A receiver that fails for good, with more notifications waiting to be
+// retried than the consumer lets be pending, does not stop the others'
+// notifications: each waiting one is deferred in NOTIFY until its retry is
+// due, and holds no place on the consumer. Before, every one waited as a
+// NAK'd message, still pending; once MaxAckPending of them did (1024 by
+// default: a dead Slack in a storm) the consumer delivered nothing more to
+// any receiver until they went to the dead-letter queue, after hours of
+// backoff.
+func TestDeadReceiverDoesNotHoldUpOthersPastMaxAckPending(t *testing.T) {
+	cfg := notify.Config{MaxAckPending: 8, Attempts: 1, AttemptTimeout: time.Second,
+		MinBackoff: time.Second, MaxBackoff: 2 * time.Second, MaxDeliver: 1000}
+	h, dead, ok := twoReceivers(t, cfg)
+	for i := range 24 { // three times MaxAckPending
+		n := notification(fmt.Sprintf("dead-%d", i))
+		n.Receiver, n.GroupKey = "dead", fmt.Sprintf(`{}:{alertname="X%d"}`, i)
+		h.publish(t, n, n.IdempotencyKey)
+	}
+	eventually(t, "the dead webhook tried as often as notifications may be pending", func() bool { return dead.requests.Load() >= 8 })
+	h.publish(t, notification("ok"), "ok")
+	eventually(t, "team-a's notification delivered", func() bool { return ok.accepted.Load() == 1 })
+	deferred := func() float64 { return testutil.ToFloat64(h.p.Metrics().Deferred) }
+	eventually(t, "every dead notification deferred", func() bool { return deferred() >= 24 })
+	// Deferred notifications come back: the dead webhook is tried again.
+	tried := dead.requests.Load()
+	eventually(t, "a deferred notification retried", func() bool { return dead.requests.Load() > tried })
+}
+
+// A deferred notification keeps count of its attempts: it comes back as a
+// new message, and still reaches the dead-letter queue after MaxDeliver.
+func TestDeferredNotificationKeepsItsAttempts(t *testing.T) {
+	cfg := notify.Config{Attempts: 1, AttemptTimeout: time.Second,
+		MinBackoff: time.Second, MaxBackoff: 2 * time.Second, MaxDeliver: 3}
+	h, dead, _ := twoReceivers(t, cfg)
+	n := notification("dead")
+	n.Receiver = "dead"
+	h.publish(t, n, n.IdempotencyKey)
+	var dls []notify.DeadLetter
+	eventually(t, "the notification dead-lettered", func() bool { dls = deadLetters(t, h.b); return len(dls) == 1 })
+	if got := dls[0].Attempts; got != 3 {
+		t.Errorf("dead letter after %d attempts, want MaxDeliver = 3", got)
+	}
+	if got := dead.requests.Load(); got != 3 {
+		t.Errorf("the webhook got %d requests, want one per attempt, 3", got)
+	}
+	if got := testutil.ToFloat64(h.p.Metrics().Deferred); got < 2 {
+		t.Errorf("deferred %v times, want at least 2 (between the three attempts; more if a retry came back before the breaker let it try)", got)
+	}
+}

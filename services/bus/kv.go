@@ -15,8 +15,9 @@ import (
 // window) disappear by themselves instead of growing the bucket forever.
 type TTLBucket struct {
 	jetstream.KeyValue
-	name string
-	js   jetstream.JetStream
+	name   string
+	js     jetstream.JetStream
+	stream jetstream.Stream // the bucket's stream (markerRev)
 }
 
 // ErrConflict means the key changed since it was read (another replica wrote
@@ -58,7 +59,15 @@ func (b *Bus) TTLKV(ctx context.Context, bucket string) (*TTLBucket, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &TTLBucket{KeyValue: kv, name: bucket, js: b.JS}, nil
+	var st jetstream.Stream
+	err = b.retry(ctx, "kv stream "+bucket, func(ctx context.Context) (err error) {
+		st, err = b.JS.Stream(ctx, "KV_"+bucket)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &TTLBucket{KeyValue: kv, name: bucket, js: b.JS, stream: st}, nil
 }
 
 // Write stores value under key if the key is still at revision rev (0 = must
@@ -68,10 +77,47 @@ func (t *TTLBucket) Write(ctx context.Context, key string, value []byte, rev uin
 		return 0, err
 	}
 	ack, err := t.js.PublishMsg(ctx, &nats.Msg{Subject: "$KV." + t.name + "." + key, Data: value}, writeOpts(rev, ttl)...)
+	if err = kvError(err); errors.Is(err, ErrConflict) && rev == 0 {
+		return t.createOverMarker(ctx, key, value, ttl)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return ack.Sequence, nil
+}
+
+// createOverMarker retries a create (revision 0) that conflicted: a key that
+// was deleted, or expired, leaves a marker as its subject's last message
+// (a delete's for good, an expiry's for LimitMarkerTTL), and a write
+// expecting no message conflicts with it though Read finds no key. If the
+// last message is such a marker, the create is written expecting it; if it
+// is a value, the conflict stands. (Only on a conflict: a create of a key
+// never written costs no extra round trip.)
+func (t *TTLBucket) createOverMarker(ctx context.Context, key string, value []byte, ttl time.Duration) (uint64, error) {
+	m, err := t.stream.GetLastMsgForSubject(ctx, "$KV."+t.name+"."+key)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		m = nil // the marker went meanwhile: expect nothing
+	case err != nil:
+		return 0, err
+	case !isMarker(m.Header):
+		return 0, ErrConflict
+	}
+	var rev uint64
+	if m != nil {
+		rev = m.Sequence
+	}
+	ack, err := t.js.PublishMsg(ctx, &nats.Msg{Subject: "$KV." + t.name + "." + key, Data: value}, writeOpts(rev, ttl)...)
 	if err != nil {
 		return 0, kvError(err)
 	}
 	return ack.Sequence, nil
+}
+
+// isMarker: a KV delete or purge, or the server's marker of a removed or
+// expired message (as the KV client reads them, for ErrKeyDeleted).
+func isMarker(h nats.Header) bool {
+	return h.Get("KV-Operation") != "" || h.Get(jetstream.MarkerReasonHeader) != ""
 }
 
 // KVWrite is one conditional write of WriteMany: Value under Key if the key
@@ -109,6 +155,11 @@ func (t *TTLBucket) WriteMany(ctx context.Context, ws []KVWrite) ([]uint64, []er
 			}
 			revs[i] = ack.Sequence
 		})
+	for i, w := range ws {
+		if w.Rev == 0 && errors.Is(errs[i], ErrConflict) {
+			revs[i], errs[i] = t.createOverMarker(ctx, w.Key, w.Value, w.TTL)
+		}
+	}
 	return revs, errs
 }
 

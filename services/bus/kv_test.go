@@ -101,3 +101,53 @@ func TestAliveReportsAConnectionTheServerClosed(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A key that expired or was deleted can be created again by reading it and
+// writing at the revision read: its marker (an expired key's, kept for
+// LimitMarkerTTL; a delete's, kept for good) is the subject's last message,
+// and a write expecting none conflicted with it, every time, until the
+// marker went. A window policy's key idle past its TTL, then counted again,
+// failed all its attempts for a minute.
+func TestTTLBucketRecreatesExpiredAndDeletedKeys(t *testing.T) {
+	b := bustest.New(t)
+	ctx := context.Background()
+	kv, err := b.TTLKV(ctx, "test_recreate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Write(ctx, "expired", []byte("v1"), 0, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Write(ctx, "deleted", []byte("v1"), 0, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Delete(ctx, "deleted"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v, _, err := kv.Read(ctx, "expired")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("key with a 1s TTL still there after 10s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, key := range []string{"expired", "deleted"} {
+		v, rev, err := kv.Read(ctx, key)
+		if err != nil || v != nil {
+			t.Fatalf("read %s: %q, %v; want absent", key, v, err)
+		}
+		if _, err := kv.Write(ctx, key, []byte("v2"), rev, time.Hour); err != nil {
+			t.Fatalf("create %s again at the revision read (%d): %v", key, rev, err)
+		}
+		if v, _, err := kv.Read(ctx, key); err != nil || string(v) != "v2" {
+			t.Fatalf("read %s after creating it again: %q, %v", key, v, err)
+		}
+	}
+}

@@ -38,6 +38,14 @@ type wireAlert struct {
 	Fingerprint  string            `json:"fingerprint"`
 }
 
+// webhookSlot: copies of a webhook alert received within the same slot of
+// this length are one message (a retried POST, the two replicas of an HA
+// pair); copies further apart are re-sends, each stored. Copies that
+// straddle a slot's end are stored twice, which is harmless: the engine
+// merges them, and a window policy counts an alert by fingerprint and
+// startsAt.
+const webhookSlot = 10 * time.Second
+
 // webhookMessage is the Alertmanager webhook payload, version 4.
 type webhookMessage struct {
 	Version  string      `json:"version"`
@@ -212,8 +220,12 @@ func toEnvelope(req *request, source string, a *wireAlert) *klaxonv1.Envelope {
 		// firing group only every repeat_interval: its endsAt (now +
 		// resolve_timeout at the Alertmanager) must not expire the alert here.
 		// Nor is it part of the identity: two Alertmanager replicas send the same
-		// alert with endsAt a few ms apart, and must be stored once.
-		identityEnd = time.Time{}
+		// alert with endsAt a few ms apart, and must be stored once. The
+		// time of receipt, to the webhookSlot, is: each re-send is stored,
+		// as a Watchdog's heartbeat needs every one (deduplicated for
+		// JetStream's 10-minute window, a 1-minute Watchdog beat once in
+		// ten, and its dead-man switch paged).
+		identityEnd = now.Truncate(webhookSlot)
 		if status == "firing" {
 			endsAt = time.Time{}
 		}

@@ -528,6 +528,32 @@ func TestAlertmanagerHAReplicasStoredOnce(t *testing.T) {
 	}
 }
 
+// Alertmanager re-sends a firing group every repeat_interval with the same
+// alerts: each re-send is stored (an always-firing Watchdog is a heartbeat
+// only if every delivery is a beat), while a copy within seconds of the
+// first (a retried POST, the other replica) is one message. Before, every
+// re-send within JetStream's 10-minute duplicate window was dropped, and a
+// Watchdog heartbeat of 1m + 4m grace paged as dead.
+func TestAlertmanagerResendsAreStored(t *testing.T) {
+	now := testNow
+	h := newHarness(t, receiver.Config{Now: func() time.Time { return now }})
+	body := `{"version":"4","status":"firing","alerts":[{"status":"firing","labels":{"alertname":"Watchdog"},
+	  "startsAt":"2026-11-24T11:00:00Z","endsAt":"2026-11-24T12:05:00Z"}]}`
+	for _, step := range []struct {
+		after  time.Duration
+		stored float64
+	}{{0, 1}, {3 * time.Second, 0}, {time.Minute, 1}, {2 * time.Minute, 1}} {
+		now = testNow.Add(step.after)
+		r := h.post("/api/v1/alertmanager", body)
+		if r.code != 200 || r.body["stored"] != step.stored {
+			t.Fatalf("re-send after %v: %d %v, want stored %v", step.after, r.code, r.body, step.stored)
+		}
+	}
+	if n := len(h.stored()); n != 3 {
+		t.Fatalf("stored %d messages, want 3", n)
+	}
+}
+
 func TestFingerprintIsAlertmanagers(t *testing.T) {
 	sets := []map[string]string{
 		{"alertname": "A"}, {"alertname": "HighLatency", "instance": "10.0.0.1:9100", "job": "node"}, {"a": "", "b": "ü"}, {},

@@ -81,7 +81,8 @@ func (b *breaker) done(t *probeToken) {
 }
 
 // waitingOnly reports whether every failure in err (Deliver's, one per
-// integration) is an open breaker's: no attempt was made.
+// integration) is a wait, an open breaker's or the rate limit's: no attempt
+// was made.
 func waitingOnly(err error) bool {
 	if err == nil {
 		return false
@@ -94,7 +95,7 @@ func waitingOnly(err error) bool {
 		}
 		return len(j.Unwrap()) > 0
 	}
-	return errors.Is(err, errBreakerOpen)
+	return errors.Is(err, errBreakerOpen) || errors.Is(err, errRateLimited)
 }
 
 // maxBreakers bounds the breakers kept in memory (one per integration).

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,7 +27,16 @@ import (
 // 500, always) and "team-a" (answers 200).
 func twoReceivers(t *testing.T, cfg notify.Config) (*harness, *target, *target) {
 	t.Helper()
-	dead, ok := newTarget(t, -1, 500), newTarget(t, 0, 0)
+	dead := newTarget(t, -1, 500)
+	h, ok := twoReceiversAt(t, cfg, dead.srv.URL)
+	return h, dead, ok
+}
+
+// twoReceiversAt runs a pipeline with receivers "dead" (a webhook at
+// deadURL) and "team-a" (answers 200).
+func twoReceiversAt(t *testing.T, cfg notify.Config, deadURL string) (*harness, *target) {
+	t.Helper()
+	ok := newTarget(t, 0, 0)
 	b := bustest.New(t)
 	tenant := &ruleset.Tenant{Name: "default", Config: &amconfig.Config{Receivers: []amconfig.Receiver{{Name: "dead"}, {Name: "team-a"}}}}
 	holder := ruleset.NewStaticHolder(&ruleset.Set{Tenants: map[string]*ruleset.Tenant{"default": tenant}})
@@ -32,7 +44,7 @@ func twoReceivers(t *testing.T, cfg notify.Config) (*harness, *target, *target) 
 	build := func(_ *ruleset.Tenant, receiver string, log *slog.Logger) ([]notify.Integration, error) {
 		url := ok.srv.URL
 		if receiver == "dead" {
-			url = dead.srv.URL
+			url = deadURL
 		}
 		n, err := webhook.New(&amwebhook.WebhookConfig{URL: amcommoncfg.SecretTemplateURL(url)}, tmpl, log)
 		if err != nil {
@@ -48,7 +60,7 @@ func twoReceivers(t *testing.T, cfg notify.Config) (*harness, *target, *target) 
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return &harness{b: b, p: p}, dead, ok
+	return &harness{b: b, p: p}, ok
 }
 
 // A receiver that fails for good, with more notifications waiting to be
@@ -97,5 +109,77 @@ func TestDeferredNotificationKeepsItsAttempts(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(h.p.Metrics().Deferred); got < 2 {
 		t.Errorf("deferred %v times, want at least 2 (between the three attempts; more if a retry came back before the breaker let it try)", got)
+	}
+}
+
+// While one delivery probes a failing integration, its other notifications
+// wait deferred, not pending on the consumer: they waited MinBackoff
+// (200 ms) at a time as NAK'd messages, pending for as long as the probe
+// took (up to Attempts × AttemptTimeout), and once MaxAckPending of them
+// did, no other receiver's notification was delivered meanwhile.
+func TestWaitsOnAProbeAreDeferred(t *testing.T) {
+	var hang atomic.Bool
+	var hung atomic.Int32
+	release := make(chan struct{})
+	dead := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !hang.Load() {
+			w.WriteHeader(http.StatusInternalServerError) // the first failure opens the breaker
+			return
+		}
+		hung.Add(1)
+		select { // then the probe hangs
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(dead.Close)
+	t.Cleanup(func() { close(release) })
+	cfg := notify.Config{MaxAckPending: 8, Attempts: 1, AttemptTimeout: time.Minute, MaxDeliver: 1000}
+	h, ok := twoReceiversAt(t, cfg, dead.URL)
+	first := notification("dead-first")
+	first.Receiver, first.GroupKey = "dead", `{}:{alertname="first"}`
+	h.publish(t, first, first.IdempotencyKey)
+	eventually(t, "the breaker open", func() bool {
+		return testutil.ToFloat64(h.p.Metrics().Failed.WithLabelValues("webhook", "serverError")) >= 1
+	})
+	hang.Store(true)
+	// The first notification's retry is the probe, and hangs (the others,
+	// in other groups, are delivered by other workers).
+	eventually(t, "the probe hanging", func() bool { return hung.Load() == 1 })
+	for i := range 24 { // three times MaxAckPending
+		n := notification(fmt.Sprintf("dead-%d", i))
+		n.Receiver, n.GroupKey = "dead", fmt.Sprintf(`{}:{alertname="X%d"}`, i)
+		h.publish(t, n, n.IdempotencyKey)
+	}
+	eventually(t, "the others waiting on the probe", func() bool {
+		return testutil.ToFloat64(h.p.Metrics().BreakerWaits.WithLabelValues("webhook")) >= 24
+	})
+	h.publish(t, notification("ok"), "ok")
+	eventually(t, "team-a's notification delivered while the probe hangs", func() bool { return ok.accepted.Load() == 1 })
+}
+
+// One receiver's rate limit slows only that receiver: a notification with
+// no token for a second or more waits deferred, for the token reserved for
+// it, not in a delivery worker. Waiting in the workers, a storm to one
+// rate-limited receiver filled their queues, and no other receiver's
+// notification was delivered until that backlog drained (40 notifications
+// at 0.5/s: 80 s).
+func TestRateLimitedReceiverDoesNotHoldUpOthers(t *testing.T) {
+	busy := newTarget(t, 0, 0)
+	cfg := notify.Config{RateLimit: 0.5, Burst: 1, MaxDeliver: 1000}
+	h, ok := twoReceiversAt(t, cfg, busy.srv.URL)
+	start := time.Now()
+	for i := range 40 {
+		n := notification(fmt.Sprintf("busy-%d", i))
+		n.Receiver, n.GroupKey = "dead", fmt.Sprintf(`{}:{alertname="X%d"}`, i)
+		h.publish(t, n, n.IdempotencyKey)
+	}
+	eventually(t, "the busy receiver's first notification sent", func() bool { return busy.accepted.Load() >= 1 })
+	h.publish(t, notification("ok"), "ok")
+	eventually(t, "team-a's notification delivered", func() bool { return ok.accepted.Load() == 1 })
+	// The busy receiver's notifications go out in turn, at its rate.
+	eventually(t, "the busy receiver's next notifications sent", func() bool { return busy.accepted.Load() >= 3 })
+	if got, most := float64(busy.accepted.Load()), 2+time.Since(start).Seconds()*cfg.RateLimit; got > most {
+		t.Errorf("the busy receiver got %v notifications in %v, more than its rate limit lets through (%v)", got, time.Since(start), most)
 	}
 }

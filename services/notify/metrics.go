@@ -19,6 +19,9 @@ type Metrics struct {
 	// BreakerWaits counts deliveries put back, without an attempt, because
 	// their integration is failing (breaker.go).
 	BreakerWaits *prometheus.CounterVec
+	// RateLimitWaits counts notifications put off by their receiver's rate
+	// limit for a second or more (Pipeline.takeToken).
+	RateLimitWaits *prometheus.CounterVec
 	// Deferred counts notifications deferred to wait a second or more off the
 	// consumer (Pipeline.later).
 	Deferred prometheus.Counter
@@ -53,6 +56,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		BreakerWaits: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "klaxon_notifications_breaker_waits_total", Help: "Deliveries put back without an attempt because their integration failed just now (one delivery probes it meanwhile), by integration.",
 		}, []string{"integration"}),
+		RateLimitWaits: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "klaxon_notifications_rate_limit_waits_total", Help: "Notifications put off, without an attempt, until their receiver's rate limit has a token for them, by receiver.",
+		}, []string{"receiver"}),
 		Deferred: f.NewCounter(prometheus.CounterOpts{
 			Name: "klaxon_notifications_deferred_total", Help: "Notifications set aside to be delivered again in a second or more (a retry's backoff, a failing integration, a predecessor not yet sent), so that waiting does not hold up other notifications.",
 		}),

@@ -105,6 +105,9 @@ type Pipeline struct {
 	cache    map[string][]Integration
 	limiters map[string]*rate.Limiter
 	breakers map[breakerKey]*breaker
+	// reserved holds, by idempotency key, the rate-limit tokens reserved
+	// for deferred notifications (takeToken).
+	reserved map[string]*rate.Reservation
 	// held counts, by idempotency key, the deliveries of a notification put
 	// back to wait (for its predecessor, or a failing integration): they are
 	// not attempts, so they do not bring it closer to the dead-letter queue.
@@ -130,7 +133,7 @@ func NewPipeline(ctx context.Context, cfg Config, b *bus.Bus, rules *ruleset.Hol
 	}
 	return &Pipeline{
 		cfg: cfg, bus: b, rules: rules, build: build, log: log, metrics: NewMetrics(reg), nflog: kv,
-		cache: map[string][]Integration{}, limiters: map[string]*rate.Limiter{}, breakers: map[breakerKey]*breaker{}, held: map[string]heldCount{},
+		cache: map[string][]Integration{}, limiters: map[string]*rate.Limiter{}, breakers: map[breakerKey]*breaker{}, held: map[string]heldCount{}, reserved: map[string]*rate.Reservation{},
 	}, nil
 }
 
@@ -203,9 +206,13 @@ func (p *Pipeline) handle(ctx context.Context, msg jetstream.Msg) error {
 	retry, err := p.Deliver(ctx, &pn)
 	var wait time.Duration
 	if waitingOnly(err) {
-		// Only waiting on failing integrations, no attempt made: held,
-		// like a turn not yet come, and back once a breaker may let it.
-		wait = max(RetryAfterOf(err), p.cfg.MinBackoff)
+		// Only waiting (on failing integrations, or the rate limit), no
+		// attempt made: held, like a turn not yet come, and back once a
+		// breaker may let it. At least deferFrom, so the wait is deferred
+		// and does not stay pending on the consumer: a probe in flight
+		// has the others wait MinBackoff (200 ms) at a time, for as long
+		// as it takes (Attempts × AttemptTimeout).
+		wait = max(RetryAfterOf(err), p.cfg.MinBackoff, deferFrom)
 	}
 	if errors.Is(err, errNotYourTurn) || wait > 0 {
 		p.mu.Lock()
@@ -319,8 +326,11 @@ func (p *Pipeline) Deliver(ctx context.Context, pn *klaxonv1.Notification) (retr
 		if limited {
 			return nil
 		}
+		if err := p.takeToken(ctx, n); err != nil {
+			return err
+		}
 		limited = true
-		return p.limiter(n.Tenant, n.Receiver).Wait(ctx)
+		return nil
 	}
 	var errs []error
 	for _, in := range ints {
@@ -331,6 +341,65 @@ func (p *Pipeline) Deliver(ctx context.Context, pn *klaxonv1.Notification) (retr
 		}
 	}
 	return retry, errors.Join(errs...)
+}
+
+// errRateLimited: the receiver's rate limit has no token for the
+// notification for a second or more; it waits, without an attempt, off
+// the worker (see takeToken).
+var errRateLimited = errors.New("receiver's rate limit reached; waiting for its turn")
+
+// maxReserved bounds the rate-limit reservations kept for deferred
+// notifications.
+const maxReserved = 10000
+
+// takeToken takes n's token from its receiver's rate limit, waiting in the
+// worker if it comes within deferFrom. A later token is reserved for n
+// (kept by idempotency key) and n waits for it deferred, with an error
+// that says so: waiting in the worker for it (rate.Limiter.Wait) held the
+// worker, and once a storm to one rate-limited receiver filled the
+// workers' queues, no receiver's notification was delivered until that
+// receiver's backlog drained. n takes its reserved token when it comes
+// back; a storm's notifications so wait in line, each deferred until its
+// own turn, not all retrying at every free token.
+func (p *Pipeline) takeToken(ctx context.Context, n *Notification) error {
+	p.mu.Lock()
+	r := p.reserved[n.IdempotencyKey]
+	delete(p.reserved, n.IdempotencyKey)
+	p.mu.Unlock()
+	if r == nil {
+		r = p.limiter(n.Tenant, n.Receiver).Reserve()
+	}
+	if !r.OK() {
+		return &Error{Reason: ReasonConfig, Err: errors.New("rate limit with a burst of 0 lets nothing through")}
+	}
+	d := r.Delay()
+	if d >= deferFrom {
+		p.mu.Lock()
+		if len(p.reserved) >= maxReserved {
+			// Reservations of notifications that went to another replica
+			// are never taken here: start over rather than grow.
+			for _, old := range p.reserved {
+				old.Cancel()
+			}
+			clear(p.reserved)
+		}
+		p.reserved[n.IdempotencyKey] = r
+		p.mu.Unlock()
+		p.metrics.RateLimitWaits.WithLabelValues(n.Receiver).Inc()
+		return &Error{Reason: ReasonOther, Err: errRateLimited, RetryAfter: d}
+	}
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		r.Cancel()
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 func (p *Pipeline) deliverOne(ctx context.Context, n *Notification, in Integration, limit func() error, log *slog.Logger) (bool, error) {

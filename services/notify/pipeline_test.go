@@ -132,7 +132,9 @@ func (h *harness) publish(t *testing.T, n *klaxonv1.Notification, msgID string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.b.Publish(context.Background(), bus.Message{Subject: bus.NotifySubject(n.Tenant, n.Receiver), ID: msgID, Data: data}); err != nil {
+	// Sharded as the engine publishes them: one group's notifications in
+	// order, other groups' on other workers.
+	if _, err := h.b.Publish(context.Background(), bus.Message{Subject: bus.NotifySubject(n.Tenant, n.Receiver), ID: msgID, Data: data, Shard: bus.NotificationShard(n)}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -290,7 +292,7 @@ func TestDeadLetterTooLargeIsParkedWithPartOfItsAlerts(t *testing.T) {
 		}
 		// A core publish with the header JetStream's will carry: checked
 		// for size, then sent to no one, without waiting for an ack.
-		m := &nats.Msg{Subject: "probe.size", Header: nats.Header{"Nats-Msg-Id": []string{"big"}}, Data: data}
+		m := &nats.Msg{Subject: "probe.size", Header: nats.Header{"Nats-Msg-Id": []string{"big"}, bus.ShardHeader: []string{bus.NotificationShard(n)}}, Data: data}
 		return errors.Is(h.b.NC.PublishMsg(m), bus.ErrTooLarge)
 	}
 	for tooLarge() {

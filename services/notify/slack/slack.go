@@ -150,17 +150,29 @@ func (n *Notifier) postWebhook(ctx context.Context, msg *message) (bool, error) 
 	return false, nil
 }
 
+// postOrUpdate posts a firing notification as a new message, and updates
+// the group's last posted message with its resolve. A firing one is never
+// an update: editing a message notifies no one, so a group's new alert, or
+// its repeat_interval reminder, edited far up the channel went unseen; and
+// with send_resolved false (Alertmanager's default for Slack) the skipped
+// resolve left the reference, so the group firing again days later only
+// rewrote its old message.
 func (n *Notifier) postOrUpdate(ctx context.Context, no *notify.Notification, msg *message) (bool, error) {
 	key := n.refKey(no)
 	opts := msg.options()
+	if !no.Resolved() {
+		channel, ts, err := n.api.PostMessageContext(ctx, msg.Channel, opts...)
+		if err != nil {
+			return classify(err)
+		}
+		n.saveRef(ctx, key, ref{Channel: channel, TS: ts})
+		return false, nil
+	}
 	if ref, ok := n.loadRef(ctx, key); ok {
 		_, _, _, err := n.api.UpdateMessageContext(ctx, ref.Channel, ref.TS, opts...)
 		switch {
 		case err == nil:
-			if no.Resolved() {
-				// The group is over; a new firing gets a new message.
-				n.deleteRef(ctx, key)
-			}
+			n.deleteRef(ctx, key) // the group is over
 			return false, nil
 		case isSlackErr(err, "message_not_found", "cant_update_message", "edit_window_closed", "channel_not_found"):
 			n.log.Info("slack message cannot be updated; posting a new one", "err", err)
@@ -168,12 +180,8 @@ func (n *Notifier) postOrUpdate(ctx context.Context, no *notify.Notification, ms
 			return classify(err)
 		}
 	}
-	channel, ts, err := n.api.PostMessageContext(ctx, msg.Channel, opts...)
-	if err != nil {
+	if _, _, err := n.api.PostMessageContext(ctx, msg.Channel, opts...); err != nil {
 		return classify(err)
-	}
-	if !no.Resolved() {
-		n.saveRef(ctx, key, ref{Channel: channel, TS: ts})
 	}
 	return false, nil
 }

@@ -124,6 +124,8 @@ func botConfig(w *workspace) *amconfig.SlackConfig {
 	return &c
 }
 
+// Each firing notification is a new message; the resolve updates the
+// group's last one (it turns green) and forgets it.
 func TestPostThenUpdateOnResolve(t *testing.T) {
 	w := newWorkspace(t)
 	b := bustest.New(t)
@@ -145,13 +147,20 @@ func TestPostThenUpdateOnResolve(t *testing.T) {
 	if _, err := n.Notify(ctx, other); err != nil {
 		t.Fatal(err)
 	}
+	// The group notified again while firing (a new alert in it, its
+	// repeat_interval reminder, or firing again after a resolve skipped
+	// by send_resolved false): a new message, which the channel sees; an
+	// edit of the first notified no one.
+	if _, err := n.Notify(ctx, notifytest.Notification(false)); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := n.Notify(ctx, notifytest.Notification(true)); err != nil {
 		t.Fatal(err)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.posts != 2 || w.updates != 1 {
-		t.Fatalf("posts=%d updates=%d, want 2 and 1", w.posts, w.updates)
+	if w.posts != 3 || w.updates != 1 {
+		t.Fatalf("posts=%d updates=%d, want 3 and 1 (the resolve)", w.posts, w.updates)
 	}
 	var resolved form
 	for _, m := range w.messages {

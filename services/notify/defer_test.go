@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -181,5 +182,29 @@ func TestRateLimitedReceiverDoesNotHoldUpOthers(t *testing.T) {
 	eventually(t, "the busy receiver's next notifications sent", func() bool { return busy.accepted.Load() >= 3 })
 	if got, most := float64(busy.accepted.Load()), 2+time.Since(start).Seconds()*cfg.RateLimit; got > most {
 		t.Errorf("the busy receiver got %v notifications in %v, more than its rate limit lets through (%v)", got, time.Since(start), most)
+	}
+}
+
+// A receiver that fails for good has its notifications in the DLQ: the
+// breaker's probe after MaxDeliver attempts, the others, waiting on it,
+// once they have waited OrderWait since their creation. A wait on an open
+// breaker is no attempt, and only the probe made one, so a dead endpoint's
+// backlog reached the DLQ one notification per MaxDeliver attempts (weeks
+// for a storm's), unseen (the DLQ depth stayed 0).
+func TestNotificationsWaitingOnAFailingIntegrationReachTheDLQ(t *testing.T) {
+	cfg := notify.Config{Attempts: 1, AttemptTimeout: time.Second, MinBackoff: time.Second, MaxBackoff: 2 * time.Second,
+		MaxDeliver: 4, OrderWait: 3 * time.Second}
+	h, _, _ := twoReceivers(t, cfg)
+	for i := range 10 {
+		n := notification(fmt.Sprintf("dead-%d", i))
+		n.Receiver, n.GroupKey = "dead", fmt.Sprintf(`{}:{alertname="X%d"}`, i)
+		h.publish(t, n, n.IdempotencyKey)
+	}
+	var dls []notify.DeadLetter
+	eventually(t, "every notification in the DLQ", func() bool { dls = deadLetters(t, h.b); return len(dls) == 10 })
+	for _, dl := range dls {
+		if !strings.Contains(dl.Error, "still waiting on a failing integration") && dl.Reason != string(notify.ReasonServerError) {
+			t.Errorf("dead letter %s: reason %s, error %q: want the wait or the endpoint's 500 said", dl.Notification.IdempotencyKey, dl.Reason, dl.Error)
+		}
 	}
 }

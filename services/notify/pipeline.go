@@ -45,7 +45,9 @@ type Config struct {
 	NflogTTL time.Duration
 	// OrderWait bounds how long a notification waits for its group's
 	// previous one to be dealt with (sent, skipped or dead-lettered) before
-	// it is delivered anyway (default 10m).
+	// it is delivered anyway (default 10m); and, from its creation, how
+	// long it waits on a failing integration (an open breaker) before it
+	// goes to the DLQ.
 	OrderWait time.Duration
 	// MaxAckPending bounds the notifications the notifier's consumer has
 	// delivered and not yet settled (default 1024). A notification that
@@ -213,6 +215,17 @@ func (p *Pipeline) handle(ctx context.Context, msg jetstream.Msg) error {
 		// has the others wait MinBackoff (200 ms) at a time, for as long
 		// as it takes (Attempts × AttemptTimeout).
 		wait = max(RetryAfterOf(err), p.cfg.MinBackoff, deferFrom)
+		// But not for ever: a wait is no attempt, and while a breaker is
+		// open only its probe makes one, so a dead endpoint's backlog
+		// reached the DLQ one notification per breaker cycle (weeks for a
+		// storm's), the DLQ depth stayed 0, and the endpoint, once back,
+		// got alerts days old.
+		if created := pn.GetCreatedAt(); errors.Is(err, errBreakerOpen) && created != nil {
+			if waited := p.cfg.Now().Sub(created.AsTime()); waited >= p.cfg.OrderWait {
+				return p.deadLetter(ctx, &pn, seq, attempt-1, fmt.Errorf("still waiting on a failing integration %s after the notification was created (--notify.order-wait %s): %w",
+					waited.Round(time.Second), p.cfg.OrderWait, err))
+			}
+		}
 	}
 	if errors.Is(err, errNotYourTurn) || wait > 0 {
 		p.mu.Lock()

@@ -127,7 +127,7 @@ func parseEventBridge(req *request, body []byte) ([]*klaxonv1.Envelope, error) {
 			"account":     ev.Account,
 			"region":      ev.Region,
 		}
-		kind, identity := "eventbridge", "eb|"+ev.ID
+		kind, id, identity := "eventbridge", ev.ID, "eb|"+ev.ID
 		if len(ev.Detail) > 0 && ev.Detail[0] == '{' {
 			var ct ctRecord
 			if json.Unmarshal(ev.Detail, &ct) == nil && ct.EventName != "" {
@@ -136,20 +136,26 @@ func parseEventBridge(req *request, body []byte) ([]*klaxonv1.Envelope, error) {
 					labels[k] = v
 				}
 				if ct.EventID != "" {
-					// The same CloudTrail event may also arrive via SNS or a trail:
-					// its eventID is its identity wherever it comes from.
-					identity = "ct|" + ct.EventID
+					// The same CloudTrail event may also arrive via SNS or a
+					// trail: its eventID is its identity wherever it comes
+					// from, for JetStream's dedup (the message id) and for
+					// window policies (they count by kind and Event.Id).
+					id, identity = ct.EventID, cloudTrailIdentity(ct.EventID)
 				}
 			}
 		}
 		env := newEnvelope(req, SourceEventBridge, identity)
 		env.Payload = &klaxonv1.Envelope_Event{Event: &klaxonv1.Event{
-			Kind: kind, Id: ev.ID, Time: timestamppb.New(t), Labels: dropEmpty(labels), Raw: append([]byte(nil), raw...),
+			Kind: kind, Id: id, Time: timestamppb.New(t), Labels: dropEmpty(labels), Raw: append([]byte(nil), raw...),
 		}}
 		envs = append(envs, env)
 	}
 	return envs, nil
 }
+
+// cloudTrailIdentity is a CloudTrail event's identity for EnvelopeID, always
+// under SourceEventBridge whatever route the event came by.
+func cloudTrailIdentity(eventID string) string { return "ct|" + eventID }
 
 func cloudTrailRecords(req *request, raw json.RawMessage) ([]*klaxonv1.Envelope, error) {
 	var recs []json.RawMessage
@@ -179,9 +185,10 @@ func cloudTrailRecord(req *request, raw []byte) (*klaxonv1.Envelope, error) {
 	if err != nil {
 		t = req.now
 	}
-	env := newEnvelope(req, SourceEventBridge, "ct|"+ct.EventID)
+	// Stored on the SNS subject, but with the id the same event gets from
+	// EventBridge (parseEventBridge), so the two routes store it once.
+	env := newEnvelope(req, SourceEventBridge, cloudTrailIdentity(ct.EventID))
 	env.Source = SourceSNS
-	env.Id = EnvelopeID(req.tenant, SourceEventBridge, "ct|"+ct.EventID)
 	env.Payload = &klaxonv1.Envelope_Event{Event: &klaxonv1.Event{
 		Kind: "cloudtrail", Id: ct.EventID, Time: timestamppb.New(t), Labels: ct.labels(), Raw: append([]byte(nil), raw...),
 	}}

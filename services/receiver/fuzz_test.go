@@ -58,7 +58,11 @@ func FuzzParseSNS(f *testing.F) {
 			return
 		}
 		_ = m.stringToSign()
-		_ = checkSNSURL("SigningCertURL", m.SigningCertURL, true)
+		// A certificate URL is admitted only as written canonically: one URL,
+		// one fetch, one cache entry.
+		if u, err := checkSigningCertURL(m.SigningCertURL); err == nil && u != m.SigningCertURL {
+			t.Fatalf("SigningCertURL %q admitted as %q", m.SigningCertURL, u)
+		}
 		_, _ = snsNotification(fuzzReq(), m)
 	})
 }

@@ -42,7 +42,8 @@ type Authenticator interface {
 	Authorize(token, want string) (string, error)
 }
 
-// Limiter admits or rejects ingest per tenant (429 when over the limit).
+// Limiter admits or rejects ingest per tenant. Over the limit a request is
+// answered 429, or 503 to senders that retry only 5xx (overLimitStatus).
 type Limiter interface {
 	Allow(tenant string, n int) bool
 }
@@ -146,10 +147,12 @@ func badInput(format string, args ...any) error {
 	return &inputError{msg: fmt.Sprintf(format, args...)}
 }
 
-// statusError carries a specific HTTP status (403 for SNS, ...).
+// statusError carries a specific HTTP status (403 for SNS, ...), and for a
+// status the sender should retry, optionally when.
 type statusError struct {
-	status int
-	msg    string
+	status     int
+	msg        string
+	retryAfter time.Duration
 }
 
 func (e *statusError) Error() string { return e.msg }
@@ -163,6 +166,7 @@ func (rc *Receiver) handle(mux *http.ServeMux, pattern, endpoint string, fn sour
 	duration := rc.metrics.duration.WithLabelValues(endpoint)
 	ep := &endpointSeries{
 		name:       endpoint,
+		overLimit:  overLimitStatus(endpoint),
 		bytes:      rc.metrics.bytes.WithLabelValues(endpoint),
 		items:      rc.metrics.items.WithLabelValues(endpoint),
 		duplicates: rc.metrics.duplicates.WithLabelValues(endpoint),
@@ -190,7 +194,24 @@ func ValidTenant(s string) bool { return tenantRE.MatchString(s) }
 // label lookup per counter per request showed in a storm's profile.
 type endpointSeries struct {
 	name                     string
+	overLimit                int // status when the tenant is over its rate limit
 	bytes, items, duplicates prometheus.Counter
+}
+
+// overLimitStatus is what an endpoint answers a tenant over its ingest rate
+// limit: a status its sender retries, or the items are lost. 429 for senders
+// that back off and come back by themselves (Prometheus re-sends active
+// alerts every minute, EventBridge API destinations retry 429, cron jobs
+// and apps are ours to write); 503 for those that retry only a 5xx: the
+// Alertmanager webhook notifier (notify.Retrier takes any other status as
+// final and gives up on the notification) and SNS (any status from 200 to
+// 499 is, for SNS, a delivery: never retried).
+func overLimitStatus(endpoint string) int {
+	switch endpoint {
+	case "alertmanager", "sns":
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusTooManyRequests
 }
 
 func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request, ep *endpointSeries, fn sourceFunc) int {
@@ -246,6 +267,9 @@ func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request, ep *endpointSe
 		case errors.As(err, &ie):
 			return writeError(w, http.StatusBadRequest, ie.msg)
 		case errors.As(err, &se):
+			if se.retryAfter > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(int(se.retryAfter.Seconds())))
+			}
 			return writeError(w, se.status, se.msg)
 		default:
 			rc.log.Error("ingest failed", "endpoint", endpoint, "tenant", tenant, "err", err)
@@ -254,7 +278,7 @@ func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request, ep *endpointSe
 	}
 	if n := len(res.envelopes); n > 0 && rc.cfg.Limiter != nil && !rc.cfg.Limiter.Allow(tenant, n) {
 		w.Header().Set("Retry-After", "1")
-		return writeError(w, http.StatusTooManyRequests, "tenant "+tenant+" is over its ingest rate limit")
+		return writeError(w, ep.overLimit, "tenant "+tenant+" is over its ingest rate limit (ingest_per_second), retry later")
 	}
 	stored, dups, err := rc.store(r.Context(), res.envelopes, res.batch)
 	if errors.Is(err, bus.ErrTooLarge) {

@@ -10,13 +10,21 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	amalert "github.com/prometheus/alertmanager/alert"
+	amcommoncfg "github.com/prometheus/alertmanager/config/common"
+	amnotify "github.com/prometheus/alertmanager/notify"
+	amwebhook "github.com/prometheus/alertmanager/notify/webhook"
+	amtemplate "github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/client_golang/prometheus"
+	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 
 	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
@@ -481,7 +489,19 @@ func TestEnvelopeIDStable(t *testing.T) {
 	_ = bytes.MinRead
 }
 
-func TestTenantIngestLimitGets429(t *testing.T) {
+// refuse is a Limiter that holds the tenants in it over their limit.
+type refuse map[string]bool
+
+func (r refuse) Allow(tenant string, _ int) bool { return !r[tenant] }
+
+// A tenant over its ingest_per_second limit must be told to come back, in
+// the status its sender retries: a sender that takes the answer as final
+// drops the alert. 429 for senders that back off on it (Prometheus re-sends
+// active alerts on its own, EventBridge API destinations retry 429); 503
+// for the Alertmanager webhook notifier, which retries only 5xx, and for
+// SNS, which takes any status below 500 as delivered. Before, every
+// endpoint answered 429: lost by Alertmanager and SNS.
+func TestTenantIngestLimit(t *testing.T) {
 	limits := &receiver.RateLimits{PerSecond: func(tenant string) float64 {
 		if tenant == "small" {
 			return 2
@@ -504,6 +524,91 @@ func TestTenantIngestLimitGets429(t *testing.T) {
 		if r := h.post("/api/v2/alerts", fmt.Sprintf(`[{"labels":{"b":"%d"}}]`, i), "X-Scope-OrgID", "big"); r.code != 200 {
 			t.Fatalf("unlimited tenant got %d", r.code)
 		}
+	}
+
+	aws := newFakeAWS(t)
+	h = newHarness(t, receiver.Config{Limiter: refuse{"small": true}, SNS: receiver.SNSConfig{Client: aws.client}})
+	cases := []struct {
+		path, body string
+		code       int
+	}{
+		{"/api/v1/alertmanager", `{"version":"4","alerts":[{"status":"firing","labels":{"alertname":"A"}}]}`, 503},
+		{"/api/v1/sns", aws.sign(t, notification("2", "disk full"), aws.key).json(t), 503},
+		{"/api/v2/alerts", `[{"labels":{"alertname":"A"}}]`, 429},
+		{"/api/v1/eventbridge", `{"id":"1","detail-type":"Scheduled Event","source":"aws.events"}`, 429},
+		{"/api/v1/k8s-events", `{"EventType":"Warning","EventKind":"Pod","EventObject":"web-2","EventReason":"OOMKilled"}`, 429},
+		{"/api/v1/heartbeat/nightly", ``, 429},
+		{"/api/v1/slo/checkout/events", `{"good":1,"total":1}`, 429},
+	}
+	for _, c := range cases {
+		t.Run(c.path, func(t *testing.T) {
+			r := h.post(c.path, c.body, "X-Scope-OrgID", "small")
+			if r.code != c.code || r.header.Get("Retry-After") == "" {
+				t.Fatalf("code %d Retry-After %q, want %d with Retry-After: %v", r.code, r.header.Get("Retry-After"), c.code, r.body)
+			}
+			if msg, _ := r.body["error"].(string); !strings.Contains(msg, "tenant small") || !strings.Contains(msg, "rate limit") {
+				t.Errorf("error %q does not say the tenant is over its rate limit", msg)
+			}
+		})
+	}
+	if n := len(h.stored()); n != 0 {
+		t.Fatalf("stored %d while over the limit", n)
+	}
+}
+
+// switchable is a Limiter over the limit until lifted.
+type switchable struct{ over atomic.Bool }
+
+func (s *switchable) Allow(string, int) bool { return !s.over.Load() }
+
+// An Alertmanager forwarding to Klaxon (webhook_configs) must keep its
+// notification when the tenant is over its rate limit, and deliver it once
+// the limit lets it through. Driven by Alertmanager's own webhook notifier:
+// its retry answer is what its retry stage acts on. Before, the 429 made it
+// answer "do not retry" and the notification was given up.
+func TestAlertmanagerWebhookRetriesWhenTenantOverRateLimit(t *testing.T) {
+	lim := &switchable{}
+	lim.over.Store(true)
+	h := newHarness(t, receiver.Config{Limiter: lim})
+	tmpl, err := amtemplate.FromGlobs(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl.ExternalURL, _ = url.Parse("http://alertmanager.example:9093")
+	hc := commoncfg.DefaultHTTPClientConfig
+	n, err := amwebhook.New(&amwebhook.WebhookConfig{
+		URL: amcommoncfg.SecretTemplateURL(h.srv.URL + "/api/v1/alertmanager"), HTTPConfig: &hc,
+	}, tmpl, bustest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := amnotify.WithGroupKey(context.Background(), `{}:{alertname="DiskFull"}`)
+	ctx = amnotify.WithReceiverName(ctx, "klaxon")
+	ctx = amnotify.WithGroupLabels(ctx, model.LabelSet{"alertname": "DiskFull"})
+	ctx = amnotify.WithNotificationReason(ctx, amnotify.ReasonFirstNotification)
+	a := &amalert.Alert{Alert: model.Alert{
+		Labels:   model.LabelSet{"alertname": "DiskFull", "instance": "db-1"},
+		StartsAt: testNow.Add(-time.Minute),
+	}}
+
+	retry, err := n.Notify(ctx, a)
+	if err == nil || !retry {
+		t.Fatalf("over the limit: retry %v, err %v; want an error Alertmanager retries", retry, err)
+	}
+	if !strings.Contains(err.Error(), "503") || !strings.Contains(err.Error(), "rate limit") {
+		t.Errorf("error %q: want the 503 and its reason in Alertmanager's log", err)
+	}
+	if n := len(h.stored()); n != 0 {
+		t.Fatalf("stored %d while over the limit", n)
+	}
+
+	lim.over.Store(false)
+	if retry, err := n.Notify(ctx, a); err != nil {
+		t.Fatalf("retry after the limit: retry %v, err %v", retry, err)
+	}
+	envs := h.stored()
+	if len(envs) != 1 || envs[0].GetAlert().GetLabels()["instance"] != "db-1" {
+		t.Fatalf("stored %v, want the retried alert", envs)
 	}
 }
 

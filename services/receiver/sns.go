@@ -1,6 +1,7 @@
 package receiver
 
 import (
+	"container/list"
 	"context"
 	"crypto"
 	"crypto/rsa"
@@ -20,8 +21,10 @@ import (
 	"sync"
 	"time"
 
-	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
+	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
 )
 
 // SNSConfig controls SNS verification and subscription handling.
@@ -54,13 +57,51 @@ type snsMessage struct {
 	UnsubscribeURL   string `json:"UnsubscribeURL"`
 }
 
-var snsHostRE = regexp.MustCompile(`^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$`)
+var (
+	snsHostRE = regexp.MustCompile(`^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$`)
+	// snsCertPathRE is the one path SNS signing certificates are served at
+	// ("/SimpleNotificationService-" and a hex digest).
+	snsCertPathRE = regexp.MustCompile(`^/SimpleNotificationService-[A-Za-z0-9]{1,64}\.pem$`)
+)
+
+// Signing certificates are fetched before a message is authenticated, so
+// what an unauthenticated sender can make us fetch and remember is bounded.
+const (
+	// maxSNSCerts certificates are kept, the least recently used forgotten
+	// first: AWS serves a few per region.
+	maxSNSCerts = 64
+	// A failed fetch is answered from memory for snsCertFailTTL (shorter
+	// than SNS's 20 s between retries), for up to maxSNSCertFailures URLs.
+	snsCertFailTTL     = 10 * time.Second
+	maxSNSCertFailures = 64
+	// Fetches of certificates not in memory: snsCertFetchBurst at once, then
+	// snsCertFetchRate a second; beyond, 503 (SNS retries it).
+	snsCertFetchRate  = 1
+	snsCertFetchBurst = 8
+	snsCertTimeout    = 10 * time.Second
+)
 
 type snsVerifier struct {
-	cfg   SNSConfig
-	now   func() time.Time
-	mu    sync.Mutex
-	certs map[string]*x509.Certificate
+	cfg      SNSConfig
+	now      func() time.Time
+	mu       sync.Mutex
+	certs    *lru[*x509.Certificate] // by canonical SigningCertURL
+	failed   *lru[certFailure]
+	inflight map[string]*certFetch
+	fetches  *rate.Limiter
+}
+
+type certFailure struct {
+	err   error
+	until time.Time
+}
+
+// certFetch is one fetch in flight; requests wanting the same certificate
+// wait for it instead of fetching it again.
+type certFetch struct {
+	done chan struct{}
+	cert *x509.Certificate
+	err  error
 }
 
 func newSNSVerifier(cfg SNSConfig, now func() time.Time) *snsVerifier {
@@ -70,7 +111,13 @@ func newSNSVerifier(cfg SNSConfig, now func() time.Time) *snsVerifier {
 	if cfg.MaxAge <= 0 {
 		cfg.MaxAge = time.Hour
 	}
-	return &snsVerifier{cfg: cfg, now: now, certs: map[string]*x509.Certificate{}}
+	return &snsVerifier{
+		cfg: cfg, now: now,
+		certs:    newLRU[*x509.Certificate](maxSNSCerts),
+		failed:   newLRU[certFailure](maxSNSCertFailures),
+		inflight: map[string]*certFetch{},
+		fetches:  rate.NewLimiter(snsCertFetchRate, snsCertFetchBurst),
+	}
 }
 
 // ParseSNS decodes an SNS delivery and checks its required fields.
@@ -128,9 +175,9 @@ func forbidden(format string, args ...any) error {
 	return &statusError{status: http.StatusForbidden, msg: fmt.Sprintf(format, args...)}
 }
 
-// checkSNSURL enforces that a certificate or subscribe URL points at SNS over
-// https; anything else could make us fetch attacker-controlled keys or URLs.
-func checkSNSURL(field, raw string, wantPEM bool) error {
+// checkSNSURL enforces that a subscribe URL points at SNS over https;
+// anything else could make us visit attacker-controlled URLs.
+func checkSNSURL(field, raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return forbidden("%s: unparsable URL", field)
@@ -144,10 +191,47 @@ func checkSNSURL(field, raw string, wantPEM bool) error {
 	if u.User != nil {
 		return forbidden("%s: must not carry credentials", field)
 	}
-	if wantPEM && !strings.HasSuffix(u.Path, ".pem") {
-		return forbidden("%s: must end in .pem", field)
-	}
 	return nil
+}
+
+// checkSigningCertURL admits only the URLs SNS signs with, exactly as SNS
+// writes them, and returns the URL to fetch and cache the certificate by.
+// Not https, not an SNS host or not .pem is 403 (not from AWS); any other
+// shape (a query, fragment, user info, port, another path, escapes) is 400:
+// each variant would be one more fetch and one more cache entry.
+func checkSigningCertURL(raw string) (string, error) {
+	const field = "SigningCertURL"
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", forbidden("%s: unparsable URL", field)
+	}
+	if u.Scheme != "https" {
+		return "", forbidden("%s: must be https", field)
+	}
+	if !snsHostRE.MatchString(u.Hostname()) {
+		return "", forbidden("%s: host %q is not an SNS endpoint", field, u.Host)
+	}
+	switch {
+	case u.User != nil:
+		return "", badInput("field %q: must not carry user info", field)
+	case u.Port() != "":
+		return "", badInput("field %q: must not name a port", field)
+	case u.RawQuery != "" || u.ForceQuery:
+		return "", badInput("field %q: must not have a query", field)
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		return "", badInput("field %q: must not have a fragment", field)
+	}
+	if !strings.HasSuffix(u.Path, ".pem") {
+		return "", forbidden("%s: must end in .pem", field)
+	}
+	if !snsCertPathRE.MatchString(u.Path) {
+		return "", badInput("field %q: path must be /SimpleNotificationService-<id>.pem", field)
+	}
+	canonical := "https://" + u.Host + u.Path
+	if canonical != raw {
+		return "", badInput("field %q: must be written %s", field, canonical)
+	}
+	return canonical, nil
 }
 
 // verify checks the signature, certificate origin and freshness.
@@ -171,11 +255,12 @@ func (v *snsVerifier) verify(ctx context.Context, m *snsMessage) error {
 	if age := v.now().Sub(ts); age > v.cfg.MaxAge || age < -5*time.Minute {
 		return forbidden("Timestamp %s is outside the accepted window of %s", m.Timestamp, v.cfg.MaxAge)
 	}
-	if err := checkSNSURL("SigningCertURL", m.SigningCertURL, true); err != nil {
+	certURL, err := checkSigningCertURL(m.SigningCertURL)
+	if err != nil {
 		return err
 	}
 	if m.Type != "Notification" {
-		if err := checkSNSURL("SubscribeURL", m.SubscribeURL, false); err != nil {
+		if err := checkSNSURL("SubscribeURL", m.SubscribeURL); err != nil {
 			return err
 		}
 	}
@@ -183,7 +268,7 @@ func (v *snsVerifier) verify(ctx context.Context, m *snsMessage) error {
 	if err != nil {
 		return forbidden("Signature is not base64")
 	}
-	cert, err := v.cert(ctx, m.SigningCertURL)
+	cert, err := v.cert(ctx, certURL)
 	if err != nil {
 		return err
 	}
@@ -206,14 +291,58 @@ func (v *snsVerifier) verify(ctx context.Context, m *snsMessage) error {
 	return nil
 }
 
-// cert fetches and caches the signing certificate; AWS rotates them rarely.
+// cert returns the signing certificate at certURL (checked by
+// checkSigningCertURL): from memory, or fetched once however many requests
+// want it, within the fetch budget. AWS rotates certificates rarely.
 func (v *snsVerifier) cert(ctx context.Context, certURL string) (*x509.Certificate, error) {
+	now := v.now()
 	v.mu.Lock()
-	c, ok := v.certs[certURL]
-	v.mu.Unlock()
-	if ok && v.now().Before(c.NotAfter) {
+	if c, ok := v.certs.get(certURL); ok && now.Before(c.NotAfter) {
+		v.mu.Unlock()
 		return c, nil
 	}
+	if f, ok := v.failed.get(certURL); ok && now.Before(f.until) {
+		v.mu.Unlock()
+		return nil, f.err
+	}
+	f, ok := v.inflight[certURL]
+	if !ok {
+		if !v.fetches.AllowN(now, 1) {
+			v.mu.Unlock()
+			return nil, &statusError{status: http.StatusServiceUnavailable, retryAfter: time.Second,
+				msg: "too many SNS signing certificates to fetch at once, retry later"}
+		}
+		f = &certFetch{done: make(chan struct{})}
+		v.inflight[certURL] = f
+		// The fetch is not the request's: others wait for it, and its
+		// outcome is remembered, so a sender hanging up does not cancel it.
+		go v.fetchInto(context.WithoutCancel(ctx), certURL, f)
+	}
+	v.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.cert, f.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (v *snsVerifier) fetchInto(ctx context.Context, certURL string, f *certFetch) {
+	ctx, cancel := context.WithTimeout(ctx, snsCertTimeout)
+	defer cancel()
+	f.cert, f.err = v.fetch(ctx, certURL)
+	v.mu.Lock()
+	delete(v.inflight, certURL)
+	if f.err == nil {
+		v.certs.put(certURL, f.cert)
+	} else {
+		v.failed.put(certURL, certFailure{err: f.err, until: v.now().Add(snsCertFailTTL)})
+	}
+	v.mu.Unlock()
+	close(f.done)
+}
+
+func (v *snsVerifier) fetch(ctx context.Context, certURL string) (*x509.Certificate, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, certURL, nil)
 	if err != nil {
 		return nil, forbidden("SigningCertURL: %v", err)
@@ -235,17 +364,55 @@ func (v *snsVerifier) cert(ctx context.Context, certURL string) (*x509.Certifica
 	if block == nil {
 		return nil, forbidden("SigningCertURL did not return a PEM certificate")
 	}
-	c, err = x509.ParseCertificate(block.Bytes)
+	c, err := x509.ParseCertificate(block.Bytes)
 	if err != nil {
 		return nil, forbidden("signing certificate: %v", err)
 	}
 	if now := v.now(); now.Before(c.NotBefore) || now.After(c.NotAfter) {
 		return nil, forbidden("signing certificate is not valid now")
 	}
-	v.mu.Lock()
-	v.certs[certURL] = c
-	v.mu.Unlock()
 	return c, nil
+}
+
+// lru is a map of at most max entries that forgets the least recently used.
+// Not safe for concurrent use.
+type lru[V any] struct {
+	max   int
+	order *list.List // of *lruEntry[V], most recent first
+	byKey map[string]*list.Element
+}
+
+type lruEntry[V any] struct {
+	key string
+	val V
+}
+
+func newLRU[V any](max int) *lru[V] {
+	return &lru[V]{max: max, order: list.New(), byKey: map[string]*list.Element{}}
+}
+
+func (l *lru[V]) get(key string) (V, bool) {
+	e, ok := l.byKey[key]
+	if !ok {
+		var zero V
+		return zero, false
+	}
+	l.order.MoveToFront(e)
+	return e.Value.(*lruEntry[V]).val, true
+}
+
+func (l *lru[V]) put(key string, val V) {
+	if e, ok := l.byKey[key]; ok {
+		e.Value.(*lruEntry[V]).val = val
+		l.order.MoveToFront(e)
+		return
+	}
+	l.byKey[key] = l.order.PushFront(&lruEntry[V]{key: key, val: val})
+	if l.order.Len() > l.max {
+		oldest := l.order.Back()
+		l.order.Remove(oldest)
+		delete(l.byKey, oldest.Value.(*lruEntry[V]).key)
+	}
 }
 
 func (v *snsVerifier) autoConfirm(topic string) bool {
@@ -259,7 +426,7 @@ func (v *snsVerifier) autoConfirm(topic string) bool {
 
 // confirm visits SubscribeURL, as SNS requires to activate a subscription.
 func (v *snsVerifier) confirm(ctx context.Context, m *snsMessage) error {
-	if err := checkSNSURL("SubscribeURL", m.SubscribeURL, false); err != nil {
+	if err := checkSNSURL("SubscribeURL", m.SubscribeURL); err != nil {
 		return err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.SubscribeURL, nil)

@@ -13,12 +13,15 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,6 +39,30 @@ type fakeAWS struct {
 	mu        sync.Mutex
 	confirmed []string
 	certGets  int
+	certURLs  []string // request URIs of certificate GETs
+}
+
+// awsCertPathRE: AWS serves each signing certificate at one path (whatever
+// the query); any other .pem path is 404.
+var awsCertPathRE = regexp.MustCompile(`^/SimpleNotificationService-[0-9a-f]+\.pem$`)
+
+// gets is how many times a certificate was fetched at exactly uri.
+func (f *fakeAWS) gets(uri string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, u := range f.certURLs {
+		if u == uri {
+			n++
+		}
+	}
+	return n
+}
+
+func (f *fakeAWS) allGets() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.certGets
 }
 
 func newFakeAWS(t *testing.T) *fakeAWS {
@@ -64,6 +91,11 @@ func newFakeAWS(t *testing.T) *fakeAWS {
 		switch {
 		case strings.HasSuffix(r.URL.Path, ".pem"):
 			f.certGets++
+			f.certURLs = append(f.certURLs, r.URL.RequestURI())
+			if r.Method != http.MethodGet || !awsCertPathRE.MatchString(r.URL.Path) {
+				http.NotFound(w, r)
+				return
+			}
 			_, _ = w.Write(f.certPEM)
 		case r.URL.Query().Get("Action") == "ConfirmSubscription":
 			f.confirmed = append(f.confirmed, r.URL.Query().Get("Token"))
@@ -300,5 +332,156 @@ func TestSNSCarriesCloudTrailAndAlarms(t *testing.T) {
 	al := envs[1].GetAlert()
 	if al == nil || al.Labels["alertname"] != "HighCPU" || al.Annotations["summary"] != "Threshold Crossed" {
 		t.Fatalf("CloudWatch alarm: %+v", envs[1])
+	}
+}
+
+// clock is a test clock the server's goroutines may read.
+type clock struct{ ns atomic.Int64 }
+
+func newClock(t time.Time) *clock {
+	c := &clock{}
+	c.ns.Store(t.UnixNano())
+	return c
+}
+
+func (c *clock) now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *clock) advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+// withCert is a notification signed with the genuine key that names certURL:
+// only the receiver's URL checks can refuse it.
+func (f *fakeAWS) withCert(t *testing.T, id, certURL string) string {
+	m := notification("2", "disk full")
+	m["MessageId"] = id
+	m["SigningCertURL"] = certURL
+	return f.sign(t, m, f.key).json(t)
+}
+
+const certBase = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-"
+
+// Anyone can post to /api/v1/sns, and the certificate is fetched before the
+// signature is checked. Operators rely on such posts not being able to make
+// Klaxon fetch and remember without end. Before, any SigningCertURL on an
+// SNS host ending in .pem was fetched and cached by its full text, so
+// ?x=<random> made every fake message one more outbound GET and one more
+// cache entry. Only the URL as SNS writes it is fetched now.
+func TestSNSRefusesSigningCertURLsSNSNeverSends(t *testing.T) {
+	aws := newFakeAWS(t)
+	h := newHarness(t, receiver.Config{SNS: receiver.SNSConfig{Client: aws.client}})
+	for _, u := range []string{
+		certBase + "abc.pem?x=1",
+		certBase + "abc.pem?",
+		certBase + "abc.pem#x",
+		certBase + "abc.pem#",
+		"https://user@sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem",
+		"https://sns.us-east-1.amazonaws.com:443/SimpleNotificationService-abc.pem",
+		"https://sns.us-east-1.amazonaws.com:8443/SimpleNotificationService-abc.pem",
+		"https://sns.us-east-1.amazonaws.com/x/SimpleNotificationService-abc.pem",
+		"https://sns.us-east-1.amazonaws.com/x/../SimpleNotificationService-abc.pem",
+		"https://sns.us-east-1.amazonaws.com//SimpleNotificationService-abc.pem",
+		"https://sns.us-east-1.amazonaws.com/SimpleNotificationService-%61bc.pem",
+		"https://sns.us-east-1.amazonaws.com/SimpleNotificationService-.pem",
+		"https://sns.us-east-1.amazonaws.com/other.pem",
+		"HTTPS://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem",
+	} {
+		t.Run(u, func(t *testing.T) {
+			r := h.post("/api/v1/sns", aws.withCert(t, "m", u), "x-amz-sns-message-type", "Notification")
+			if msg, _ := r.body["error"].(string); r.code != 400 || !strings.Contains(msg, "SigningCertURL") {
+				t.Fatalf("code %d %v, want 400 naming SigningCertURL", r.code, r.body)
+			}
+		})
+	}
+	if n := aws.allGets(); n != 0 {
+		t.Errorf("fetched a certificate %d times: %v", n, aws.certURLs)
+	}
+	if n := len(h.stored()); n != 0 {
+		t.Errorf("stored %d", n)
+	}
+	// The URL as SNS writes it still verifies.
+	if r := h.post("/api/v1/sns", aws.withCert(t, "ok", certBase+"abc.pem")); r.code != 200 {
+		t.Fatalf("genuine URL: %d %v", r.code, r.body)
+	}
+}
+
+// Signing certificates are remembered, but not without bound: URLs of the
+// right shape on SNS hosts are still many. The certificate every message
+// uses stays in memory through a stream of others; one not used for long is
+// forgotten and fetched again when needed. Before, every URL ever fetched
+// stayed in a map for good.
+func TestSNSCertificateCacheIsBounded(t *testing.T) {
+	aws := newFakeAWS(t)
+	clk := newClock(testNow)
+	h := newHarness(t, receiver.Config{Now: clk.now, SNS: receiver.SNSConfig{Client: aws.client}})
+	hot := certBase + "abc.pem"
+	cold := func(i int) string { return certBase + fmt.Sprintf("%032x", i) + ".pem" }
+	const n = 100
+	for i := 1; i <= n; i++ {
+		if r := h.post("/api/v1/sns", aws.withCert(t, fmt.Sprint("cold-", i), cold(i))); r.code != 200 {
+			t.Fatalf("cold %d: %d %v", i, r.code, r.body)
+		}
+		if r := h.post("/api/v1/sns", aws.withCert(t, fmt.Sprint("hot-", i), hot)); r.code != 200 {
+			t.Fatalf("hot %d: %d %v", i, r.code, r.body)
+		}
+		clk.advance(time.Second) // within the fetch budget: not what this test is about
+	}
+	uri := func(u string) string { return strings.TrimPrefix(u, "https://sns.us-east-1.amazonaws.com") }
+	if got := aws.gets(uri(hot)); got != 1 {
+		t.Errorf("certificate in use fetched %d times, want 1", got)
+	}
+	for _, c := range []struct {
+		i, want int
+	}{{n, 1}, {1, 2}} { // the newest still remembered, the oldest forgotten
+		if r := h.post("/api/v1/sns", aws.withCert(t, fmt.Sprint("again-", c.i), cold(c.i))); r.code != 200 {
+			t.Fatalf("cold %d again: %d %v", c.i, r.code, r.body)
+		}
+		if got := aws.gets(uri(cold(c.i))); got != c.want {
+			t.Errorf("certificate %d fetched %d times, want %d", c.i, got, c.want)
+		}
+	}
+}
+
+// Fetches the receiver makes for unauthenticated posts are bounded too: a
+// certificate that could not be fetched is not fetched again for every
+// message naming it, and a flood of new URLs is fetched a few at a time,
+// the rest told 503 with Retry-After (SNS retries a 5xx), while messages
+// signed with a certificate in memory are still accepted. Before, every
+// post was a fetch.
+func TestSNSCertificateFetchesAreBounded(t *testing.T) {
+	aws := newFakeAWS(t)
+	clk := newClock(testNow)
+	h := newHarness(t, receiver.Config{Now: clk.now, SNS: receiver.SNSConfig{Client: aws.client}})
+	if r := h.post("/api/v1/sns", aws.withCert(t, "first", certBase+"abc.pem")); r.code != 200 {
+		t.Fatalf("genuine: %d %v", r.code, r.body)
+	}
+	missing := certBase + "0nothere.pem" // the right shape, but AWS answers 404
+	for i := 0; i < 5; i++ {
+		if r := h.post("/api/v1/sns", aws.withCert(t, "m", missing)); r.code != 403 {
+			t.Fatalf("missing certificate: %d %v", r.code, r.body)
+		}
+	}
+	if got := aws.gets("/SimpleNotificationService-0nothere.pem"); got != 1 {
+		t.Fatalf("missing certificate fetched %d times for 5 messages, want 1", got)
+	}
+	clk.advance(time.Minute) // failures are remembered only briefly
+	if r := h.post("/api/v1/sns", aws.withCert(t, "m", missing)); r.code != 403 {
+		t.Fatalf("missing certificate later: %d %v", r.code, r.body)
+	}
+	if got := aws.gets("/SimpleNotificationService-0nothere.pem"); got != 2 {
+		t.Fatalf("missing certificate fetched %d times, want 2 (tried again a minute later)", got)
+	}
+
+	before := aws.allGets()
+	codes := map[int]int{}
+	for i := 0; i < 50; i++ {
+		r := h.post("/api/v1/sns", aws.withCert(t, "m", certBase+fmt.Sprintf("0flood%d.pem", i)))
+		codes[r.code]++
+		if r.code == 503 && r.header.Get("Retry-After") == "" {
+			t.Fatal("503 without Retry-After")
+		}
+	}
+	if fetched := aws.allGets() - before; fetched > 10 || codes[503] == 0 || codes[403] != fetched {
+		t.Errorf("50 new URLs at once: %d fetched, codes %v; want a few fetched (403), the rest 503", fetched, codes)
+	}
+	if r := h.post("/api/v1/sns", aws.withCert(t, "during", certBase+"abc.pem")); r.code != 200 {
+		t.Fatalf("genuine message during the flood: %d %v", r.code, r.body)
 	}
 }

@@ -206,13 +206,11 @@ func (d *Dispatcher) Load(ctx context.Context) error {
 	d.due = nil
 	for _, g := range gs {
 		ts := d.tenant(g.Tenant)
-		r := ts.rules.routes[g.RouteID]
+		// nil if the rules changed while down and the group is no longer
+		// theirs: the next Receive or Tick regroups its alerts.
+		r := ts.route(g)
 		if r == nil {
-			// The route is gone (rules changed while down): regroup its alerts.
-			if err := d.regroup(ctx, ts, g, time.Now()); err != nil {
-				return err
-			}
-			continue
+			ts.orphans = true
 		}
 		d.addGroup(ts, &group{GroupState: g, route: r})
 	}
@@ -232,18 +230,38 @@ func (d *Dispatcher) tenant(name string) *tenantState {
 	if ts.rules.src != src {
 		ts.rules = compileRules(src)
 		ts.inhib = nil
-		for id, g := range ts.groups {
-			if r := ts.rules.routes[g.RouteID]; r != nil {
+		for _, g := range ts.groups {
+			if r := ts.route(g.GroupState); r != nil {
 				g.route = r
 				continue
 			}
 			// Regrouping happens on the next call that has a context.
 			g.route = nil
 			ts.orphans = true
-			_ = id
 		}
 	}
 	return ts
+}
+
+// route returns the route of the current rules that g is a group of, or nil
+// if its alerts must be regrouped. Like Alertmanager, which builds its
+// aggregation groups anew on a reload, a group is the route's only if the
+// route (same matchers and position: same id) still exists, sends to the
+// group's receiver, still takes each of its alerts and groups each by the
+// group's labels. Otherwise a changed receiver or group_by would leave the
+// group as it was, notifying the old receiver every repeat_interval, while
+// each re-sent alert also went to a new group.
+func (ts *tenantState) route(g *GroupState) *dispatch.Route {
+	r := ts.rules.routes[g.RouteID]
+	if r == nil || r.RouteOpts.Receiver != g.Receiver {
+		return nil
+	}
+	for _, a := range g.Alerts.All() {
+		if groupLabelsOf(r, a.Labels) != g.Labels || !slices.Contains(ts.rules.match(a.Labels.Fingerprint(), a.LabelSet), r) {
+			return nil
+		}
+	}
+	return r
 }
 
 func (d *Dispatcher) addGroup(ts *tenantState, g *group) {
@@ -292,11 +310,21 @@ func (d *Dispatcher) Receive(ctx context.Context, tenant string, pa *klaxonv1.Al
 	return d.ReceiveFrom(ctx, tenant, pa, Origin{}, now)
 }
 
-// Origin is where an alert came from: the INGEST message and when the
-// receiver took it in.
+// sourceAlertmanager is the envelope source of alerts an upstream
+// Alertmanager sent by webhook (receiver.SourceAlertmanager; not imported:
+// the engine does not depend on the HTTP receiver).
+const sourceAlertmanager = "alertmanager"
+
+// Origin is where an alert came from: the INGEST message, when the
+// receiver took it in, and in which format.
 type Origin struct {
 	Seq        uint64    // stream sequence
 	ReceivedAt time.Time // either zero: unknown, no staleness check
+	// Source is the envelope's source. An upstream Alertmanager's webhook
+	// (receiver.SourceAlertmanager) re-sends a firing group only every
+	// repeat_interval, and says when an alert resolves: its firing alerts
+	// have no end, and resolve_timeout does not resolve them.
+	Source string
 }
 
 // ReceiveFrom is Receive of an alert that came in message o. An alert from a
@@ -314,7 +342,7 @@ func (d *Dispatcher) ReceiveFrom(ctx context.Context, tenant string, pa *klaxonv
 	if err := d.regroupOrphans(ctx, ts, now); err != nil {
 		return err
 	}
-	a := fromProto(pa, now, ts.rules.resolveTimeout)
+	a := fromProto(pa, now, ts.rules.resolveTimeout, o.Source == sourceAlertmanager)
 	a.Seq = o.Seq
 	if o.Seq != 0 && !o.ReceivedAt.IsZero() {
 		if r := ts.alerts[a.Fingerprint]; r != nil && r.alert.Seq > o.Seq && o.ReceivedAt.Before(r.alert.UpdatedAt.Time()) {
@@ -402,13 +430,18 @@ func groupLen(g *group) int {
 	return g.Alerts.Len()
 }
 
-// regroupOrphans moves the alerts of groups whose route disappeared in a
-// rules reload into the groups of the new tree.
+// regroupOrphans moves the alerts of groups that a rules reload left
+// without a route (see tenantState.route) into the groups of the new tree.
 func (d *Dispatcher) regroupOrphans(ctx context.Context, ts *tenantState, now time.Time) error {
 	if !ts.orphans {
 		return nil
 	}
 	ts.orphans = false
+	// Every orphan leaves before any alert is regrouped: a reload that
+	// changed a route's receiver orphans all its groups, and an alert
+	// regrouped must not land in one of them still to be regrouped (nor
+	// a group it lands in be deleted after it was written).
+	var orphans []*group
 	for id, g := range ts.groups {
 		if g.route != nil {
 			continue
@@ -417,6 +450,12 @@ func (d *Dispatcher) regroupOrphans(ctx context.Context, ts *tenantState, now ti
 		for fp := range g.Alerts.All() {
 			d.unref(ts, fp, g)
 		}
+		if err := d.cfg.Store.Delete(ctx, g.GroupState); err != nil {
+			return err
+		}
+		orphans = append(orphans, g)
+	}
+	for _, g := range orphans {
 		if err := d.regroup(ctx, ts, g.GroupState, now); err != nil {
 			return err
 		}
@@ -424,10 +463,9 @@ func (d *Dispatcher) regroupOrphans(ctx context.Context, ts *tenantState, now ti
 	return nil
 }
 
+// regroup puts the alerts of g, a group deleted from ts and from the Store,
+// into the groups of the current rules.
 func (d *Dispatcher) regroup(ctx context.Context, ts *tenantState, g *GroupState, now time.Time) error {
-	if err := d.cfg.Store.Delete(ctx, g); err != nil {
-		return err
-	}
 	for _, a := range g.Alerts.All() {
 		if err := d.insert(ctx, ts, a, now, 0); err != nil {
 			return err
@@ -451,7 +489,10 @@ func (d *Dispatcher) regroup(ctx context.Context, ts *tenantState, g *GroupState
 	return nil
 }
 
-func fromProto(pa *klaxonv1.Alert, now time.Time, resolveTimeout time.Duration) *Alert {
+// fromProto is the alert pa received at now. A firing alert without an end
+// resolves resolve_timeout after it was received, unless openEnded: it then
+// has no end, and stays firing until a message resolves it.
+func fromProto(pa *klaxonv1.Alert, now time.Time, resolveTimeout time.Duration, openEnded bool) *Alert {
 	a := &Alert{Fingerprint: pa.GetFingerprint(), Labels: LabelsFromMap(pa.GetLabels()), Annotations: LabelsFromMap(pa.GetAnnotations()),
 		GeneratorURL: pa.GetGeneratorUrl(), UpdatedAt: At(now)}
 	if a.Fingerprint == "" {
@@ -467,6 +508,11 @@ func fromProto(pa *klaxonv1.Alert, now time.Time, resolveTimeout time.Duration) 
 		a.EndsAt = At(pa.GetEndsAt().AsTime())
 	case pa.GetStatus() == klaxonv1.AlertStatus_ALERT_STATUS_RESOLVED:
 		a.EndsAt = At(now)
+	case openEnded:
+		// An upstream Alertmanager's webhook: as for any webhook consumer
+		// of Alertmanager, the alert fires until it is sent resolved. Its
+		// unchanged group comes again only every repeat_interval (4h by
+		// default): resolve_timeout would report it resolved in between.
 	default:
 		// Like Alertmanager: an alert without an end resolves
 		// resolve_timeout after it was last received.
@@ -479,10 +525,13 @@ func fromProto(pa *klaxonv1.Alert, now time.Time, resolveTimeout time.Duration) 
 // merge is Alertmanager's rule for a re-sent alert (provider/mem Put and
 // types.Alert.Merge): when the activity ranges overlap, keep the earliest
 // start and the newer alert's end, unless the older one has a later explicit
-// end; otherwise the new alert replaces the old one.
+// end; otherwise the new alert replaces the old one. An alert without an end
+// (an upstream Alertmanager's firing alert) ends after any end: a firing
+// update with an end (an API v2 client's, or resolve_timeout's) leaves it
+// open, and one that resolves it resolves it.
 func merge(old, a *Alert, now time.Time) *Alert {
-	overlap := (a.EndsAt.After(old.StartsAt) && a.EndsAt.Before(old.EndsAt)) ||
-		(a.StartsAt.After(old.StartsAt) && a.StartsAt.Before(old.EndsAt))
+	overlap := (a.end().After(old.StartsAt) && a.end().Before(old.end())) ||
+		(a.StartsAt.After(old.StartsAt) && a.StartsAt.Before(old.end()))
 	if !overlap {
 		return a
 	}
@@ -498,7 +547,7 @@ func merge(old, a *Alert, now time.Time) *Alert {
 		if old.ResolvedAt(now) && old.EndsAt.After(a.EndsAt) {
 			res.EndsAt = old.EndsAt
 		}
-	} else if old.EndsAt.After(a.EndsAt) && !old.Timeout {
+	} else if old.end().After(a.end()) && !old.Timeout {
 		res.EndsAt = old.EndsAt
 		res.Timeout = false
 	}

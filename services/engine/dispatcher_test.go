@@ -418,6 +418,120 @@ route:
 	}
 }
 
+// A user who changes a route's receiver or group_by and reloads relies on
+// the route's alerts going, from then on, to the new receiver in the new
+// groups, as after an Alertmanager reload, which builds its aggregation
+// groups anew. The route kept its id (matchers and position), so the
+// groups were kept as they were: the old receiver, maybe deleted, was
+// still notified every repeat_interval, each re-sent alert went to a new
+// group too, and a new receiver alone never got anything. The same held
+// for a route that, with a child route added, no longer takes an alert.
+// A group the change leaves as it was keeps its notification log: it is
+// not notified again before its repeat_interval.
+func TestReloadRebuildsChangedGroups(t *testing.T) {
+	const before = baseRoute + `
+route:
+  receiver: default
+  group_by: [alertname]
+  group_wait: 30s
+  group_interval: 5m
+  repeat_interval: 1h
+`
+	cases := []struct {
+		name  string
+		after string
+		want  []string // after the reload at 1m
+	}{
+		{
+			name:  "receiver changed",
+			after: strings.Replace(before, "receiver: default", "receiver: ops", 1),
+			want:  []string{"1m0s ops firing [1 2]", "1h6m0s ops firing [1 2]", "2h11m0s ops firing [1 2]"},
+		},
+		{
+			name:  "group_by changed",
+			after: strings.Replace(before, "group_by: [alertname]", "group_by: [alertname, id]", 1),
+			want: []string{"1m0s default firing [1]", "1m0s default firing [2]",
+				"1h6m0s default firing [1]", "1h6m0s default firing [2]", "2h11m0s default firing [1]", "2h11m0s default firing [2]"},
+		},
+		{
+			name:  "group_by and receiver changed",
+			after: strings.Replace(strings.Replace(before, "group_by: [alertname]", "group_by: ['...']", 1), "receiver: default", "receiver: ops", 1),
+			want: []string{"1m0s ops firing [1]", "1m0s ops firing [2]",
+				"1h6m0s ops firing [1]", "1h6m0s ops firing [2]", "2h11m0s ops firing [1]", "2h11m0s ops firing [2]"},
+		},
+		{
+			// The root's group keeps its key and receiver, and so its log:
+			// alert 1 was notified, and is again at its repeat_interval.
+			name:  "a child route takes one of the alerts",
+			after: before + "  routes: [{matchers: [id=2], receiver: db}]\n",
+			want: []string{"1m0s db firing [2]", "1h1m0s default firing [1]",
+				"1h6m0s db firing [2]", "2h6m0s default firing [1]", "2h11m0s db firing [2]"},
+		},
+		{
+			name:  "group_by changed, but not the groups",
+			after: strings.Replace(before, "group_by: [alertname]", "group_by: [alertname, team]", 1),
+			want:  []string{"1h5m30s default firing [1 2]", "2h10m30s default firing [1 2]"},
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for _, store := range []string{"live", "restart"} {
+				st := NewMemStore()
+				cur := loadTenant(t, "a", before)
+				d := NewDispatcher(DispatcherConfig{Store: st, Rules: func(string) *ruleset.Tenant { return cur }})
+				ctx := context.Background()
+				var got []string
+				tick := func(at time.Time) {
+					t.Helper()
+					ns, err := d.Tick(ctx, at)
+					must(t, err)
+					must(t, d.Ack(ctx, ns...))
+					for _, n := range ns {
+						got = append(got, describe(n))
+					}
+				}
+				// flushBefore ticks at every flush due before at.
+				flushBefore := func(at time.Time) {
+					t.Helper()
+					for next, ok := d.NextDue(); ok && next.Before(at); next, ok = d.NextDue() {
+						tick(next)
+					}
+				}
+				// Prometheus re-sends each firing alert every minute.
+				resend := func(at time.Time) {
+					t.Helper()
+					for _, id := range []string{"1", "2"} {
+						must(t, d.Receive(ctx, "a", alertOf("alertname=A,id="+id, t0, 0), at))
+					}
+				}
+				resend(t0)
+				flushBefore(t0.Add(time.Minute))
+				if want := []string{"30s default firing [1 2]"}; !slices.Equal(got, want) {
+					t.Fatalf("before the reload: %q, want %q", got, want)
+				}
+				got = nil
+				cur = loadTenant(t, "a", c.after)
+				if store == "restart" {
+					// Reloaded while the engine was down.
+					d = NewDispatcher(DispatcherConfig{Store: st, Rules: func(string) *ruleset.Tenant { return cur }})
+					must(t, d.Load(ctx))
+				}
+				for m := 1; m <= 150; m++ {
+					at := t0.Add(time.Duration(m) * time.Minute)
+					flushBefore(at)
+					resend(at)
+					tick(at)
+				}
+				slices.Sort(got)
+				want := slices.Sorted(slices.Values(c.want))
+				if !slices.Equal(got, want) {
+					t.Errorf("%s: notifications after the reload\n got %q\nwant %q", store, got, want)
+				}
+			}
+		})
+	}
+}
+
 // max_active_alerts: over the limit a new alert is refused, while held
 // alerts keep updating and resolving; another tenant is not affected, and
 // once alerts resolve and leave, new ones are taken in again.
@@ -466,7 +580,7 @@ func TestMaxGroupBytes(t *testing.T) {
     - {receiver: default}
 `
 	tn := loadTenant(t, "a", yml)
-	one := alertBytes(fromProto(alertOf("alertname=A,id=1", t0, time.Hour), t0, 0))
+	one := alertBytes(fromProto(alertOf("alertname=A,id=1", t0, time.Hour), t0, 0, false))
 	st := NewMemStore()
 	d := NewDispatcher(DispatcherConfig{Store: st, Rules: func(string) *ruleset.Tenant { return tn }, MaxGroupBytes: 3*one + one/2})
 	ctx := context.Background()

@@ -189,6 +189,151 @@ func TestGroupRecreatedOverTombstoneAfterRestart(t *testing.T) {
 	}
 }
 
+// shortTombstones is a dispatcher over a KVStore whose tombstones expire
+// after a second instead of a day.
+func shortTombstones(t *testing.T, b *bus.Bus, tn *ruleset.Tenant) (*Dispatcher, *KVStore) {
+	t.Helper()
+	st, err := NewKVStore(context.Background(), b)
+	must(t, err)
+	st.tombTTL = time.Second
+	d := NewDispatcher(DispatcherConfig{Store: st, Rules: func(string) *ruleset.Tenant { return tn }})
+	must(t, d.Load(context.Background()))
+	return d, st
+}
+
+// fireAndResolve has alert id of group A fire at t0+at and resolve, flushing
+// both, so its group is destroyed; it returns the group's KV key.
+func fireAndResolve(t *testing.T, d *Dispatcher, b *bus.Bus, id string, at time.Duration) string {
+	t.Helper()
+	ctx := context.Background()
+	must(t, d.Receive(ctx, "team-a", alertOf("alertname=A,id="+id, t0.Add(at), 0), t0.Add(at)))
+	must(t, d.Commit(ctx))
+	gs, err := ReadGroups(ctx, b, "team-a")
+	if err != nil || len(gs) != 1 {
+		t.Fatalf("%d groups stored (%v), want 1", len(gs), err)
+	}
+	key := gs[0].kvKey().String()
+	if got := tickDescribe(t, d, at+31*time.Second, true); len(got) != 1 {
+		t.Fatalf("first flush sent %v", got)
+	}
+	if got := tickDescribe(t, d, at+6*time.Minute, true); len(got) != 1 || !strings.Contains(got[0], "resolved") {
+		t.Fatalf("second flush sent %v, want the resolution", got)
+	}
+	return key
+}
+
+func awaitExpiry(t *testing.T, st *KVStore, key string) {
+	t.Helper()
+	waitFor(t, "the tombstone of "+key+" to expire", func() bool {
+		_, rev, err := st.kv.Read(context.Background(), key)
+		must(t, err)
+		return rev == 0
+	})
+}
+
+// A group destroyed and, after its tombstone expired (a day later in
+// production), created again under the same key must be stored, by the
+// replica that destroyed it or by one that loaded its tombstone. It was
+// written expecting the expired tombstone's revision, conflicted, and the
+// leader took that for another replica's write: it stopped dispatching
+// and reloaded everything, and did so for every such group. A value
+// another replica wrote under the key still fences the write.
+func TestGroupRecreatedAfterItsTombstoneExpired(t *testing.T) {
+	tn := loadTenant(t, "team-a", restartRules)
+	ctx := context.Background()
+	t.Run("same leader", func(t *testing.T) {
+		b := bustest.New(t)
+		d, st := shortTombstones(t, b, tn)
+		awaitExpiry(t, st, fireAndResolve(t, d, b, "1", 0))
+		must(t, d.Receive(ctx, "team-a", alertOf("alertname=A,id=2", t0.Add(25*time.Hour), 0), t0.Add(25*time.Hour)))
+		if err := d.Commit(ctx); err != nil {
+			t.Fatalf("recreating the group after its tombstone expired: %v", err)
+		}
+		if gs, err := ReadGroups(ctx, b, "team-a"); err != nil || len(gs) != 1 || gs[0].Alerts.Len() != 1 {
+			t.Fatalf("recreated group not stored: %d groups, %v", len(gs), err)
+		}
+	})
+	t.Run("tombstone loaded", func(t *testing.T) {
+		b := bustest.New(t)
+		d1, _ := shortTombstones(t, b, tn)
+		key := fireAndResolve(t, d1, b, "1", 0)
+		d2, st := shortTombstones(t, b, tn)
+		if _, ok := st.tombs[key]; !ok {
+			t.Fatalf("the new replica did not load the tombstone of %s", key)
+		}
+		awaitExpiry(t, st, key)
+		must(t, d2.Receive(ctx, "team-a", alertOf("alertname=A,id=2", t0.Add(25*time.Hour), 0), t0.Add(25*time.Hour)))
+		if err := d2.Commit(ctx); err != nil {
+			t.Fatalf("recreating the group after its loaded tombstone expired: %v", err)
+		}
+	})
+	t.Run("another replica wrote it", func(t *testing.T) {
+		b := bustest.New(t)
+		old, st := shortTombstones(t, b, tn)
+		awaitExpiry(t, st, fireAndResolve(t, old, b, "1", 0))
+		cur := kvDispatcher(t, b, tn)
+		must(t, cur.Receive(ctx, "team-a", alertOf("alertname=A,id=2", t0.Add(25*time.Hour), 0), t0.Add(25*time.Hour)))
+		must(t, cur.Commit(ctx))
+		must(t, old.Receive(ctx, "team-a", alertOf("alertname=A,id=3", t0.Add(25*time.Hour), 0), t0.Add(25*time.Hour)))
+		if err := old.Commit(ctx); !errors.Is(err, ErrLostOwnership) {
+			t.Fatalf("deposed replica writing the group another one created: %v, want ErrLostOwnership", err)
+		}
+	})
+}
+
+// A leader remembers the revision of every group it destroyed, to fence
+// writes to the key while its tombstone lasts. It remembered them for as
+// long as it led: with group_by ['...'] one per alert ever resolved, a
+// leak that grew for weeks. It now forgets a tombstone a while after it
+// expired, and a group coming back meanwhile is still stored.
+func TestDestroyedGroupsAreForgottenOnceExpired(t *testing.T) {
+	tn := loadTenant(t, "team-a", baseRoute+`
+route:
+  receiver: default
+  group_by: ['...']
+  group_wait: 0s
+  group_interval: 1m
+  repeat_interval: 1h
+`)
+	b := bustest.New(t)
+	ctx := context.Background()
+	st, err := NewKVStore(ctx, b)
+	must(t, err)
+	now := t0
+	st.now = func() time.Time { return now }
+	d := NewDispatcher(DispatcherConfig{Store: st, Rules: func(string) *ruleset.Tenant { return tn }})
+	must(t, d.Load(ctx))
+	// An alert of its own resolves every hour, for three days.
+	const hours = 72
+	for h := range hours {
+		now = t0.Add(time.Duration(h) * time.Hour)
+		id := fmt.Sprint(h)
+		must(t, d.Receive(ctx, "team-a", alertOf("alertname=A,id="+id, now, 0), now))
+		must(t, d.Commit(ctx))
+		for _, at := range []time.Time{now, now.Add(2 * time.Minute)} {
+			now = at
+			ns, err := d.Tick(ctx, at)
+			must(t, err)
+			must(t, d.Commit(ctx))
+			must(t, d.Ack(ctx, ns...))
+			must(t, d.Commit(ctx))
+		}
+		if h == 30 {
+			// The previous hour's alert fires again: its group is
+			// written over its tombstone.
+			must(t, d.Receive(ctx, "team-a", alertOf("alertname=A,id=29", now, 0), now))
+			must(t, d.Commit(ctx))
+		}
+	}
+	// Kept: the last tombstoneTTL, tombstoneSlack and goneSweep of them.
+	if max := int((tombstoneTTL+tombstoneSlack+goneSweep)/time.Hour) + 1; len(st.gone) > max {
+		t.Fatalf("after %d groups destroyed an hour apart, %d revisions remembered, want at most %d", hours, len(st.gone), max)
+	}
+	if len(st.gone) < int(tombstoneTTL/time.Hour) {
+		t.Fatalf("%d revisions remembered, want at least the last %v's", len(st.gone), tombstoneTTL)
+	}
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -374,7 +519,7 @@ route:
 	// about 120 an external server's.
 	desc := strings.Repeat("d", 2048)
 	fits := maxGroupBytes(b.NC.MaxPayload()) / alertBytes(fromProto(&klaxonv1.Alert{
-		Labels: map[string]string{"alertname": "Storm", "id": "00000"}, Annotations: map[string]string{"description": desc}}, t0, 0))
+		Labels: map[string]string{"alertname": "Storm", "id": "00000"}, Annotations: map[string]string{"description": desc}}, t0, 0, false))
 	n := 4*fits + 100 // past max_payload, were they all stored
 	var envs []*klaxonv1.Envelope
 	now := time.Now()

@@ -214,10 +214,9 @@ func (e *Engine) lead(ctx context.Context, l *lease) error {
 	store.MaxValueBytes, store.Log = maxValueBytes(e.bus.NC.MaxPayload()), e.log
 	d := NewDispatcher(DispatcherConfig{Rules: e.rules.Tenant, Store: store, Silences: e.silences, MaxActiveAlerts: e.limit,
 		MaxGroupBytes: maxGroupBytes(e.bus.NC.MaxPayload()), SkipSilentReceivers: true, Log: e.log})
+	// Groups the rules no longer take are regrouped, and written, by the
+	// first tick (at once) or batch.
 	if err := d.Load(ctx); err != nil {
-		return err
-	}
-	if err := d.Commit(ctx); err != nil { // groups regrouped by Load
 		return err
 	}
 	cc, err := e.bus.ConsumeEnvelopeBatches(ctx, bus.ConsumerConfig{
@@ -450,7 +449,7 @@ func (e *Engine) Process(ctx context.Context, d *Dispatcher, env *klaxonv1.Envel
 		return nil
 	}
 	at := e.now()
-	o := Origin{Seq: seq}
+	o := Origin{Seq: seq, Source: env.GetSource()}
 	if env.GetReceivedAt() != nil {
 		o.ReceivedAt = env.GetReceivedAt().AsTime()
 	}

@@ -24,6 +24,16 @@ const groupPrefix = "g."
 // does, its revision keeps fencing writes to the key by a deposed replica.
 const tombstoneTTL = 24 * time.Hour
 
+// tombstoneSlack is how long past tombstoneTTL the store remembers a
+// tombstone's revision: the server expires it on its own clock, and a
+// little late. Forgotten while still there, the tombstone would make a
+// group coming back under its key look written by another replica.
+const tombstoneSlack = time.Hour
+
+// goneSweep is how often Commit drops the revisions of tombstones that have
+// expired.
+const goneSweep = time.Hour
+
 // KVStore keeps groups in the JetStream KV bucket bus.BucketGroups, one
 // value per group. Every write is conditional on the revision this store
 // last saw for the key, so a replica that lost its lease and still writes
@@ -48,9 +58,18 @@ type KVStore struct {
 	// 100k revisions beside 100k groups. Only keys without a live group
 	// are looked up: gone holds those this store deleted (the revision of
 	// the group until its tombstone is written, then the tombstone's);
-	// tombs, by KV key, the tombstones Load found.
-	gone  map[kvKey]uint64
-	tombs map[string]uint64
+	// tombs, by KV key, the tombstones Load found (at loaded). Both
+	// forget a tombstone once it has expired (forgetExpired): with
+	// group_by ['...'], a group is destroyed for every alert resolved, for
+	// as long as the replica leads.
+	gone   map[kvKey]goneRev
+	tombs  map[string]uint64
+	loaded time.Time
+	swept  time.Time // gone's last sweep
+	// now is the clock tombstones expire on (the server's: time.Now);
+	// tombTTL is tombstoneTTL unless a test shortens it.
+	now     func() time.Time
+	tombTTL time.Duration
 
 	// MaxValueBytes, if set, is the largest value a write can carry (the
 	// server's max_payload). A group encoded larger is not written: its
@@ -62,6 +81,12 @@ type KVStore struct {
 	// alerts grown larger since they were taken in can get here.
 	MaxValueBytes int
 	Log           *slog.Logger
+}
+
+// goneRev is the revision of a key this store deleted, and since when.
+type goneRev struct {
+	rev uint64
+	at  time.Time
 }
 
 // kvKey identifies a group's KV key without holding the key's string: a
@@ -97,7 +122,8 @@ func NewKVStore(ctx context.Context, b *bus.Bus) (*KVStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("groups bucket: %w", err)
 	}
-	return &KVStore{kv: kv, dirty: map[kvKey]*GroupState{}, gone: map[kvKey]uint64{}, tombs: map[string]uint64{}}, nil
+	return &KVStore{kv: kv, dirty: map[kvKey]*GroupState{}, gone: map[kvKey]goneRev{}, tombs: map[string]uint64{},
+		now: time.Now, tombTTL: tombstoneTTL}, nil
 }
 
 // Load implements Store.
@@ -128,8 +154,8 @@ func (s *KVStore) Load(ctx context.Context) ([]*GroupState, error) {
 		return nil, err
 	}
 	s.mu.Lock()
-	s.tombs = tombs
-	s.gone = map[kvKey]uint64{}
+	s.tombs, s.loaded = tombs, s.now()
+	s.gone = map[kvKey]goneRev{}
 	s.dirty = map[kvKey]*GroupState{}
 	s.mu.Unlock()
 	return out, nil
@@ -149,7 +175,7 @@ func (s *KVStore) Delete(_ context.Context, g *GroupState) error {
 	s.mu.Lock()
 	s.dirty[k] = nil
 	if g.rev != 0 {
-		s.gone[k] = g.rev
+		s.gone[k] = goneRev{g.rev, s.now()}
 	}
 	s.mu.Unlock()
 	return nil
@@ -159,26 +185,37 @@ func (s *KVStore) Delete(_ context.Context, g *GroupState) error {
 // the next Commit writes it again; a revision conflict is ErrLostOwnership.
 // The caller must keep the groups from changing while Commit runs (the
 // Dispatcher holds its lock).
+//
+// A write expecting a tombstone's revision conflicts once the tombstone has
+// expired, with nothing left to fence: it is written again as a create,
+// which succeeds if the key holds no value (bus.TTLBucket writes a create
+// over the marker an expiry leaves), and conflicts if another replica
+// wrote one.
 func (s *KVStore) Commit(ctx context.Context) error {
 	s.mu.Lock()
+	now := s.now()
+	s.forgetExpired(now)
 	ws := make([]bus.KVWrite, 0, len(s.dirty))
 	keys := make([]kvKey, 0, len(s.dirty))
 	groups := make([]*GroupState, 0, len(s.dirty))
+	var overTomb []bool // ws[i].Rev is a tombstone's
 	for k, g := range s.dirty {
 		key := k.String()
 		var rev uint64
 		if g != nil {
 			rev = g.rev
 		}
-		if rev == 0 {
-			var ok bool
-			if rev, ok = s.gone[k]; !ok {
+		tomb := rev == 0
+		if tomb {
+			if gr, ok := s.gone[k]; ok {
+				rev = gr.rev
+			} else {
 				rev = s.tombs[key]
 			}
 		}
 		w := bus.KVWrite{Key: key, Rev: rev}
 		if g == nil {
-			w.TTL = tombstoneTTL
+			w.TTL = s.tombTTL
 		} else {
 			data, err := encodeGroup(g)
 			if err != nil {
@@ -198,17 +235,21 @@ func (s *KVStore) Commit(ctx context.Context) error {
 		ws = append(ws, w)
 		keys = append(keys, k)
 		groups = append(groups, g)
+		overTomb = append(overTomb, tomb && rev != 0)
 	}
 	s.mu.Unlock()
 	if len(ws) == 0 {
 		return nil
 	}
 	revs, errs := s.kv.WriteMany(ctx, ws)
-	// The tombstone we knew expired: nothing to fence any more.
+	// The tombstone we knew expired: nothing to fence any more. A
+	// tombstone, or a group created again under a destroyed one's key,
+	// that conflicted is retried as a create, which conflicts again only
+	// if the key holds a value: another replica's.
 	var again []bus.KVWrite
 	var at []int
 	for i, w := range ws {
-		if errors.Is(errs[i], bus.ErrConflict) && w.Rev != 0 && w.Value == nil {
+		if errors.Is(errs[i], bus.ErrConflict) && w.Rev != 0 && (w.Value == nil || overTomb[i]) {
 			w.Rev = 0
 			again = append(again, w)
 			at = append(at, i)
@@ -234,13 +275,39 @@ func (s *KVStore) Commit(ctx context.Context) error {
 				g.rev = revs[i]
 				delete(s.gone, keys[i])
 			} else {
-				s.gone[keys[i]] = revs[i]
+				s.gone[keys[i]] = goneRev{revs[i], now}
 			}
 			delete(s.dirty, keys[i])
 			delete(s.tombs, w.Key)
 		}
 	}
 	return errors.Join(failed...)
+}
+
+// forgetExpired drops, at most every goneSweep, the revisions of the
+// tombstones that have expired by now: those this store wrote more than
+// tombTTL (and tombstoneSlack) ago, and, that long after Load, those it
+// found. A key still to be written keeps its revision. Callers hold s.mu.
+func (s *KVStore) forgetExpired(now time.Time) {
+	if now.Sub(s.swept) < goneSweep && !now.Before(s.swept) {
+		return
+	}
+	s.swept = now
+	horizon := s.tombTTL + tombstoneSlack
+	for k, gr := range s.gone {
+		if _, dirty := s.dirty[k]; !dirty && now.Sub(gr.at) > horizon {
+			delete(s.gone, k)
+		}
+	}
+	if len(s.tombs) > 0 && now.Sub(s.loaded) > horizon {
+		keep := map[string]uint64{}
+		for k := range s.dirty {
+			if rev, ok := s.tombs[k.String()]; ok {
+				keep[k.String()] = rev
+			}
+		}
+		s.tombs = keep
+	}
 }
 
 // GroupReader reads stored groups from any process: the view the

@@ -38,11 +38,12 @@ func NewSim(t *ruleset.Tenant, start time.Time) (*Sim, error) {
 }
 
 // Ingest puts env's alert (events are ignored) in at instant at; the
-// envelope's tenant is overridden by the simulator's.
+// envelope's tenant is overridden by the simulator's, its source counts
+// (see Origin.Source).
 func (s *Sim) Ingest(at time.Time, env *klaxonv1.Envelope) {
 	s.Advance(at)
 	if a := env.GetAlert(); a != nil {
-		_ = s.D.Receive(context.Background(), s.tenant, a, at)
+		_ = s.D.ReceiveFrom(context.Background(), s.tenant, a, Origin{Source: env.GetSource()}, at)
 	}
 }
 

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"math"
 	"sort"
 	"sync"
 	"time"
@@ -19,7 +20,7 @@ type Alert struct {
 	Labels       Labels  `json:"labels"`
 	Annotations  Labels  `json:"annotations"`
 	StartsAt     Instant `json:"startsAt"`
-	EndsAt       Instant `json:"endsAt"`
+	EndsAt       Instant `json:"endsAt"` // none: fires until resolved (see fromProto)
 	GeneratorURL string  `json:"generatorURL,omitempty"`
 	UpdatedAt    Instant `json:"updatedAt"`
 	// Timeout: EndsAt was set by resolve_timeout, not by the sender.
@@ -32,6 +33,14 @@ type Alert struct {
 
 // ResolvedAt says whether the alert is resolved at t (Alertmanager's rule).
 func (a *Alert) ResolvedAt(t time.Time) bool { return !a.EndsAt.IsZero() && !a.EndsAt.After(At(t)) }
+
+// end is EndsAt, none being after every instant.
+func (a *Alert) end() Instant {
+	if a.EndsAt.IsZero() {
+		return math.MaxInt64
+	}
+	return a.EndsAt
+}
 
 // LabelSet of the alert.
 func (a *Alert) LabelSet() model.LabelSet { return a.Labels.LabelSet() }

@@ -6,6 +6,7 @@
 package heartbeat
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -57,6 +58,14 @@ type state struct {
 	FiringSince time.Time `json:"firing_since,omitzero"`
 	// ResentAt is when the firing alert was last re-sent.
 	ResentAt time.Time `json:"resent_at,omitzero"`
+	// Pending is a derived alert decided with this state and not yet known
+	// to be published (an Envelope): written with the state, published,
+	// then cleared; whoever updates the state next publishes it first (its
+	// id makes a second copy a duplicate). Without it, a publish that
+	// failed after the state was written lost the alert: a resolve was
+	// never sent (the state said resolved) and a first page waited for the
+	// next re-send.
+	Pending []byte `json:"pending,omitempty"`
 }
 
 // Firing alerts are re-sent every resendEvery with endsAt validity ahead, as
@@ -208,7 +217,8 @@ func (m *Monitor) Tick(ctx context.Context) error {
 }
 
 // update applies f to the heartbeat's state with a revision check; only the
-// replica whose write wins publishes the resulting alert.
+// replica whose write wins publishes the resulting alert, after the state
+// holds it as Pending.
 func (m *Monitor) update(ctx context.Context, tenant string, hb *ruleset.Heartbeat, f func(*state, time.Time) *klaxonv1.Envelope) error {
 	key := m.key(tenant, hb.Name)
 	for attempt := 0; attempt < 10; attempt++ {
@@ -221,19 +231,39 @@ func (m *Monitor) update(ctx context.Context, tenant string, hb *ruleset.Heartbe
 		if raw == nil || json.Unmarshal(raw, &s) != nil {
 			s = state{ArmedAt: now}
 		}
-		before := s
+		if s.Pending != nil {
+			if err := m.publishRaw(ctx, s.Pending); err != nil {
+				return err
+			}
+			s.Pending = nil
+		}
 		env := f(&s, now)
-		if s == before && raw != nil {
-			return nil
+		if env != nil {
+			if s.Pending, err = env.MarshalVT(); err != nil {
+				return err
+			}
 		}
 		data, _ := json.Marshal(&s)
-		if _, err := m.kv.Write(ctx, key, data, rev, 0); errors.Is(err, bus.ErrConflict) {
+		if raw != nil && bytes.Equal(data, raw) {
+			return nil
+		}
+		rev, err = m.kv.Write(ctx, key, data, rev, 0)
+		if errors.Is(err, bus.ErrConflict) {
 			continue
 		} else if err != nil {
 			return err
 		}
-		if env != nil {
-			return m.publish(ctx, env)
+		if env == nil {
+			return nil
+		}
+		if err := m.publish(ctx, env); err != nil {
+			return err // Pending: published by the next update
+		}
+		s.Pending = nil
+		data, _ = json.Marshal(&s)
+		if _, err := m.kv.Write(ctx, key, data, rev, 0); err != nil && !errors.Is(err, bus.ErrConflict) {
+			// Published; the next update publishes it again, a duplicate.
+			m.log.Debug("heartbeat state not cleared after publishing", "heartbeat", hb.Name, "err", err)
 		}
 		return nil
 	}
@@ -281,13 +311,23 @@ func (m *Monitor) alert(tenant string, hb *ruleset.Heartbeat, s *state, now time
 	}
 }
 
+// publishRaw publishes a Pending envelope.
+func (m *Monitor) publishRaw(ctx context.Context, data []byte) error {
+	var env klaxonv1.Envelope
+	if err := env.UnmarshalVT(data); err != nil {
+		m.log.Warn("dropping an undecodable pending heartbeat alert", "err", err)
+		return nil
+	}
+	return m.publish(ctx, &env)
+}
+
 func (m *Monitor) publish(ctx context.Context, env *klaxonv1.Envelope) error {
 	data, err := env.MarshalVT()
 	if err != nil {
 		return err
 	}
 	if _, err := m.bus.Publish(ctx, bus.Message{Subject: bus.IngestSubject(env.Tenant, env.Source), ID: env.Id, Data: data}); err != nil {
-		return err
+		return fmt.Errorf("publish heartbeat alert: %w", err)
 	}
 	status := "firing"
 	if env.GetAlert().Status == klaxonv1.AlertStatus_ALERT_STATUS_RESOLVED {

@@ -228,3 +228,48 @@ func TestTwoReplicasPageOnce(t *testing.T) {
 		t.Fatalf("two replicas: %v", got)
 	}
 }
+
+// A derived alert whose publish fails is published by the next update of
+// its heartbeat: the resolve of a returning heartbeat when JetStream could
+// not take it, and the first page of a silent one. Before, the state was
+// written first and the alert then lost: the state said resolved, so the
+// redelivered beat sent nothing, and the page waited for the next re-send.
+func TestDerivedAlertIsPublishedAfterAFailedPublish(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.tick(0)
+	f.watchdog(0)
+	f.tick(6 * time.Minute) // silent past interval + grace: fires
+	if got := fmt.Sprint(f.derived()); got != "[prometheus-watchdog/firing]" {
+		t.Fatalf("derived %v, want the page", got)
+	}
+	// INGEST gone: every publish fails.
+	st, err := f.bus.JS.Stream(ctx, bus.StreamIngest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	if err := f.bus.JS.DeleteStream(ctx, bus.StreamIngest); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Set(t0.Add(7 * time.Minute))
+	env := &klaxonv1.Envelope{Tenant: "default", Source: "alertmanager", ReceivedAt: timestamppb.New(t0.Add(7 * time.Minute)),
+		Payload: &klaxonv1.Envelope_Alert{Alert: &klaxonv1.Alert{Labels: map[string]string{"alertname": "Watchdog"},
+			StartsAt: timestamppb.New(t0), Status: klaxonv1.AlertStatus_ALERT_STATUS_FIRING}}}
+	if err := f.m.Process(ctx, env); err == nil {
+		t.Fatal("the beat's resolve published with no INGEST stream")
+	}
+	cfg.Subjects = []string{"klaxon.in.>"}
+	if _, err := f.bus.JS.CreateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	// The beat is redelivered: the resolve decided with it goes out.
+	f.watchdog(7 * time.Minute)
+	if got := fmt.Sprint(f.derived()); got != "[prometheus-watchdog/resolved]" {
+		t.Fatalf("derived after the redelivered beat %v, want the resolve", got)
+	}
+	f.tick(8 * time.Minute)
+	if got := fmt.Sprint(f.derived()); got != "[prometheus-watchdog/resolved]" {
+		t.Fatalf("derived %v: the resolve published again", got)
+	}
+}

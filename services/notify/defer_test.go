@@ -208,3 +208,45 @@ func TestNotificationsWaitingOnAFailingIntegrationReachTheDLQ(t *testing.T) {
 		}
 	}
 }
+
+// A receiver that cannot be built for now (JetStream unreachable when its
+// Slack message refs are opened) is retried, not dead-lettered as a bad
+// configuration at once.
+func TestUnavailableBuilderIsRetried(t *testing.T) {
+	ok := newTarget(t, 0, 0)
+	var failing atomic.Bool
+	var builds atomic.Int32
+	failing.Store(true)
+	b := bustest.New(t)
+	tenant := &ruleset.Tenant{Name: "default", Config: &amconfig.Config{Receivers: []amconfig.Receiver{{Name: "team-a"}}}}
+	holder := ruleset.NewStaticHolder(&ruleset.Set{Tenants: map[string]*ruleset.Tenant{"default": tenant}})
+	tmpl := notifytest.Template(t)
+	build := func(_ *ruleset.Tenant, _ string, log *slog.Logger) ([]notify.Integration, error) {
+		builds.Add(1)
+		if failing.Load() {
+			return nil, fmt.Errorf("%w: slack message refs bucket: nats: timeout", notify.ErrUnavailable)
+		}
+		n, err := webhook.New(&amwebhook.WebhookConfig{URL: amcommoncfg.SecretTemplateURL(ok.srv.URL)}, tmpl, log)
+		if err != nil {
+			return nil, err
+		}
+		return []notify.Integration{{Name: "webhook", SendResolved: true, Notifier: n}}, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cfg := notify.Config{MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, MaxDeliver: 1000}
+	p, err := notify.NewPipeline(ctx, cfg, b, holder, build, bustest.Logger(t), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	h := &harness{b: b, p: p}
+	h.publish(t, notification("n"), "n")
+	eventually(t, "the build tried again", func() bool { return builds.Load() >= 3 })
+	failing.Store(false)
+	eventually(t, "the notification delivered once the receiver builds", func() bool { return ok.accepted.Load() == 1 })
+	if dls := deadLetters(t, b); len(dls) != 0 {
+		t.Fatalf("dead-lettered %d, want none", len(dls))
+	}
+}

@@ -35,6 +35,11 @@ type Error struct {
 func (e *Error) Error() string { return string(e.Reason) + ": " + e.Err.Error() }
 func (e *Error) Unwrap() error { return e.Err }
 
+// ErrUnavailable marks a Builder's failure that passes (JetStream briefly
+// unreachable), unlike a receiver that cannot be built (bad config): the
+// notification is retried instead of dead-lettered at once.
+var ErrUnavailable = errors.New("temporarily unavailable")
+
 // ReasonOf extracts the reason of err.
 func ReasonOf(err error) Reason {
 	var e *Error

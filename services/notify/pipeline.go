@@ -329,6 +329,9 @@ func (p *Pipeline) Deliver(ctx context.Context, pn *klaxonv1.Notification) (retr
 	n := FromProto(pn, p.cfg.Now())
 	log := n.Logger(p.log)
 	ints, err := p.integrations(pn.Tenant, pn.Receiver, log)
+	if errors.Is(err, ErrUnavailable) {
+		return true, &Error{Reason: ReasonOther, Err: err}
+	}
 	if err != nil {
 		return false, &Error{Reason: ReasonConfig, Err: err}
 	}

@@ -29,10 +29,18 @@ import (
 type Builder struct {
 	ExternalURL *url.URL
 
-	bus       *bus.Bus
-	mu        sync.Mutex
-	tmpls     map[*ruleset.Tenant]*template.Template
+	bus *bus.Bus
+	mu  sync.Mutex
+	// tmpls holds each tenant's templates, by name, for the Tenant of the
+	// rules they were built from: a reload's new Tenant replaces them (keyed
+	// by the Tenant, every reload kept its templates for ever).
+	tmpls     map[string]tenantTemplate
 	slackRefs jetstream.KeyValue
+}
+
+type tenantTemplate struct {
+	t  *ruleset.Tenant
+	tm *template.Template
 }
 
 // Option configures a Builder.
@@ -44,7 +52,7 @@ func WithBus(b *bus.Bus) Option { return func(bd *Builder) { bd.bus = b } }
 
 // NewBuilder returns a builder whose templates link to externalURL.
 func NewBuilder(externalURL *url.URL, opts ...Option) *Builder {
-	b := &Builder{ExternalURL: externalURL, tmpls: map[*ruleset.Tenant]*template.Template{}}
+	b := &Builder{ExternalURL: externalURL, tmpls: map[string]tenantTemplate{}}
 	for _, o := range opts {
 		o(b)
 	}
@@ -56,8 +64,8 @@ func NewBuilder(externalURL *url.URL, opts ...Option) *Builder {
 func (b *Builder) Template(t *ruleset.Tenant) (*template.Template, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if tm, ok := b.tmpls[t]; ok {
-		return tm, nil
+	if c, ok := b.tmpls[t.Name]; ok && c.t == t {
+		return c.tm, nil
 	}
 	var globs []string
 	if t.Config != nil {
@@ -69,7 +77,7 @@ func (b *Builder) Template(t *ruleset.Tenant) (*template.Template, error) {
 	}
 	// FromGlobs leaves ExternalURL nil and Data() would panic.
 	tm.ExternalURL = b.ExternalURL
-	b.tmpls[t] = tm
+	b.tmpls[t.Name] = tenantTemplate{t: t, tm: tm}
 	return tm, nil
 }
 
@@ -87,7 +95,9 @@ func (b *Builder) refs() (jetstream.KeyValue, error) {
 	// Resolves arrive within days; 30 days bounds the bucket.
 	kv, err := b.bus.KV(ctx, bus.BucketSlackRefs, 30*24*time.Hour)
 	if err != nil {
-		return nil, err
+		// Not a bad receiver: JetStream unreachable for now. The
+		// notification is retried, not dead-lettered as a config error.
+		return nil, fmt.Errorf("%w: slack message refs bucket: %w", notify.ErrUnavailable, err)
 	}
 	b.slackRefs = kv
 	return kv, nil

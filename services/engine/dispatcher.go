@@ -473,18 +473,32 @@ func (d *Dispatcher) regroup(ctx context.Context, ts *tenantState, g *GroupState
 	}
 	// Alertmanager keys its notification log by receiver and group key, not
 	// by route position: a group that moved in the tree but kept its key and
-	// receiver keeps its log, so the reload does not re-notify.
+	// receiver keeps its log, so the reload does not re-notify; and the
+	// notification it decided and has not yet published, which the log
+	// counts as sent: dropped, it was never sent at all.
 	if g.Nflog == nil {
 		return nil
 	}
 	key := g.Key()
+	handed := false
 	for _, ng := range ts.groups {
 		if ng.Receiver == g.Receiver && ng.Nflog == nil && ng.Key() == key {
 			ng.Nflog = g.Nflog
+			if g.Pending != nil && ng.Pending == nil && !handed {
+				var n klaxonv1.Notification
+				if n.UnmarshalVT(g.Pending) == nil {
+					ng.Pending, handed = g.Pending, true
+					ts.pending[n.IdempotencyKey] = ng
+				}
+			}
 			if err := d.cfg.Store.Put(ctx, ng.GroupState); err != nil {
 				return err
 			}
 		}
+	}
+	if g.Pending != nil && !handed && d.cfg.Log != nil {
+		d.cfg.Log.Warn("a rules change regrouped a group whose notification was not yet published; it is not sent (its receiver or grouping changed)",
+			"tenant", g.Tenant, "receiver", g.Receiver, "group_key", key)
 	}
 	return nil
 }

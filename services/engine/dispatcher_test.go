@@ -394,10 +394,11 @@ route:
 	d := NewDispatcher(DispatcherConfig{Rules: func(string) *ruleset.Tenant { return cur }})
 	ctx := context.Background()
 	must(t, d.Receive(ctx, "a", alertOf("alertname=A,id=1,team=db", t0, 3*time.Hour), t0))
-	if ns, _ := d.Tick(ctx, t0.Add(30*time.Second)); len(ns) != 1 || ns[0].Receiver != "db" {
-		t.Fatalf("first flush: %v", ns)
+	first, _ := d.Tick(ctx, t0.Add(30*time.Second))
+	if len(first) != 1 || first[0].Receiver != "db" {
+		t.Fatalf("first flush: %v", first)
 	}
-	must(t, d.Ack(ctx))
+	must(t, d.Ack(ctx, first...)) // published
 	cur = after // the db route is now the second child: another route id, same key
 	must(t, d.Receive(ctx, "a", alertOf("alertname=A,id=2,team=x", t0.Add(time.Minute), 3*time.Hour), t0.Add(time.Minute)))
 	ns, err := d.Tick(ctx, t0.Add(2*time.Minute))
@@ -678,5 +679,55 @@ route:
 		if len(gs) != 1 || gs[0].Receiver != "default" {
 			t.Fatalf("the null receiver's group must end once its alert resolved; stored groups: %d", len(gs))
 		}
+	}
+}
+
+// A notification decided and not yet published (NOTIFY unavailable) when a
+// reload moves its group in the tree (a sibling route inserted before it:
+// same receiver, same group key, another route id) is published by the next
+// tick, once; the group keeps its log, so it is not notified again before
+// repeat_interval. Before, the regroup dropped it, the log counted it as
+// sent, and the receiver first heard of the alert a repeat_interval late.
+func TestReloadKeepsAnUnpublishedNotification(t *testing.T) {
+	route := func(extra string) string {
+		return baseRoute + `
+route:
+  receiver: default
+  group_by: [alertname]
+  group_wait: 30s
+  group_interval: 5m
+  repeat_interval: 4h
+  routes:` + extra + `
+    - matchers: [team=db]
+      receiver: db
+`
+	}
+	before, after := loadTenant(t, "a", route("")), loadTenant(t, "a", route(`
+    - matchers: [team=web]
+      receiver: ops`))
+	cur := before
+	d := NewDispatcher(DispatcherConfig{Rules: func(string) *ruleset.Tenant { return cur }})
+	ctx := context.Background()
+	must(t, d.Receive(ctx, "a", alertOf("alertname=A,id=1,team=db", t0, 0), t0))
+	ns, err := d.Tick(ctx, t0.Add(30*time.Second))
+	must(t, err)
+	if len(ns) != 1 || ns[0].Receiver != "db" {
+		t.Fatalf("first flush: %d notifications, want the db one", len(ns))
+	}
+	// Not acked: its publish failed. The rules change.
+	cur = after
+	var sent []string
+	for m := 1; m <= 120; m++ {
+		at := t0.Add(time.Duration(m) * time.Minute)
+		must(t, d.Receive(ctx, "a", alertOf("alertname=A,id=1,team=db", t0, 0), at))
+		ns, err := d.Tick(ctx, at)
+		must(t, err)
+		for _, n := range ns {
+			sent = append(sent, n.Receiver+" "+n.IdempotencyKey)
+		}
+		must(t, d.Ack(ctx, ns...))
+	}
+	if len(sent) != 1 || !strings.HasPrefix(sent[0], "db ") {
+		t.Fatalf("after the reload: %v, want the unpublished db notification once", sent)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -150,10 +151,24 @@ func (r *Relay) Deliver(ctx context.Context, path string, body []byte, header ht
 	if len(notices) == 0 {
 		return recvErr
 	}
+	// Side by side: one notice can take a destination's whole retry budget
+	// (PagerDuty hanging: three tries of HTTP_TIMEOUT), and one after
+	// another the notices after it ran into the function's timeout, even
+	// to destinations that answer at once.
+	lostBy := make([]error, len(notices))
+	var wg sync.WaitGroup
+	for i, n := range notices {
+		wg.Go(func() {
+			if delivered, err := r.Fallback.Notify(ctx, log, n); delivered == 0 {
+				lostBy[i] = fmt.Errorf("notice %s reached nobody: %w", n.Key, err)
+			}
+		})
+	}
+	wg.Wait()
 	var lost []error
-	for _, n := range notices {
-		if delivered, err := r.Fallback.Notify(ctx, log, n); delivered == 0 {
-			lost = append(lost, fmt.Errorf("notice %s reached nobody: %w", n.Key, err))
+	for _, err := range lostBy {
+		if err != nil {
+			lost = append(lost, err)
 		}
 	}
 	if len(lost) > 0 {

@@ -142,7 +142,13 @@ func recordNotice(r *Rule, rules []string, rec *ctRecord) *alerting.Notice {
 // receiver takes any EventBridge event, and the individual records were not
 // worth forwarding one by one.
 func burstMatch(r *Rule, key string, last *ctRecord, now time.Time) (match, error) {
-	id := derivedID("burst", r.Name, key, strconv.FormatInt(now.UnixNano(), 10))
+	// The event that completed the burst names it, so the burst of a
+	// retried invocation is the same event for the receiver's dedup.
+	at := strconv.FormatInt(now.UnixNano(), 10)
+	if last.EventID != "" {
+		at = last.EventID
+	}
+	id := derivedID("burst", r.Name, key, at)
 	detail := map[string]any{
 		"rule":        r.Name,
 		"severity":    r.Severity,

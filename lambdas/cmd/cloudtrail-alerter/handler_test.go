@@ -268,3 +268,49 @@ func FuzzDecodeInput(f *testing.F) {
 		}
 	})
 }
+
+// The event that completes a burst completes it again when Lambda retries
+// it (its notice reached nobody, the invocation failed), with the same
+// burst id; and a retried event that did not complete one is not counted
+// twice. Before, the count started over at the burst, the retry counted 1,
+// and the burst was never delivered.
+func TestRetriedEventStillCompletesItsBurst(t *testing.T) {
+	cfg, err := LoadRules("r.yaml", []byte(`rules:
+  - name: denied
+    match: {errorCode: ["AccessDenied*"]}
+    burst: {count: 3, window: 1m, by: [userIdentity.arn]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := NewBursts()
+	r := &cfg.Rules[0]
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	ev := func(id string) *ctRecord {
+		return &ctRecord{EventID: id, ErrorCode: "AccessDenied", UserIdentity: ctIdentity{ARN: "arn:mallory"}}
+	}
+	for i, s := range []struct {
+		id   string
+		fire bool
+	}{
+		{"e1", false}, {"e1", false}, // a retry of e1 is not a second match
+		{"e2", false}, {"e3", true}, // e1, e2, e3
+		{"e3", true}, // e3 retried: the burst again
+		{"e4", false},
+	} {
+		if _, fired := b.Observe(r, ev(s.id), t0.Add(time.Duration(i)*time.Second)); fired != s.fire {
+			t.Errorf("step %d (%s): fired = %v, want %v", i, s.id, fired, s.fire)
+		}
+	}
+	m1, err := burstMatch(r, "userIdentity.arn=arn:mallory", ev("e3"), t0.Add(3*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2, err := burstMatch(r, "userIdentity.arn=arn:mallory", ev("e3"), t0.Add(4*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m1.notice.Key != m2.notice.Key {
+		t.Errorf("the retried burst is another burst: %s, then %s", m1.notice.Key, m2.notice.Key)
+	}
+}

@@ -228,13 +228,27 @@ func (ru *Rule) matches(r *ctRecord) bool {
 // recycles the container. That trade-off keeps the hot path free of a
 // database round trip; see README.md.
 type Bursts struct {
-	mu    sync.Mutex
-	seen  map[string][]time.Time // rule + key → match times, oldest first
-	limit int                    // max keys kept, bounds memory
+	mu   sync.Mutex
+	seen map[string][]burstMark // rule + key → matches, oldest first
+	// fired: rule + eventID → key, for the events that completed a burst.
+	// The same event again (Lambda retrying an invocation whose notice
+	// reached nobody) completes it again: the count had started over, and
+	// the retry counted 1, so the burst was lost.
+	fired map[string]string
+	limit int // max keys kept, bounds memory
+}
+
+// burstMark is one match: when, and the CloudTrail eventID ("" if none),
+// so a retried event is not counted twice.
+type burstMark struct {
+	at time.Time
+	id string
 }
 
 // NewBursts returns an empty counter.
-func NewBursts() *Bursts { return &Bursts{seen: map[string][]time.Time{}, limit: 10000} }
+func NewBursts() *Bursts {
+	return &Bursts{seen: map[string][]burstMark{}, fired: map[string]string{}, limit: 10000}
+}
 
 // Observe records a match of rule for r at now and reports whether that
 // completes a burst (then the count starts again, so a steady flood alerts
@@ -248,17 +262,33 @@ func (b *Bursts) Observe(rule *Rule, r *ctRecord, now time.Time) (key string, fi
 	id := rule.Name + "\x00" + key
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	times := b.seen[id]
-	cutoff := now.Add(-rule.Burst.Window)
-	keep := times[:0]
-	for _, t := range times {
-		if t.After(cutoff) {
-			keep = append(keep, t)
+	firedBy := rule.Name + "\x00" + r.EventID
+	if r.EventID != "" {
+		if k, ok := b.fired[firedBy]; ok {
+			return k, true
 		}
 	}
-	keep = append(keep, now)
+	marks := b.seen[id]
+	cutoff := now.Add(-rule.Burst.Window)
+	keep := marks[:0]
+	for _, m := range marks {
+		if m.at.After(cutoff) {
+			keep = append(keep, m)
+		}
+	}
+	if r.EventID != "" && slices.ContainsFunc(keep, func(m burstMark) bool { return m.id == r.EventID }) {
+		b.seen[id] = keep
+		return key, false // counted already
+	}
+	keep = append(keep, burstMark{at: now, id: r.EventID})
 	if len(keep) >= rule.Burst.Count {
 		delete(b.seen, id)
+		if r.EventID != "" {
+			if len(b.fired) >= b.limit {
+				clear(b.fired)
+			}
+			b.fired[firedBy] = key
+		}
 		return key, true
 	}
 	// Only the last Count-1 times can matter for the next decision.
@@ -275,8 +305,8 @@ func (b *Bursts) Observe(rule *Rule, r *ctRecord, now time.Time) (key string, fi
 // prune drops keys with no match inside window; if that is not enough, it
 // drops everything, preferring a missed burst to an out-of-memory container.
 func (b *Bursts) prune(now time.Time, window time.Duration) {
-	for id, ts := range b.seen {
-		if len(ts) == 0 || !ts[len(ts)-1].After(now.Add(-window)) {
+	for id, ms := range b.seen {
+		if len(ms) == 0 || !ms[len(ms)-1].at.After(now.Add(-window)) {
 			delete(b.seen, id)
 		}
 	}

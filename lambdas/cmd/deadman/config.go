@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -52,6 +53,24 @@ func LoadConfig(name string, data []byte) (*Config, error) {
 		}
 	}
 	return cfg, errors.Join(errs...)
+}
+
+// Expect adds sources that must exist (DEADMAN_SOURCES), with the defaults,
+// to those the config lists. Without any, only sources already in the table
+// are checked, and a heartbeat that never arrived (a wrong token or URL, a
+// missing Alertmanager route) never pages: the switch was never armed.
+func (c *Config) Expect(sources []string) {
+	for _, src := range sources {
+		if src = strings.TrimSpace(src); src == "" {
+			continue
+		}
+		if c.Sources == nil {
+			c.Sources = map[string]SourceConfig{}
+		}
+		if _, ok := c.Sources[src]; !ok {
+			c.Sources[src] = SourceConfig{}
+		}
+	}
 }
 
 func (c *Config) staleAfter(source string) time.Duration {

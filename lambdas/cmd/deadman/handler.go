@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/klaxon-sh/klaxon/lambdas/alerting"
@@ -44,13 +45,42 @@ func (h *Handler) Handle(ctx context.Context) error {
 			beats = append(beats, alerting.Beat{Source: src})
 		}
 	}
-	var errs []error
-	for _, b := range beats {
-		if err := h.check(ctx, b, now); err != nil {
-			errs = append(errs, err)
-		}
+	// Side by side: a page can take a destination's whole retry budget
+	// (PagerDuty unreachable: three tries of HTTP_TIMEOUT), and one source
+	// after another ran the last into the function's timeout.
+	errs := make([]error, len(beats))
+	var wg sync.WaitGroup
+	for i, b := range beats {
+		wg.Go(func() { errs[i] = h.check(ctx, b, now) })
 	}
+	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// undoMargin is kept back from the run's deadline for giving a claim back
+// after a notice that reached nobody.
+const undoMargin = 3 * time.Second
+
+// sendContext bounds a notice to the run's deadline less undoMargin.
+func sendContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(ctx, d.Add(-undoMargin))
+	}
+	return context.WithCancel(ctx)
+}
+
+// undoContext is for giving a claim back: not the run's context, which a
+// notice that timed out has used up (the claim then stayed, the source
+// counted as paged, and no later run paged it), but undoMargin of its own.
+func undoContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), undoMargin)
+}
+
+// notify sends n within sendContext.
+func (h *Handler) notify(ctx context.Context, n *alerting.Notice) (int, error) {
+	sctx, cancel := sendContext(ctx)
+	defer cancel()
+	return h.Pager.Notify(sctx, h.Log, n)
 }
 
 func (h *Handler) check(ctx context.Context, b alerting.Beat, now time.Time) error {
@@ -63,9 +93,11 @@ func (h *Handler) check(ctx context.Context, b alerting.Beat, now time.Time) err
 			return err
 		}
 		n := h.notice(b, alerting.Firing, now, limit)
-		if delivered, err := h.Pager.Notify(ctx, h.Log, n); delivered == 0 {
+		if delivered, err := h.notify(ctx, n); delivered == 0 {
 			// Nobody was paged: give the claim back so the next run retries.
-			if rerr := h.Store.ReleasePage(ctx, b.Source, now); rerr != nil {
+			uctx, cancel := undoContext(ctx)
+			defer cancel()
+			if rerr := h.Store.ReleasePage(uctx, b.Source, now); rerr != nil {
 				err = errors.Join(err, rerr)
 			}
 			return fmt.Errorf("deadman: page for %q reached nobody: %w", b.Source, err)
@@ -77,8 +109,10 @@ func (h *Handler) check(ctx context.Context, b alerting.Beat, now time.Time) err
 			return err
 		}
 		n := h.notice(b, alerting.Resolved, now, limit)
-		if delivered, err := h.Pager.Notify(ctx, h.Log, n); delivered == 0 {
-			if rerr := h.Store.RestorePage(ctx, b.Source, b.PagedAt); rerr != nil {
+		if delivered, err := h.notify(ctx, n); delivered == 0 {
+			uctx, cancel := undoContext(ctx)
+			defer cancel()
+			if rerr := h.Store.RestorePage(uctx, b.Source, b.PagedAt); rerr != nil {
 				err = errors.Join(err, rerr)
 			}
 			return fmt.Errorf("deadman: resolve for %q reached nobody: %w", b.Source, err)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,4 +100,72 @@ func TestLoadConfig(t *testing.T) {
 	if _, err := LoadConfig("c", []byte("sources: {a: {severity: loud}}\n")); err == nil {
 		t.Error("bad severity accepted")
 	}
+	// DEADMAN_SOURCES adds sources that must check in; the config's own
+	// settings for one it lists stay.
+	cfg.Expect([]string{"a", " prod-eu", "", "prod-us "})
+	if len(cfg.Sources) != 3 || cfg.staleAfter("a") != time.Minute || cfg.severity("prod-eu") != "critical" {
+		t.Fatalf("expected sources: %+v", cfg.Sources)
+	}
+	if _, ok := cfg.Sources["prod-us"]; !ok {
+		t.Fatalf("prod-us not expected: %+v", cfg.Sources)
+	}
+}
+
+// A page that runs into the function's deadline (PagerDuty hanging) gives
+// its claim back all the same, within a margin kept back for it, so the next
+// run pages again. Before, the claim was given back with the run's own
+// context, already expired: it stayed, the source counted as paged, and no
+// later run paged it for the whole outage.
+func TestPageThatTimesOutIsRetried(t *testing.T) {
+	url := fakes.Dynalite(t)
+	db := dynamodb.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("a", "b", "")},
+		func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(url) })
+	ctx := context.Background()
+	if _, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
+		TableName:            aws.String("heartbeats"),
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("source"), AttributeType: types.ScalarAttributeTypeS}},
+		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("source"), KeyType: types.KeyTypeHash}},
+		BillingMode:          types.BillingModePayPerRequest,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	store := &alerting.Store{DB: db, Table: "heartbeats"}
+	cfg, err := LoadConfig("cfg", []byte("stale_after: 2m\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	hang := &hangingNotifier{}
+	h := &Handler{Config: cfg, Store: store, Now: func() time.Time { return now }, Pager: alerting.Fanout{hang},
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if _, err := store.Record(ctx, "prod", now.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	// The run's deadline: the margin plus a moment for the claim.
+	rctx, cancel := context.WithTimeout(ctx, undoMargin+500*time.Millisecond)
+	err = h.Handle(rctx)
+	cancel()
+	if err == nil {
+		t.Fatal("want an error: the page reached nobody")
+	}
+	beats, err := store.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(beats) != 1 || !beats[0].PagedAt.IsZero() {
+		t.Fatalf("after a page that timed out: %+v, want the claim given back", beats)
+	}
+	if hang.calls.Load() != 1 {
+		t.Fatalf("notified %d times, want 1", hang.calls.Load())
+	}
+}
+
+// hangingNotifier answers only when its context ends.
+type hangingNotifier struct{ calls atomic.Int32 }
+
+func (n *hangingNotifier) Name() string { return "hanging" }
+func (n *hangingNotifier) Notify(ctx context.Context, _ *alerting.Notice) error {
+	n.calls.Add(1)
+	<-ctx.Done()
+	return ctx.Err()
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -21,6 +22,9 @@ const (
 	envTable  = "HEARTBEAT_TABLE"
 	envTTL    = "HEARTBEAT_TTL"
 	envConfig = "DEADMAN_CONFIG" // or DEADMAN_CONFIG_SSM_PARAM
+	// envSources: comma-separated sources that must check in, added to
+	// the config's (the SAM template's DeadmanSources).
+	envSources = "DEADMAN_SOURCES"
 )
 
 func main() {
@@ -41,6 +45,7 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
+	cfg.Expect(strings.Split(os.Getenv(envSources), ","))
 	ttl, err := s.Duration(ctx, envTTL, 30*24*time.Hour)
 	if err != nil {
 		fail(err)

@@ -124,9 +124,16 @@ func (h *Handler) authorized(headers map[string]string) bool {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return false
 	}
-	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	sum := tokenHash(token)
 	return subtle.ConstantTimeCompare(sum[:], h.TokenHash[:]) == 1
 }
+
+// tokenHash is the hash a bearer token is compared by, surrounding space
+// trimmed on both sides: the configured token (an SSM value written from a
+// file ends in a newline) as the one a request sends. Trimmed only on the
+// request's side, a stored token with a newline refused every heartbeat,
+// the table stayed empty, and the dead-man switch was never armed.
+func tokenHash(token string) [32]byte { return sha256.Sum256([]byte(strings.TrimSpace(token))) }
 
 // sources names what the heartbeat is for: the URL path (…lambda-url…/prod-eu)
 // when given, else each firing heartbeat alert's SourceLabel.

@@ -68,3 +68,17 @@ func TestHandle(t *testing.T) {
 		})
 	}
 }
+
+// The configured token is compared with surrounding space trimmed, as the
+// request's is: an SSM value written from a file ends in a newline, and
+// Alertmanager sends the token without it. Before, every heartbeat got 401
+// and the dead-man switch was never armed.
+func TestConfiguredTokenWithNewlineAuthorizes(t *testing.T) {
+	h := &Handler{TokenHash: tokenHash("tok\n")}
+	if !h.authorized(map[string]string{"authorization": "Bearer tok"}) {
+		t.Fatal(`a stored "tok\n" refused "Bearer tok"`)
+	}
+	if h.authorized(map[string]string{"authorization": "Bearer to"}) {
+		t.Fatal("a prefix of the token authorized")
+	}
+}

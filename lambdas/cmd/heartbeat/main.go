@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"os"
 	"time"
@@ -59,7 +58,7 @@ func main() {
 		alerting.ExitInitError(log, "heartbeat", err)
 	}
 	h := &Handler{
-		TokenHash:   sha256.Sum256([]byte(token)),
+		TokenHash:   tokenHash(token),
 		Store:       &alerting.Store{DB: db, Table: table, TTL: ttl},
 		Now:         time.Now,
 		Alertnames:  names,

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/klaxon-sh/klaxon/lambdas/alerting"
 )
@@ -63,6 +64,20 @@ type Handler struct {
 	// Severity of fallback notices for messages that carry none.
 	Severity string
 	Log      *slog.Logger
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+}
+
+// firing: an API v2 alert fires until its endsAt has passed. Prometheus
+// sends every firing alert with an endsAt ahead (now + 4 evaluation
+// intervals); taken for resolved, the fallback resolved an incident that
+// never opened instead of paging.
+func (h *Handler) firing(a alerting.PostableAlert) bool {
+	now := time.Now
+	if h.Now != nil {
+		now = h.Now
+	}
+	return a.EndsAt == nil || a.EndsAt.IsZero() || a.EndsAt.After(now())
 }
 
 // delivery is one POST to the receiver and what to send if it fails.
@@ -121,7 +136,7 @@ func (h *Handler) mapRecord(m *snsEntity) (*delivery, error) {
 		if json.Unmarshal([]byte(msg), &alerts) == nil && len(alerts) > 0 && allLabelled(alerts) {
 			notices := make([]*alerting.Notice, 0, len(alerts))
 			for _, a := range alerts {
-				notices = append(notices, alerting.AlertNotice(a, a.EndsAt == nil, source))
+				notices = append(notices, alerting.AlertNotice(a, h.firing(a), source))
 			}
 			return &delivery{path: alerting.PathAlertsV2, body: []byte(msg), notices: notices}, nil
 		}

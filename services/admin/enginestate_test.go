@@ -170,6 +170,21 @@ func TestEngineStateSilences(t *testing.T) {
 	_, err = sc.ExpireSilence(c, &adminv1.ExpireSilenceRequest{Id: "no-such-id"})
 	wantCode(t, err, codes.NotFound)
 
+	// team!="" (everything with a team) does not match the empty string: a
+	// valid silence, as in Alertmanager and /api/v2/silences; it was refused
+	// for its empty value. foo=~".*" alone would mute everything: refused.
+	if _, err := sc.CreateSilence(c, &adminv1.CreateSilenceRequest{Silence: &adminv1.Silence{
+		Matchers: []*adminv1.Matcher{{Name: "team", Value: "", Type: adminv1.MatcherType_MATCHER_TYPE_NOT_EQUAL}},
+		EndsAt:   timestamppb.New(time.Now().Add(time.Hour)), CreatedBy: "ops",
+	}}); err != nil {
+		t.Fatalf(`team!="": %v, want it created`, err)
+	}
+	_, err = sc.CreateSilence(c, &adminv1.CreateSilenceRequest{Silence: &adminv1.Silence{
+		Matchers: []*adminv1.Matcher{{Name: "foo", Value: ".*", Type: adminv1.MatcherType_MATCHER_TYPE_REGEXP}},
+		EndsAt:   timestamppb.New(time.Now().Add(time.Hour)), CreatedBy: "ops",
+	}})
+	wantCode(t, err, codes.InvalidArgument)
+
 	// The store's own validation also answers InvalidArgument.
 	_, err = sc.CreateSilence(c, &adminv1.CreateSilenceRequest{Silence: &adminv1.Silence{
 		Matchers: []*adminv1.Matcher{eq("a", "b"), {Name: "c", Value: "x", Type: adminv1.MatcherType(99)}},

@@ -114,10 +114,14 @@ func validateSilence(sil *adminv1.Silence) error {
 	}
 	allEmpty := true
 	for _, m := range sil.GetMatchers() {
-		if _, err := toLabelsMatcher(m); err != nil {
+		lm, err := toLabelsMatcher(m)
+		if err != nil {
 			return status.Errorf(codes.InvalidArgument, "matcher %s: %v", m.GetName(), err)
 		}
-		if m.GetValue() != "" {
+		// What the matcher matches, not its value: team!="" does not
+		// match the empty string (a silence of everything with a team),
+		// foo=~".*" does.
+		if !lm.Matches("") {
 			allEmpty = false
 		}
 	}

@@ -152,7 +152,9 @@ func (a *API) deleteSilence(w http.ResponseWriter, r *http.Request) {
 	case isNotFound(err):
 		writeError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, silence.ErrExpired):
-		writeError(w, http.StatusInternalServerError, err.Error())
+		// Idempotent, as in Alertmanager (since 0.26): expiring an expired
+		// silence (twice, or Grafana's Expire on one that just ended) is 200.
+		w.WriteHeader(http.StatusOK)
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, err.Error())
 	default:

@@ -399,7 +399,7 @@ route:
 		t.Fatalf("first flush: %v", first)
 	}
 	must(t, d.Ack(ctx, first...)) // published
-	cur = after // the db route is now the second child: another route id, same key
+	cur = after                   // the db route is now the second child: another route id, same key
 	must(t, d.Receive(ctx, "a", alertOf("alertname=A,id=2,team=x", t0.Add(time.Minute), 3*time.Hour), t0.Add(time.Minute)))
 	ns, err := d.Tick(ctx, t0.Add(2*time.Minute))
 	must(t, err)

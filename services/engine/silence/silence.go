@@ -215,12 +215,24 @@ func (s *Store) Set(ctx context.Context, sil *Silence) (*Silence, error) {
 	if data, err := json.Marshal(&c); err != nil || len(data) > MaxBytes {
 		return nil, fmt.Errorf("%w: %d bytes encoded (comment, matchers, createdBy), at most %d", ErrInvalid, len(data), MaxBytes)
 	}
+	inPlace := false
 	if c.ID != "" {
 		old, err := s.be.Get(ctx, c.Tenant, c.ID)
 		if err != nil {
 			return nil, err
 		}
-		if old.State(now) == StateActive && (!sameMatchers(old.Matchers, c.Matchers) || !old.StartsAt.Equal(c.StartsAt)) {
+		switch st := old.State(now); {
+		case st == StateActive && sameMatchers(old.Matchers, c.Matchers) && old.StartsAt.Unix() == c.StartsAt.Unix():
+			inPlace = true
+			// An update in place (Alertmanager's canUpdate): its start, to
+			// the second (amtool and Grafana send milliseconds), stays
+			// the original one. Compared to the nanosecond, every edit
+			// replaced the silence with a new id, and an update in place
+			// moved its start to now.
+			c.StartsAt = old.StartsAt
+		case st == StateActive:
+			// Other matchers or another start: a new silence, the old
+			// one expired, so its history stays.
 			if _, err := s.Expire(ctx, c.Tenant, c.ID); err != nil {
 				return nil, err
 			}
@@ -230,7 +242,7 @@ func (s *Store) Set(ctx context.Context, sil *Silence) (*Silence, error) {
 	if c.ID == "" {
 		c.ID = newID()
 	}
-	if c.StartsAt.Before(now) {
+	if !inPlace && c.StartsAt.Before(now) {
 		c.StartsAt = now
 	}
 	c.UpdatedAt = now

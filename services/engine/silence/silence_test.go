@@ -194,3 +194,42 @@ func TestSetLimited(t *testing.T) {
 		t.Fatalf("reviving an expired id at the limit: %v, want ErrLimit", err)
 	}
 }
+
+// Updating an active silence as amtool and Grafana do — the same matchers,
+// its startsAt sent back to the millisecond, a new endsAt — updates it in
+// place: the same id, its original start. Compared to the nanosecond, every
+// such edit expired it and made a new one (`amtool silence update` printed a
+// new id, links to the old one broke), and an update in place moved its
+// start to now. Other matchers still make a new silence, the old expired.
+func TestUpdateActiveSilenceInPlace(t *testing.T) {
+	now := t0.Add(123456789 * time.Nanosecond)
+	s := NewMemory(WithClock(func() time.Time { return now }))
+	ctx := context.Background()
+	sil, err := s.Set(ctx, &Silence{Tenant: "a", Matchers: []Matcher{eq("alertname", "Foo")}, StartsAt: now, EndsAt: now.Add(time.Hour), CreatedBy: "me"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(10 * time.Minute)
+	edit := *sil
+	edit.StartsAt = sil.StartsAt.Truncate(time.Millisecond) // as amtool sends it back
+	edit.EndsAt = now.Add(3 * time.Hour)
+	got, err := s.Set(ctx, &edit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != sil.ID || !got.StartsAt.Equal(sil.StartsAt) || !got.EndsAt.Equal(edit.EndsAt) {
+		t.Fatalf("update: id %s start %v end %v; want id %s, start %v kept, end %v", got.ID, got.StartsAt, got.EndsAt, sil.ID, sil.StartsAt, edit.EndsAt)
+	}
+	other := *got
+	other.Matchers = []Matcher{eq("alertname", "Bar")}
+	replaced, err := s.Set(ctx, &other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if replaced.ID == sil.ID {
+		t.Fatal("other matchers updated the silence in place; want a new one")
+	}
+	if old, err := s.be.Get(ctx, "a", sil.ID); err != nil || old.State(now) != StateExpired {
+		t.Fatalf("the replaced silence: %+v, %v; want it expired", old, err)
+	}
+}

@@ -154,14 +154,17 @@ func k8sEnvelope(req *request, raw json.RawMessage, i int, many bool) (*klaxonv1
 		ns = ev.Metadata.Namespace
 	}
 	labels := dropEmpty(map[string]string{
-		"reason":    ev.Reason,
-		"type":      ev.Type,
-		"kind":      obj.Kind,
-		"namespace": ns,
-		"name":      obj.Name,
-		"component": firstNonEmpty(ev.Source.Component, ev.ReportingController),
-		"host":      ev.Source.Host,
-		"message":   truncate(msg, 1024),
+		"reason": ev.Reason,
+		"type":   ev.Type,
+		// The involved object's kind: `kind` is the event's own ("k8s",
+		// which policies and SLOs match on, kind="k8s"); labelled kind,
+		// a Pod's event was kind="Pod", and no kind="k8s" rule matched it.
+		"object_kind": obj.Kind,
+		"namespace":   ns,
+		"name":        obj.Name,
+		"component":   firstNonEmpty(ev.Source.Component, ev.ReportingController),
+		"host":        ev.Source.Host,
+		"message":     truncate(msg, 1024),
 	})
 	if obj.Kind == "Pod" {
 		labels["pod"] = obj.Name
@@ -195,7 +198,7 @@ func kubeEventer(req *request, raw []byte) (*klaxonv1.Envelope, error) {
 		t = ts // Go's default time formatting, which kube-eventer's template produces
 	}
 	labels := dropEmpty(map[string]string{
-		"reason": kb.EventReason, "type": kb.EventType, "kind": kb.EventKind, "name": kb.EventObject,
+		"reason": kb.EventReason, "type": kb.EventType, "object_kind": kb.EventKind, "name": kb.EventObject,
 		"namespace": kb.EventNamespace, "message": truncate(kb.EventMessage, 1024),
 	})
 	if kb.EventKind == "Pod" {

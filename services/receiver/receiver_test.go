@@ -437,6 +437,16 @@ func TestK8sEvents(t *testing.T) {
 	if l["pod"] != "web-1" || l["namespace"] != "shop" || l["reason"] != "BackOff" || l["container"] != "app" || l["count"] != "1" {
 		t.Errorf("labels %v", l)
 	}
+	// The object's kind is object_kind: `kind` is left to the event's own
+	// (k8s), which window policies and SLOs match (kind="k8s", as the
+	// example BackOff policies do); labelled kind="Pod", no such policy
+	// ever matched a real event.
+	for i, want := range []string{"Pod", "Pod", "Pod", "Pod", "Node"} {
+		el := envs[i].GetEvent().Labels
+		if _, ok := el["kind"]; ok || el["object_kind"] != want {
+			t.Errorf("event %d: labels %v, want object_kind %s and no kind", i, el, want)
+		}
+	}
 	if got := envs[3].GetEvent().Labels["reason"]; got != "OOMKilled" {
 		t.Errorf("kube-eventer body: reason %q", got)
 	}

@@ -58,9 +58,12 @@ type Evaluator struct {
 	log     *slog.Logger
 	metrics *metrics
 
+	// The resolve schedule: one entry per firing key, moved in place
+	// (heap.Fix) when its resolve time changes, so it is bounded by the
+	// number of firing keys, not by the occurrences counted while they fire.
 	mu  sync.Mutex
 	due dueHeap
-	at  map[string]time.Time // kv key → scheduled resolve time
+	at  map[string]*dueItem // kv key → its entry in due
 }
 
 type metrics struct {
@@ -86,7 +89,7 @@ func New(ctx context.Context, cfg Config, b *bus.Bus, rules *ruleset.Holder, log
 	}
 	f := promauto.With(reg)
 	return &Evaluator{
-		cfg: cfg, bus: b, kv: kv, rules: rules, log: log, at: map[string]time.Time{},
+		cfg: cfg, bus: b, kv: kv, rules: rules, log: log, at: map[string]*dueItem{},
 		metrics: &metrics{
 			occurrences: f.NewCounterVec(prometheus.CounterOpts{
 				Name: "klaxon_policy_occurrences_total", Help: "Occurrences seen by window policies, by result (counted, duplicate, late).",
@@ -167,6 +170,12 @@ func (e *Evaluator) observe(key string, value []byte, op jetstream.KeyValueOp) {
 	}
 	var r record
 	if err := r.unmarshal(value); err != nil {
+		return
+	}
+	if r.Pending != nil {
+		// A derived alert not yet published: Tick publishes it (resolve)
+		// unless the key is already due (its writer's retry, or its resolve).
+		e.scheduleIfNot(key, e.cfg.Now())
 		return
 	}
 	if r.FiringSince.IsZero() {
@@ -270,8 +279,20 @@ func (e *Evaluator) count(ctx context.Context, tenant string, p *ruleset.Policy,
 			}
 		}
 		r.Labels = keyLabels
+		// A derived alert an earlier update decided but failed to publish
+		// (typically for this very occurrence, now redelivered) goes first.
+		pending := r.Pending
+		if pending != nil {
+			if err := e.publishRaw(ctx, pending); err != nil {
+				return err
+			}
+			r.Pending = nil
+		}
 		if !r.Add(occ, p.Threshold) {
 			e.metrics.occurrences.WithLabelValues("duplicate").Inc()
+			if pending != nil {
+				e.clearPending(ctx, kvKey, &r, rev, recordTTL(&r, window, now))
+			}
 			return nil
 		}
 		var publish *klaxonv1.Envelope
@@ -280,27 +301,52 @@ func (e *Evaluator) count(ctx context.Context, tenant string, p *ruleset.Policy,
 				r.FiringSince = r.Last()
 			}
 			publish = e.derived(tenant, p, &r, now, true)
+			if r.Pending, err = publish.MarshalVT(); err != nil {
+				return err
+			}
 		}
-		// The key lives as long as its newest occurrence can matter: idle keys
-		// expire by themselves after their window.
-		ttl := r.Last().Add(window).Sub(now)
-		if ttl < time.Minute {
-			ttl = time.Minute
-		}
-		if _, err := e.kv.Write(ctx, kvKey, r.marshal(), rev, ttl+time.Hour); errors.Is(err, bus.ErrConflict) {
+		ttl := recordTTL(&r, window, now)
+		rev, err = e.kv.Write(ctx, kvKey, r.marshal(), rev, ttl)
+		if errors.Is(err, bus.ErrConflict) {
 			e.metrics.conflicts.Inc()
 			continue
 		} else if err != nil {
 			return err
 		}
 		e.metrics.occurrences.WithLabelValues("counted").Inc()
-		if publish != nil {
-			e.schedule(kvKey, r.ResolvesAt(p.Threshold, window))
-			return e.publish(ctx, publish)
+		if publish == nil {
+			return nil
 		}
+		if err := e.publish(ctx, publish); err != nil {
+			// Pending: published by the redelivery, the key's next update,
+			// or the next Tick, whichever comes first.
+			e.schedule(kvKey, now.Add(e.cfg.Tick))
+			return err
+		}
+		e.schedule(kvKey, r.ResolvesAt(p.Threshold, window))
+		e.clearPending(ctx, kvKey, &r, rev, ttl)
 		return nil
 	}
 	return errors.New("too many concurrent updates")
+}
+
+// recordTTL: the key lives as long as its newest occurrence can matter, so
+// idle keys expire by themselves after their window.
+func recordTTL(r *record, window time.Duration, now time.Time) time.Duration {
+	ttl := r.Last().Add(window).Sub(now)
+	if ttl < time.Minute {
+		ttl = time.Minute
+	}
+	return ttl + time.Hour
+}
+
+// clearPending writes r (its Pending published) back. Should that fail, the
+// next update publishes Pending again: a JetStream duplicate.
+func (e *Evaluator) clearPending(ctx context.Context, key string, r *record, rev uint64, ttl time.Duration) {
+	r.Pending = nil
+	if _, err := e.kv.Write(ctx, key, r.marshal(), rev, ttl); err != nil && !errors.Is(err, bus.ErrConflict) {
+		e.log.Debug("window state not cleared after publishing", "key", key, "err", err)
+	}
 }
 
 // Tick resolves firing windows whose count fell back to the threshold.
@@ -321,6 +367,7 @@ func (e *Evaluator) resolve(ctx context.Context, key string, now time.Time) erro
 	if p == nil {
 		return nil // policy removed from the rules; its alert resolves by endsAt
 	}
+	window := time.Duration(p.Window)
 	for attempt := 0; attempt < 10; attempt++ {
 		raw, rev, err := e.kv.Read(ctx, key)
 		if err != nil || raw == nil {
@@ -330,23 +377,45 @@ func (e *Evaluator) resolve(ctx context.Context, key string, now time.Time) erro
 		if err := r.unmarshal(raw); err != nil {
 			return nil
 		}
-		window := time.Duration(p.Window)
+		// A firing alert never published must be seen before its resolve; a
+		// resolve whose publish failed is retried here.
+		pending := r.Pending
+		if pending != nil {
+			if err := e.publishRaw(ctx, pending); err != nil {
+				return err
+			}
+			r.Pending = nil
+		}
 		if r.FiringSince.IsZero() {
+			if pending != nil {
+				e.clearPending(ctx, key, &r, rev, window+time.Hour)
+			}
 			return nil
 		}
 		if r.Above(now, p.Threshold, window) {
+			if pending != nil {
+				e.clearPending(ctx, key, &r, rev, recordTTL(&r, window, now))
+			}
 			e.schedule(key, r.ResolvesAt(p.Threshold, window))
 			return nil
 		}
 		env := e.derived(tenant, p, &r, now, false)
 		r.FiringSince = time.Time{}
-		if _, err := e.kv.Write(ctx, key, r.marshal(), rev, window+time.Hour); errors.Is(err, bus.ErrConflict) {
+		if r.Pending, err = env.MarshalVT(); err != nil {
+			return err
+		}
+		rev, err = e.kv.Write(ctx, key, r.marshal(), rev, window+time.Hour)
+		if errors.Is(err, bus.ErrConflict) {
 			e.metrics.conflicts.Inc()
 			continue
 		} else if err != nil {
 			return err
 		}
-		return e.publish(ctx, env)
+		if err := e.publish(ctx, env); err != nil {
+			return err // Pending: Tick retries it
+		}
+		e.clearPending(ctx, key, &r, rev, window+time.Hour)
+		return nil
 	}
 	return errors.New("too many concurrent updates")
 }
@@ -405,6 +474,16 @@ func (e *Evaluator) derived(tenant string, p *ruleset.Policy, r *record, now tim
 		Id:      fmt.Sprintf("%016x", id),
 		Payload: &klaxonv1.Envelope_Alert{Alert: a},
 	}
+}
+
+// publishRaw publishes a Pending envelope.
+func (e *Evaluator) publishRaw(ctx context.Context, data []byte) error {
+	var env klaxonv1.Envelope
+	if err := env.UnmarshalVT(data); err != nil {
+		e.log.Warn("dropping an undecodable pending policy alert", "err", err)
+		return nil
+	}
+	return e.publish(ctx, &env)
 }
 
 func (e *Evaluator) publish(ctx context.Context, env *klaxonv1.Envelope) error {
@@ -503,20 +582,41 @@ func ExpandCheck(text string) error {
 	return err
 }
 
+// schedule sets when key is due, moving its one entry if it has one.
 func (e *Evaluator) schedule(key string, at time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if old, ok := e.at[key]; ok && old.Equal(at) {
+	if it, ok := e.at[key]; ok {
+		if !it.at.Equal(at) {
+			it.at = at
+			heap.Fix(&e.due, it.index)
+		}
 		return
 	}
-	e.at[key] = at
-	heap.Push(&e.due, dueItem{at: at, key: key})
+	it := &dueItem{at: at, key: key}
+	heap.Push(&e.due, it)
+	e.at[key] = it
+}
+
+// scheduleIfNot schedules key at at unless it is scheduled already.
+func (e *Evaluator) scheduleIfNot(key string, at time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.at[key]; ok {
+		return
+	}
+	it := &dueItem{at: at, key: key}
+	heap.Push(&e.due, it)
+	e.at[key] = it
 }
 
 func (e *Evaluator) unschedule(key string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	delete(e.at, key)
+	if it, ok := e.at[key]; ok {
+		heap.Remove(&e.due, it.index)
+		delete(e.at, key)
+	}
 }
 
 func (e *Evaluator) popDue(now time.Time) []string {
@@ -524,11 +624,9 @@ func (e *Evaluator) popDue(now time.Time) []string {
 	defer e.mu.Unlock()
 	var keys []string
 	for e.due.Len() > 0 && !e.due[0].at.After(now) {
-		it := heap.Pop(&e.due).(dueItem)
-		if at, ok := e.at[it.key]; ok && at.Equal(it.at) {
-			delete(e.at, it.key)
-			keys = append(keys, it.key)
-		}
+		it := heap.Pop(&e.due).(*dueItem)
+		delete(e.at, it.key)
+		keys = append(keys, it.key)
 	}
 	return keys
 }
@@ -540,20 +638,33 @@ func (e *Evaluator) Scheduled() int {
 	return len(e.at)
 }
 
+// dueItem is a key's entry in the schedule; index is its place in the heap
+// (kept by Swap, Push and Pop) for heap.Fix and heap.Remove.
 type dueItem struct {
-	at  time.Time
-	key string
+	at    time.Time
+	key   string
+	index int
 }
 
-type dueHeap []dueItem
+type dueHeap []*dueItem
 
 func (h dueHeap) Len() int           { return len(h) }
 func (h dueHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
-func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *dueHeap) Push(x any)        { *h = append(*h, x.(dueItem)) }
+func (h dueHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index = i
+	h[j].index = j
+}
+func (h *dueHeap) Push(x any) {
+	it := x.(*dueItem)
+	it.index = len(*h)
+	*h = append(*h, it)
+}
 func (h *dueHeap) Pop() any {
 	old := *h
 	it := old[len(old)-1]
+	old[len(old)-1] = nil
+	it.index = -1
 	*h = old[:len(old)-1]
 	return it
 }

@@ -91,7 +91,7 @@ func BenchmarkRecover100k(b *testing.B) {
 		}
 	}
 	for b.Loop() {
-		e.at = map[string]time.Time{}
+		e.at = map[string]*dueItem{}
 		e.due = nil
 		if err := e.Recover(ctx); err != nil {
 			b.Fatal(err)

@@ -10,6 +10,14 @@ import (
 type record struct {
 	Window
 	Labels map[string]string
+	// Pending is a derived alert (a marshalled Envelope) decided with this
+	// state and not yet known to be published: written with the state,
+	// published, then cleared; whoever updates the key next publishes it
+	// first (its id makes a second copy a JetStream duplicate). Without it a
+	// publish that failed after the state was written was lost: the
+	// redelivered occurrence was a duplicate, so the derived alert never
+	// fired (and later resolved, unseen).
+	Pending []byte
 }
 
 func (r *record) marshal() []byte {
@@ -27,6 +35,12 @@ func (r *record) marshal() []byte {
 			buf = binary.AppendUvarint(buf, uint64(len(s)))
 			buf = append(buf, s...)
 		}
+	}
+	// Pending is a trailing optional section: a record without one is byte
+	// for byte what earlier versions wrote and read.
+	if len(r.Pending) > 0 {
+		buf = binary.AppendUvarint(buf, uint64(len(r.Pending)))
+		buf = append(buf, r.Pending...)
 	}
 	return buf
 }
@@ -63,8 +77,13 @@ func (r *record) unmarshal(b []byte) error {
 		}
 		r.Labels[key] = val
 	}
+	r.Pending = nil
 	if len(b) != 0 {
-		return errCorrupt
+		l, k := binary.Uvarint(b)
+		if k <= 0 || l == 0 || uint64(len(b)-k) != l {
+			return errCorrupt
+		}
+		r.Pending = append([]byte(nil), b[k:]...)
 	}
 	return nil
 }

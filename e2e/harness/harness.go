@@ -185,6 +185,9 @@ func (k *Klaxon) Stop() {
 	}
 }
 
+// Exited is closed once the process has exited.
+func (k *Klaxon) Exited() <-chan struct{} { return k.exited }
+
 // Signal sends sig to the process.
 func (k *Klaxon) Signal(sig os.Signal) { _ = k.cmd.Process.Signal(sig) }
 

@@ -301,3 +301,63 @@ receivers:
 		t.Fatalf("without the hook: %q", got)
 	}
 }
+
+// A template file that does not parse fails the load at the rule file's
+// `templates:` line, so a reload keeps the last good rules, as Alertmanager
+// parses templates on a reload. Parsed only when a notification was built,
+// it reloaded as a success and every notification went to the DLQ.
+func TestBrokenTemplateFailsTheLoad(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "t"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "t", "slack.tmpl"), []byte(`{{ define "x" }}{{ .Status `), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "t", "r.yml")
+	if err := os.WriteFile(path, []byte("templates: ['*.tmpl']\n"+okAM), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(dir)
+	got := errorLines(t, err, path)
+	if len(got) != 1 || !strings.HasPrefix(got[0], "1:1: templates: ") {
+		t.Fatalf("errors %q, want one at 1:1 naming the templates", got)
+	}
+}
+
+// Relative credential paths in global.http_config resolve against the rule
+// file's dir once, whatever the number of receivers sharing it and even
+// with a relative --rules: each receiver's resolving joined the dir again
+// (rules/t/rules/t/token), and the file was not found when notifying.
+func TestRelativeCredentialsResolveOnce(t *testing.T) {
+	tmp := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(tmp, "rules", "t"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	body := `global:
+  http_config: {authorization: {credentials_file: token}}
+route:
+  receiver: a
+receivers:
+  - name: a
+    webhook_configs: [{url: "http://127.0.0.1:1/a"}]
+  - name: b
+    webhook_configs: [{url: "http://127.0.0.1:1/b"}]
+`
+	if err := os.WriteFile(filepath.Join(tmp, "rules", "t", "r.yml"), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(tmp)
+	set, err := Load("rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := filepath.Join(tmp, "rules", "t", "token")
+	for _, r := range set.Tenants["t"].Config.Receivers {
+		for _, w := range r.WebhookConfigs {
+			if got := w.HTTPConfig.Authorization.CredentialsFile; got != want {
+				t.Errorf("receiver %s: credentials_file %q, want %q", r.Name, got, want)
+			}
+		}
+	}
+}

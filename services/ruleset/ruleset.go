@@ -15,6 +15,7 @@ import (
 	"time"
 
 	amconfig "github.com/prometheus/alertmanager/config"
+	amtemplate "github.com/prometheus/alertmanager/template"
 	commoncfg "github.com/prometheus/common/config"
 	"gopkg.in/yaml.v3"
 )
@@ -246,6 +247,19 @@ func (t *Tenant) loadFileUnsorted(path string, o *options) []error {
 		return append(errs, rerrs...)
 	}
 	resolvePaths(filepath.Dir(path), cfg)
+	// The templates are parsed now, as Alertmanager parses them on a
+	// reload: a broken .tmpl fails the reload and the last good rules stay.
+	// Parsed only when a notification was built, it reloaded as a success
+	// and every notification then went to the DLQ as a config error.
+	if _, err := amtemplate.FromGlobs(cfg.Templates); err != nil {
+		line, col := root.Line, root.Column
+		for i := 0; i+1 < len(root.Content); i += 2 {
+			if root.Content[i].Value == "templates" {
+				line, col = root.Content[i].Line, root.Content[i].Column
+			}
+		}
+		return append(errs, &Error{File: path, Line: line, Col: col, Msg: fmt.Sprintf("templates: %v", err)})
+	}
 	t.Config = cfg
 	t.ConfigFile = path
 	return errs
@@ -264,6 +278,12 @@ func hasKey(m *yaml.Node, key string) bool {
 // rule file, as Alertmanager's LoadFile does (its helper is unexported). It
 // walks the receivers by reflection so new integrations are covered too.
 func resolvePaths(dir string, cfg *amconfig.Config) {
+	// Absolute, so resolving is idempotent: receivers share the global
+	// http_config's pointer, and each SetDirectory of a relative dir joined
+	// it again (rules/t/rules/t/token with the default --rules=rules).
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
 	for i, tf := range cfg.Templates {
 		if tf != "" && !filepath.IsAbs(tf) {
 			cfg.Templates[i] = filepath.Join(dir, tf)

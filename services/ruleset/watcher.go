@@ -36,24 +36,32 @@ func NewWatcher(dir string, reload func(why string) error, log *slog.Logger, deb
 // Ready is closed once the directories are watched.
 func (w *Watcher) Ready() <-chan struct{} { return w.ready }
 
-// Run watches until ctx ends.
+// Run watches until ctx ends. Watching is a convenience beside SIGHUP and
+// POST /-/reload: if it cannot start (the node's inotify instances or
+// watches used up, the rules dir gone) it logs why and returns nil, and a
+// tenant dir it cannot watch (lost+found on a volume) is skipped with a
+// warning. Its error stopped the whole server, which then crash-looped.
 func (w *Watcher) Run(ctx context.Context) error {
+	off := func(err error) error {
+		w.log.Warn("rules are not watched for changes; reload with SIGHUP or POST /-/reload", "err", err)
+		return nil
+	}
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
-		return fmt.Errorf("watch rules: %w", err)
+		return off(fmt.Errorf("watch rules: %w", err))
 	}
 	defer fw.Close()
 	if err := fw.Add(w.dir); err != nil {
-		return fmt.Errorf("watch rules dir %s: %w", w.dir, err)
+		return off(fmt.Errorf("watch rules dir %s: %w", w.dir, err))
 	}
 	entries, err := os.ReadDir(w.dir)
 	if err != nil {
-		return fmt.Errorf("watch rules: %w", err)
+		return off(fmt.Errorf("watch rules: %w", err))
 	}
 	for _, e := range entries {
 		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
 			if err := fw.Add(filepath.Join(w.dir, e.Name())); err != nil {
-				return fmt.Errorf("watch tenant dir: %w", err)
+				w.log.Warn("rules watcher: cannot watch tenant dir; its changes need SIGHUP or POST /-/reload", "dir", e.Name(), "err", err)
 			}
 		}
 	}

@@ -100,3 +100,23 @@ func TestWatcherKeepsLastGoodRules(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A watcher that cannot start (here the rules dir is gone; on a busy node,
+// the inotify limits) logs why and ends without an error: the server runs
+// on, reloading on SIGHUP and POST /-/reload. Its error was a target's
+// failure, which stopped the server.
+func TestWatcherThatCannotWatchDoesNotFail(t *testing.T) {
+	var log strings.Builder
+	w := NewWatcher(filepath.Join(t.TempDir(), "gone"), func(string) error { return nil }, slog.New(slog.NewTextHandler(&log, nil)), 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := w.Run(ctx); err != nil {
+		t.Fatalf("Run: %v, want nil (watching off, with a warning)", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("Run kept running without a dir to watch")
+	}
+	if !strings.Contains(log.String(), "not watched") {
+		t.Fatalf("no warning logged: %q", log.String())
+	}
+}

@@ -138,6 +138,13 @@ func runTargets(c *runConfig) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP is caught from the start: Go's default for it is to exit, and a
+	// `systemctl reload` during a slow start (NATS unreachable, a long
+	// JetStream recovery) killed the process. One that comes before the
+	// rules are being served is a reload of rules just loaded: ignored.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -360,8 +367,10 @@ func runTargets(c *runConfig) error {
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 
 	goRun("rules-watcher", ruleset.NewWatcher(c.rules, reload, log.With("target", "rules"), 0).Run)
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+	select { // a SIGHUP during startup
+	case <-hup:
+	default:
+	}
 	go func() {
 		for {
 			select {
@@ -386,7 +395,18 @@ func runTargets(c *runConfig) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdownCtx)
-	gs.GracefulStop()
+	// Graceful, but within the same budget: a `klaxonctl tail` stream ends
+	// only when its client goes, and GracefulStop waited for it for ever
+	// (the pod was SIGKILLed, the embedded NATS server never shut down).
+	stopped := make(chan struct{})
+	go func() { gs.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-shutdownCtx.Done():
+		log.Warn("gRPC streams still open at the shutdown deadline; closing them")
+		gs.Stop()
+		<-stopped
+	}
 	wg.Wait()
 	log.Info("klaxon stopped")
 	return runErr

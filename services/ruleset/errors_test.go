@@ -104,14 +104,16 @@ time_intervals:
 inhibit_rules:
   - source_matchers: ['a=']
     target_matchers: ['b=="x"']
-    equal: [ok, "1bad"]
+    equal: [ok, ""]
 receivers:
   - name: a
 `, []string{
 			`5:41: matchers: bad matcher "foo=~\"(\"": error parsing regexp: missing closing ): ` + "`^(?:()$`",
 			`7:27: match_re: invalid regexp "a(b": error parsing regexp: missing closing ): ` + "`^(?:a(b)$`",
 			`10:23: target_matchers: bad matcher "b==\"x\"": matcher value contains unescaped double quote: ="x"`,
-			`11:17: invalid label name "1bad" in equal list`,
+			// UTF-8 names are valid, as in Alertmanager 0.27+ ("1bad" too);
+			// the empty name is not.
+			`11:17: invalid label name "" in equal list`,
 		}},
 		{"unknown fields, all of them, with columns", `route:
   receiver: a
@@ -359,5 +361,23 @@ receivers:
 				t.Errorf("receiver %s: credentials_file %q, want %q", r.Name, got, want)
 			}
 		}
+	}
+}
+
+// An alertmanager.yml with UTF-8 label names, as Alertmanager 0.27 and later
+// load it by default (group_by, matchers), loads here too; it was refused:
+// `invalid label name "service.name" in group_by list`.
+func TestUTF8LabelNamesLoadAsInAlertmanager(t *testing.T) {
+	body := `route:
+  receiver: a
+  group_by: [service.name]
+  routes:
+    - matchers: ['"service.name"="checkout"']
+      receiver: a
+receivers:
+  - name: a
+`
+	if got := loadOne(t, body); len(got) != 0 {
+		t.Fatalf("errors %q, want the file loaded as Alertmanager loads it", got)
 	}
 }

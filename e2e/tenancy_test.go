@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -225,5 +227,53 @@ func amtoolAPIIsolation(t *testing.T, call amCall) {
 	}
 	if !has("token-b", "", "/api/v2/alerts", "FromAdmin") {
 		t.Errorf("team-b does not see its own alert in GET /api/v2/alerts")
+	}
+}
+
+// A reload reads tenants.yml again: a rotated token is accepted and the old
+// one refused without a restart; a tenants.yml that does not load fails the
+// reload (500) and the last good tokens stay. It was read once at start, and
+// a reload that reported success left the old tokens in force.
+func TestReloadRotatesTenantTokens(t *testing.T) {
+	sink := harness.NewSink(t)
+	tenants := func(tok string) string {
+		return fmt.Sprintf("tenants:\n  team-a: {tokens: [%q]}\nadmin_tokens: [%q]\n", tokenHash(tok), tokenHash("token-root"))
+	}
+	rules := harness.WriteRules(t, map[string]string{"team-a/klaxon.yml": routeAllTo(sink.URL()), "tenants.yml": tenants("old")})
+	k := harness.StartKlaxon(t, harness.KlaxonOptions{Rules: rules, Extra: []string{"--auth"}})
+	post := func(tok string) int {
+		code, _ := k.Post("/api/v2/alerts", `[{"labels":{"alertname":"Rotate"}}]`, "Authorization", "Bearer "+tok)
+		return code
+	}
+	if code := post("old"); code != 200 {
+		t.Fatalf("old token before the rotation: %d", code)
+	}
+	write := func(body string) {
+		t.Helper()
+		// Write-then-rename, as a config manager does.
+		tmp := filepath.Join(rules, ".tenants.tmp")
+		if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(rules, "tenants.yml")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(tenants("new"))
+	if code, body := k.Post("/-/reload", "", "Authorization", "Bearer token-root"); code != 200 {
+		t.Fatalf("reload: %d %s", code, body)
+	}
+	if code := post("new"); code != 200 {
+		t.Fatalf("new token after the reload: %d, want 200", code)
+	}
+	if code := post("old"); code != 401 {
+		t.Fatalf("old token after the reload: %d, want 401", code)
+	}
+	write("tenants: [not a map\n")
+	if code, _ := k.Post("/-/reload", "", "Authorization", "Bearer token-root"); code != 500 {
+		t.Fatalf("reload with a broken tenants.yml: %d, want 500", code)
+	}
+	if code := post("new"); code != 200 {
+		t.Fatalf("the last good token after a failed reload: %d, want 200", code)
 	}
 }

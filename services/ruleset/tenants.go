@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 )
@@ -17,6 +18,28 @@ import (
 type Tenants struct {
 	Tenants     map[string]TenantAuth `yaml:"tenants"`
 	AdminTokens []string              `yaml:"admin_tokens"`
+
+	// mu guards the fields against Replace (a reload). Read them through
+	// the methods once the Tenants is in use.
+	mu sync.RWMutex
+}
+
+// Replace takes n's tenants, tokens and limits (a reload of tenants.yml):
+// a rotated or added token is accepted, a removed one refused, from now on.
+func (t *Tenants) Replace(n *Tenants) {
+	n.mu.RLock()
+	tenants, admins := n.Tenants, n.AdminTokens
+	n.mu.RUnlock()
+	t.mu.Lock()
+	t.Tenants, t.AdminTokens = tenants, admins
+	t.mu.Unlock()
+}
+
+// Limits returns tenant's limits (zero: none).
+func (t *Tenants) Limits(tenant string) Limits {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.Tenants[tenant].Limits
 }
 
 // TenantAuth holds one tenant's token hashes and limits.
@@ -85,10 +108,16 @@ func matchAny(hashes []string, h string) bool {
 }
 
 // IsAdmin reports whether token is an admin token.
-func (t *Tenants) IsAdmin(token string) bool { return matchAny(t.AdminTokens, HashToken(token)) }
+func (t *Tenants) IsAdmin(token string) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return matchAny(t.AdminTokens, HashToken(token))
+}
 
 // TokenTenant returns the tenant a token belongs to ("" if none).
 func (t *Tenants) TokenTenant(token string) string {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
 	h := HashToken(token)
 	for name, ta := range t.Tenants {
 		if matchAny(ta.Tokens, h) {

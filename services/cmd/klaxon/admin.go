@@ -31,7 +31,7 @@ func newAdmin(c *runConfig, tenants *ruleset.Tenants, b *bus.Bus, rules *ruleset
 	if tenants != nil {
 		cfg.Tenants = tenants
 		// Tenant limits are read with the tokens, as ingest_per_second is.
-		state.MaxSilences = func(t string) int { return tenants.Tenants[t].Limits.MaxSilences }
+		state.MaxSilences = func(t string) int { return tenants.Limits(t).MaxSilences }
 	}
 	return admin.New(cfg, log, reg)
 }

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -161,8 +162,30 @@ func runTargets(c *runConfig) error {
 	}
 	reloadOK.Set(1)
 	reloadTime.SetToCurrentTime()
+	// With --auth, rules/tenants.yml (tokens and limits): every component
+	// gets the same view of it, and a reload reads it again (a rotated or
+	// new token without a restart); a tenants.yml that does not load fails
+	// the reload and the last good one stays.
+	var tenants *ruleset.Tenants
+	tenantsFile := filepath.Join(c.rules, "tenants.yml")
+	if c.auth {
+		if tenants, err = ruleset.LoadTenants(tenantsFile); err != nil {
+			return err
+		}
+	}
 	reload := func(why string) error {
-		err := rules.Reload()
+		// tenants.yml first: all or nothing, neither is applied if either fails.
+		var n *ruleset.Tenants
+		var err error
+		if tenants != nil {
+			n, err = ruleset.LoadTenants(tenantsFile)
+		}
+		if err == nil {
+			err = rules.Reload()
+		}
+		if err == nil && n != nil {
+			tenants.Replace(n)
+		}
 		if err != nil {
 			reloadOK.Set(0)
 			log.Error("rules reload failed", "trigger", why, "err", err)
@@ -204,22 +227,13 @@ func runTargets(c *runConfig) error {
 		}()
 	}
 
-	// With --auth, rules/tenants.yml (tokens and limits) is read once, here,
-	// and every component gets the same view of it.
-	var tenants *ruleset.Tenants
-	if c.auth {
-		if tenants, err = ruleset.LoadTenants(c.rules + "/tenants.yml"); err != nil {
-			return err
-		}
-	}
-
 	mux := http.NewServeMux()
 	if c.has("receiver") {
 		var auth receiver.Authenticator
 		var limiter receiver.Limiter
 		if tenants != nil {
 			auth = tenants
-			limiter = &receiver.RateLimits{PerSecond: func(t string) float64 { return tenants.Tenants[t].Limits.IngestPerSecond }}
+			limiter = &receiver.RateLimits{PerSecond: func(t string) float64 { return tenants.Limits(t).IngestPerSecond }}
 		}
 		rc := receiver.New(receiver.Config{
 			MaxBodyBytes: c.maxBody,
@@ -250,13 +264,13 @@ func runTargets(c *runConfig) error {
 	amCfg := amapi.Config{Groups: groups.Groups, Silences: silences, Rules: rules}
 	if tenants != nil {
 		amCfg.Auth = tenants
-		amCfg.MaxSilences = func(t string) int { return tenants.Tenants[t].Limits.MaxSilences }
+		amCfg.MaxSilences = func(t string) int { return tenants.Limits(t).MaxSilences }
 	}
 	amapi.New(amCfg, log.With("component", "amapi")).Register(mux)
 	if c.has("engine") {
 		opts := []engine.Option{engine.WithSilences(silences)}
 		if tenants != nil {
-			opts = append(opts, engine.WithAlertLimit(func(t string) int { return tenants.Tenants[t].Limits.MaxActiveAlerts }))
+			opts = append(opts, engine.WithAlertLimit(func(t string) int { return tenants.Limits(t).MaxActiveAlerts }))
 		}
 		e := engine.New(b, rules, log.With("target", "engine"), reg, opts...)
 		goRun("engine", e.Run)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -189,10 +190,42 @@ func cloudTrailRecord(req *request, raw []byte) (*klaxonv1.Envelope, error) {
 	// EventBridge (parseEventBridge), so the two routes store it once.
 	env := newEnvelope(req, SourceEventBridge, cloudTrailIdentity(ct.EventID))
 	env.Source = SourceSNS
+	labels := ct.labels()
+	// And the labels EventBridge's envelope gives it, so a policy keyed or
+	// matched on them (account, region, detail_type, source) sees one event
+	// whatever the route; a trail's record carried only its own.
+	for k, v := range ct.eventBridgeLabels() {
+		labels[k] = v
+	}
 	env.Payload = &klaxonv1.Envelope_Event{Event: &klaxonv1.Event{
-		Kind: "cloudtrail", Id: ct.EventID, Time: timestamppb.New(t), Labels: ct.labels(), Raw: append([]byte(nil), raw...),
+		Kind: "cloudtrail", Id: ct.EventID, Time: timestamppb.New(t), Labels: dropEmpty(labels), Raw: append([]byte(nil), raw...),
 	}}
 	return env, nil
+}
+
+// ctDetailTypes: EventBridge's detail-type for a CloudTrail record's
+// eventType.
+var ctDetailTypes = map[string]string{
+	"AwsApiCall":           "AWS API Call via CloudTrail",
+	"AwsConsoleSignIn":     "AWS Console Sign In via CloudTrail",
+	"AwsServiceEvent":      "AWS Service Event via CloudTrail",
+	"AwsCloudTrailInsight": "AWS Insight via CloudTrail",
+}
+
+// eventBridgeLabels are the labels of the EventBridge event that carries
+// record c: its detail-type, its source (aws.<service> of the record's
+// eventSource), account and region.
+func (c *ctRecord) eventBridgeLabels() map[string]string {
+	source := ""
+	if svc, ok := strings.CutSuffix(c.EventSource, ".amazonaws.com"); ok && svc != "" {
+		source = "aws." + svc
+	}
+	return map[string]string{
+		"detail_type": ctDetailTypes[c.EventType],
+		"source":      source,
+		"account":     c.Account,
+		"region":      c.AWSRegion,
+	}
 }
 
 func (rc *Receiver) eventbridge(_ context.Context, req *request) (*result, error) {

@@ -1,6 +1,7 @@
 package receiver_test
 
 import (
+	"maps"
 	"testing"
 
 	"github.com/klaxon-sh/klaxon/services/receiver"
@@ -41,8 +42,11 @@ func TestCloudTrailRecordIsOneEventWhateverTheRoute(t *testing.T) {
 	}
 
 	// Each route alone, as a window policy sees the second copy once
-	// JetStream no longer drops it.
+	// JetStream no longer drops it: the same id and the same labels (a
+	// policy keyed on account or region; a trail's record carried none of
+	// EventBridge's).
 	var firstID string
+	var firstLabels map[string]string
 	for i, r := range routes {
 		h := newHarness(t, cfg)
 		if resp := h.post(r.path, body(t, i)); resp.code != 200 {
@@ -57,9 +61,11 @@ func TestCloudTrailRecordIsOneEventWhateverTheRoute(t *testing.T) {
 			t.Errorf("%s: event kind %q id %q, want cloudtrail %q", r.name, ev.GetKind(), ev.GetId(), eventID)
 		}
 		if i == 0 {
-			firstID = envs[0].Id
+			firstID, firstLabels = envs[0].Id, ev.GetLabels()
 		} else if envs[0].Id != firstID {
 			t.Errorf("%s: message id %s, want %s as from EventBridge", r.name, envs[0].Id, firstID)
+		} else if !maps.Equal(ev.GetLabels(), firstLabels) {
+			t.Errorf("%s: labels %v, want EventBridge's %v", r.name, ev.GetLabels(), firstLabels)
 		}
 	}
 

@@ -1,7 +1,6 @@
 package receiver
 
 import (
-	"container/list"
 	"context"
 	"crypto"
 	"crypto/rsa"
@@ -21,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -85,8 +85,8 @@ type snsVerifier struct {
 	cfg      SNSConfig
 	now      func() time.Time
 	mu       sync.Mutex
-	certs    *lru[*x509.Certificate] // by canonical SigningCertURL
-	failed   *lru[certFailure]
+	certs    *lru.Cache[string, *x509.Certificate] // by canonical SigningCertURL
+	failed   *lru.Cache[string, certFailure]
 	inflight map[string]*certFetch
 	fetches  *rate.Limiter
 }
@@ -104,6 +104,16 @@ type certFetch struct {
 	err  error
 }
 
+// mustLRU is a cache of size entries that forgets the least recently used
+// (lru.New fails only for a size below 1).
+func mustLRU[V any](size int) *lru.Cache[string, V] {
+	c, err := lru.New[string, V](size)
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
 func newSNSVerifier(cfg SNSConfig, now func() time.Time) *snsVerifier {
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Timeout: 10 * time.Second}
@@ -113,8 +123,8 @@ func newSNSVerifier(cfg SNSConfig, now func() time.Time) *snsVerifier {
 	}
 	return &snsVerifier{
 		cfg: cfg, now: now,
-		certs:    newLRU[*x509.Certificate](maxSNSCerts),
-		failed:   newLRU[certFailure](maxSNSCertFailures),
+		certs:    mustLRU[*x509.Certificate](maxSNSCerts),
+		failed:   mustLRU[certFailure](maxSNSCertFailures),
 		inflight: map[string]*certFetch{},
 		fetches:  rate.NewLimiter(snsCertFetchRate, snsCertFetchBurst),
 	}
@@ -297,11 +307,11 @@ func (v *snsVerifier) verify(ctx context.Context, m *snsMessage) error {
 func (v *snsVerifier) cert(ctx context.Context, certURL string) (*x509.Certificate, error) {
 	now := v.now()
 	v.mu.Lock()
-	if c, ok := v.certs.get(certURL); ok && now.Before(c.NotAfter) {
+	if c, ok := v.certs.Get(certURL); ok && now.Before(c.NotAfter) {
 		v.mu.Unlock()
 		return c, nil
 	}
-	if f, ok := v.failed.get(certURL); ok && now.Before(f.until) {
+	if f, ok := v.failed.Get(certURL); ok && now.Before(f.until) {
 		v.mu.Unlock()
 		return nil, f.err
 	}
@@ -334,9 +344,9 @@ func (v *snsVerifier) fetchInto(ctx context.Context, certURL string, f *certFetc
 	v.mu.Lock()
 	delete(v.inflight, certURL)
 	if f.err == nil {
-		v.certs.put(certURL, f.cert)
+		v.certs.Add(certURL, f.cert)
 	} else {
-		v.failed.put(certURL, certFailure{err: f.err, until: v.now().Add(snsCertFailTTL)})
+		v.failed.Add(certURL, certFailure{err: f.err, until: v.now().Add(snsCertFailTTL)})
 	}
 	v.mu.Unlock()
 	close(f.done)
@@ -372,47 +382,6 @@ func (v *snsVerifier) fetch(ctx context.Context, certURL string) (*x509.Certific
 		return nil, forbidden("signing certificate is not valid now")
 	}
 	return c, nil
-}
-
-// lru is a map of at most max entries that forgets the least recently used.
-// Not safe for concurrent use.
-type lru[V any] struct {
-	max   int
-	order *list.List // of *lruEntry[V], most recent first
-	byKey map[string]*list.Element
-}
-
-type lruEntry[V any] struct {
-	key string
-	val V
-}
-
-func newLRU[V any](max int) *lru[V] {
-	return &lru[V]{max: max, order: list.New(), byKey: map[string]*list.Element{}}
-}
-
-func (l *lru[V]) get(key string) (V, bool) {
-	e, ok := l.byKey[key]
-	if !ok {
-		var zero V
-		return zero, false
-	}
-	l.order.MoveToFront(e)
-	return e.Value.(*lruEntry[V]).val, true
-}
-
-func (l *lru[V]) put(key string, val V) {
-	if e, ok := l.byKey[key]; ok {
-		e.Value.(*lruEntry[V]).val = val
-		l.order.MoveToFront(e)
-		return
-	}
-	l.byKey[key] = l.order.PushFront(&lruEntry[V]{key: key, val: val})
-	if l.order.Len() > l.max {
-		oldest := l.order.Back()
-		l.order.Remove(oldest)
-		delete(l.byKey, oldest.Value.(*lruEntry[V]).key)
-	}
 }
 
 func (v *snsVerifier) autoConfirm(topic string) bool {

@@ -17,7 +17,7 @@ type TTLBucket struct {
 	jetstream.KeyValue
 	name   string
 	js     jetstream.JetStream
-	stream jetstream.Stream // the bucket's stream (markerRev)
+	stream jetstream.Stream // the bucket's stream (createOverMarker)
 }
 
 // ErrConflict means the key changed since it was read (another replica wrote
@@ -76,12 +76,21 @@ func (t *TTLBucket) Write(ctx context.Context, key string, value []byte, rev uin
 	if err := checkKey(key); err != nil {
 		return 0, err
 	}
-	ack, err := t.js.PublishMsg(ctx, &nats.Msg{Subject: "$KV." + t.name + "." + key, Data: value}, writeOpts(rev, ttl)...)
-	if err = kvError(err); errors.Is(err, ErrConflict) && rev == 0 {
+	newRev, err := t.put(ctx, key, value, rev, ttl)
+	if errors.Is(err, ErrConflict) && rev == 0 {
 		return t.createOverMarker(ctx, key, value, ttl)
 	}
+	return newRev, err
+}
+
+// subject is key's subject in the bucket's stream.
+func (t *TTLBucket) subject(key string) string { return "$KV." + t.name + "." + key }
+
+// put is one conditional write: the new revision, or ErrConflict.
+func (t *TTLBucket) put(ctx context.Context, key string, value []byte, rev uint64, ttl time.Duration) (uint64, error) {
+	ack, err := t.js.PublishMsg(ctx, &nats.Msg{Subject: t.subject(key), Data: value}, writeOpts(rev, ttl)...)
 	if err != nil {
-		return 0, err
+		return 0, kvError(err)
 	}
 	return ack.Sequence, nil
 }
@@ -94,7 +103,7 @@ func (t *TTLBucket) Write(ctx context.Context, key string, value []byte, rev uin
 // is a value, the conflict stands. (Only on a conflict: a create of a key
 // never written costs no extra round trip.)
 func (t *TTLBucket) createOverMarker(ctx context.Context, key string, value []byte, ttl time.Duration) (uint64, error) {
-	m, err := t.stream.GetLastMsgForSubject(ctx, "$KV."+t.name+"."+key)
+	m, err := t.stream.GetLastMsgForSubject(ctx, t.subject(key))
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 		m = nil // the marker went meanwhile: expect nothing
@@ -107,11 +116,7 @@ func (t *TTLBucket) createOverMarker(ctx context.Context, key string, value []by
 	if m != nil {
 		rev = m.Sequence
 	}
-	ack, err := t.js.PublishMsg(ctx, &nats.Msg{Subject: "$KV." + t.name + "." + key, Data: value}, writeOpts(rev, ttl)...)
-	if err != nil {
-		return 0, kvError(err)
-	}
-	return ack.Sequence, nil
+	return t.put(ctx, key, value, rev, ttl)
 }
 
 // isMarker: a KV delete or purge, or the server's marker of a removed or
@@ -145,7 +150,7 @@ func (t *TTLBucket) WriteMany(ctx context.Context, ws []KVWrite) ([]uint64, []er
 	pipelined(ctx, t.js, len(send),
 		func(k int) (*nats.Msg, []jetstream.PublishOpt) {
 			w := ws[send[k]]
-			return &nats.Msg{Subject: "$KV." + t.name + "." + w.Key, Data: w.Value}, writeOpts(w.Rev, w.TTL)
+			return &nats.Msg{Subject: t.subject(w.Key), Data: w.Value}, writeOpts(w.Rev, w.TTL)
 		},
 		func(k int, ack *jetstream.PubAck, err error) {
 			i := send[k]

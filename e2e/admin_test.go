@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os/exec"
 	"strings"
 	"testing"
@@ -63,12 +64,11 @@ func TestKlaxonctlTailOnAdminTarget(t *testing.T) {
 	tailPostedAlert(t, adm.GRPC, front)
 }
 
-// tailPostedAlert runs `klaxonctl tail --output=json` against grpcAddr,
-// posts an alert to k, and waits for three lines: the envelope, the
-// notification routed for it, and that notification's successful delivery.
-func tailPostedAlert(t *testing.T, grpcAddr string, k *harness.Klaxon) {
+// startTail runs `klaxonctl tail` against grpcAddr until the test ends,
+// waits until it is live, and returns its output and its log.
+func startTail(t *testing.T, grpcAddr string, flags ...string) (io.Reader, *harness.LogBuffer) {
 	t.Helper()
-	ctl := exec.Command(harness.Binary(t, "klaxonctl"), "--addr", grpcAddr, "--output=json", "tail")
+	ctl := exec.Command(harness.Binary(t, "klaxonctl"), append(append([]string{"--addr", grpcAddr}, flags...), "tail")...)
 	stdout, err := ctl.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -82,6 +82,15 @@ func tailPostedAlert(t *testing.T, grpcAddr string, k *harness.Klaxon) {
 	harness.Eventually(t, 20*time.Second, "klaxonctl tail to be live", func() bool {
 		return strings.Contains(stderr.String(), "tailing tenant")
 	})
+	return stdout, stderr
+}
+
+// tailPostedAlert runs `klaxonctl tail --output=json` against grpcAddr,
+// posts an alert to k, and waits for three lines: the envelope, the
+// notification routed for it, and that notification's successful delivery.
+func tailPostedAlert(t *testing.T, grpcAddr string, k *harness.Klaxon) {
+	t.Helper()
+	stdout, stderr := startTail(t, grpcAddr, "--output=json")
 
 	lines := make(chan tailLine, 16)
 	go func() {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"io"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -19,16 +20,8 @@ func TestSIGTERMWithATailOpenExits(t *testing.T) {
 	sink := harness.NewSink(t)
 	rules := harness.WriteRules(t, map[string]string{"default/klaxon.yml": routeAllTo(sink.URL())})
 	k := harness.StartKlaxon(t, harness.KlaxonOptions{Rules: rules})
-	ctl := exec.Command(harness.Binary(t, "klaxonctl"), "--addr", k.GRPC, "tail")
-	stderr := &harness.LogBuffer{}
-	ctl.Stderr = stderr
-	if err := ctl.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ctl.Process.Kill(); _ = ctl.Wait() })
-	harness.Eventually(t, 20*time.Second, "klaxonctl tail to be live", func() bool {
-		return strings.Contains(stderr.String(), "tailing tenant")
-	})
+	out, _ := startTail(t, k.GRPC)
+	go func() { _, _ = io.Copy(io.Discard, out) }()
 	k.Signal(syscall.SIGTERM)
 	select {
 	case <-k.Exited():

@@ -14,6 +14,7 @@ import (
 	amconfig "github.com/prometheus/alertmanager/config"
 	amcommoncfg "github.com/prometheus/alertmanager/config/common"
 	amwebhook "github.com/prometheus/alertmanager/notify/webhook"
+	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -38,21 +39,28 @@ func twoReceivers(t *testing.T, cfg notify.Config) (*harness, *target, *target) 
 func twoReceiversAt(t *testing.T, cfg notify.Config, deadURL string) (*harness, *target) {
 	t.Helper()
 	ok := newTarget(t, 0, 0)
-	b := bustest.New(t)
-	tenant := &ruleset.Tenant{Name: "default", Config: &amconfig.Config{Receivers: []amconfig.Receiver{{Name: "dead"}, {Name: "team-a"}}}}
-	holder := ruleset.NewStaticHolder(&ruleset.Set{Tenants: map[string]*ruleset.Tenant{"default": tenant}})
 	tmpl := notifytest.Template(t)
-	build := func(_ *ruleset.Tenant, receiver string, log *slog.Logger) ([]notify.Integration, error) {
+	h := runPipeline(t, cfg, func(_ *ruleset.Tenant, receiver string, log *slog.Logger) ([]notify.Integration, error) {
 		url := ok.srv.URL
 		if receiver == "dead" {
 			url = deadURL
 		}
-		n, err := webhook.New(&amwebhook.WebhookConfig{URL: amcommoncfg.SecretTemplateURL(url)}, tmpl, log)
-		if err != nil {
-			return nil, err
-		}
-		return []notify.Integration{{Name: "webhook", SendResolved: true, Notifier: n}}, nil
+		return webhookAt(tmpl, url, log)
+	}, "dead", "team-a")
+	return h, ok
+}
+
+// runPipeline runs a pipeline for tenant "default" with receivers, their
+// integrations made by build, until the test ends.
+func runPipeline(t *testing.T, cfg notify.Config, build notify.Builder, receivers ...string) *harness {
+	t.Helper()
+	b := bustest.New(t)
+	cfgs := make([]amconfig.Receiver, 0, len(receivers))
+	for _, r := range receivers {
+		cfgs = append(cfgs, amconfig.Receiver{Name: r})
 	}
+	tenant := &ruleset.Tenant{Name: "default", Config: &amconfig.Config{Receivers: cfgs}}
+	holder := ruleset.NewStaticHolder(&ruleset.Set{Tenants: map[string]*ruleset.Tenant{"default": tenant}})
 	ctx, cancel := context.WithCancel(context.Background())
 	p, err := notify.NewPipeline(ctx, cfg, b, holder, build, bustest.Logger(t), prometheus.NewRegistry())
 	if err != nil {
@@ -61,7 +69,16 @@ func twoReceiversAt(t *testing.T, cfg notify.Config, deadURL string) (*harness, 
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return &harness{b: b, p: p}, ok
+	return &harness{b: b, p: p}
+}
+
+// webhookAt is one webhook integration posting to url.
+func webhookAt(tmpl *template.Template, url string, log *slog.Logger) ([]notify.Integration, error) {
+	n, err := webhook.New(&amwebhook.WebhookConfig{URL: amcommoncfg.SecretTemplateURL(url)}, tmpl, log)
+	if err != nil {
+		return nil, err
+	}
+	return []notify.Integration{{Name: "webhook", SendResolved: true, Notifier: n}}, nil
 }
 
 // A receiver that fails for good, with more notifications waiting to be
@@ -217,36 +234,20 @@ func TestUnavailableBuilderIsRetried(t *testing.T) {
 	var failing atomic.Bool
 	var builds atomic.Int32
 	failing.Store(true)
-	b := bustest.New(t)
-	tenant := &ruleset.Tenant{Name: "default", Config: &amconfig.Config{Receivers: []amconfig.Receiver{{Name: "team-a"}}}}
-	holder := ruleset.NewStaticHolder(&ruleset.Set{Tenants: map[string]*ruleset.Tenant{"default": tenant}})
 	tmpl := notifytest.Template(t)
-	build := func(_ *ruleset.Tenant, _ string, log *slog.Logger) ([]notify.Integration, error) {
+	cfg := notify.Config{MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, MaxDeliver: 1000}
+	h := runPipeline(t, cfg, func(_ *ruleset.Tenant, _ string, log *slog.Logger) ([]notify.Integration, error) {
 		builds.Add(1)
 		if failing.Load() {
 			return nil, fmt.Errorf("%w: slack message refs bucket: nats: timeout", notify.ErrUnavailable)
 		}
-		n, err := webhook.New(&amwebhook.WebhookConfig{URL: amcommoncfg.SecretTemplateURL(ok.srv.URL)}, tmpl, log)
-		if err != nil {
-			return nil, err
-		}
-		return []notify.Integration{{Name: "webhook", SendResolved: true, Notifier: n}}, nil
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cfg := notify.Config{MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, MaxDeliver: 1000}
-	p, err := notify.NewPipeline(ctx, cfg, b, holder, build, bustest.Logger(t), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	h := &harness{b: b, p: p}
+		return webhookAt(tmpl, ok.srv.URL, log)
+	}, "team-a")
 	h.publish(t, notification("n"), "n")
 	eventually(t, "the build tried again", func() bool { return builds.Load() >= 3 })
 	failing.Store(false)
 	eventually(t, "the notification delivered once the receiver builds", func() bool { return ok.accepted.Load() == 1 })
-	if dls := deadLetters(t, b); len(dls) != 0 {
+	if dls := deadLetters(t, h.b); len(dls) != 0 {
 		t.Fatalf("dead-lettered %d, want none", len(dls))
 	}
 }

@@ -22,19 +22,8 @@ import (
 // real dynalite: stale → one page across runs → fresh → one resolve; and a
 // page that reaches nobody is retried on the next run.
 func TestOutageLifecycle(t *testing.T) {
-	url := fakes.Dynalite(t)
-	db := dynamodb.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("a", "b", "")},
-		func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(url) })
 	ctx := context.Background()
-	if _, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
-		TableName:            aws.String("heartbeats"),
-		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("source"), AttributeType: types.ScalarAttributeTypeS}},
-		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("source"), KeyType: types.KeyTypeHash}},
-		BillingMode:          types.BillingModePayPerRequest,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	store := &alerting.Store{DB: db, Table: "heartbeats"}
+	store := heartbeatTable(t)
 	pd := fakes.NewPagerDuty()
 	defer pd.Close()
 	cfg, err := LoadConfig("cfg", []byte("stale_after: 2m\n"))
@@ -89,6 +78,23 @@ func TestOutageLifecycle(t *testing.T) {
 	}
 }
 
+// heartbeatTable is the heartbeat table in a real dynalite.
+func heartbeatTable(t *testing.T) *alerting.Store {
+	t.Helper()
+	url := fakes.Dynalite(t)
+	db := dynamodb.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("a", "b", "")},
+		func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(url) })
+	if _, err := db.CreateTable(context.Background(), &dynamodb.CreateTableInput{
+		TableName:            aws.String("heartbeats"),
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("source"), AttributeType: types.ScalarAttributeTypeS}},
+		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("source"), KeyType: types.KeyTypeHash}},
+		BillingMode:          types.BillingModePayPerRequest,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return &alerting.Store{DB: db, Table: "heartbeats"}
+}
+
 func TestLoadConfig(t *testing.T) {
 	cfg, err := LoadConfig("c", []byte("sources:\n  a: {stale_after: 1m, severity: warning}\n"))
 	if err != nil || cfg.staleAfter("a") != time.Minute || cfg.staleAfter("b") != 5*time.Minute || cfg.severity("a") != "warning" || cfg.severity("b") != "critical" {
@@ -117,19 +123,8 @@ func TestLoadConfig(t *testing.T) {
 // context, already expired: it stayed, the source counted as paged, and no
 // later run paged it for the whole outage.
 func TestPageThatTimesOutIsRetried(t *testing.T) {
-	url := fakes.Dynalite(t)
-	db := dynamodb.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("a", "b", "")},
-		func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(url) })
 	ctx := context.Background()
-	if _, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
-		TableName:            aws.String("heartbeats"),
-		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("source"), AttributeType: types.ScalarAttributeTypeS}},
-		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("source"), KeyType: types.KeyTypeHash}},
-		BillingMode:          types.BillingModePayPerRequest,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	store := &alerting.Store{DB: db, Table: "heartbeats"}
+	store := heartbeatTable(t)
 	cfg, err := LoadConfig("cfg", []byte("stale_after: 2m\n"))
 	if err != nil {
 		t.Fatal(err)

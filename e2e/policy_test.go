@@ -128,3 +128,45 @@ heartbeats:
 		return sink.AlertsByLabel("heartbeat", "resolved")["backup"] >= 1
 	})
 }
+
+// TestBackOffEventsPageEndToEnd: Kubernetes BackOff events posted to
+// /api/v1/k8s-events (as the event exporter sends them: one Event object
+// updated in place, its count growing) are counted by the example rules'
+// backoff-short policy and page as FrequentRestarts for the pod; a re-sent
+// event (the same count) is not counted again.
+func TestBackOffEventsPageEndToEnd(t *testing.T) {
+	sink := harness.NewSink(t)
+	k := harness.StartKlaxon(t, harness.KlaxonOptions{Rules: exampleRulesTo(t, sink.URL())})
+	now := time.Now().UTC().Truncate(time.Second)
+	event := func(count int) string {
+		return fmt.Sprintf(`{"kind":"Event","metadata":{"name":"web-1.17","namespace":"shop","uid":"uid-1"},
+		  "involvedObject":{"kind":"Pod","namespace":"shop","name":"web-1","fieldPath":"spec.containers{app}"},
+		  "reason":"BackOff","message":"Back-off restarting failed container","type":"Warning","count":%d,
+		  "lastTimestamp":%q,"source":{"component":"kubelet","host":"node-1"}}`, count, now.Add(time.Duration(count-5)*time.Minute).Format(time.RFC3339))
+	}
+	for _, count := range []int{1, 2, 3, 3} {
+		if code, body := k.Post("/api/v1/k8s-events", event(count)); code != 200 {
+			t.Fatalf("%d %s", code, body)
+		}
+	}
+	harness.Eventually(t, 15*time.Second, "the 3 BackOff events counted by backoff-short", func() bool {
+		_, body := getBody(t, k.URL()+"/api/v1/policies/backoff-short")
+		return strings.Contains(body, `"occurrences_total": 3`)
+	})
+	if n := sink.AlertsByLabel("alertname", "firing")["FrequentRestarts"]; n != 0 {
+		t.Fatalf("fired after 3 BackOff events (one of them re-sent)")
+	}
+	if code, body := k.Post("/api/v1/k8s-events", event(4)); code != 200 {
+		t.Fatalf("%d %s", code, body)
+	}
+	harness.Eventually(t, 20*time.Second, "FrequentRestarts for shop/web-1 at the webhook", func() bool {
+		for _, m := range sink.Messages() {
+			for _, a := range m.Alerts {
+				if a.Labels["alertname"] == "FrequentRestarts" && a.Status == "firing" && a.Labels["namespace"] == "shop" && a.Labels["pod"] == "web-1" {
+					return true
+				}
+			}
+		}
+		return false
+	})
+}

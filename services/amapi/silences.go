@@ -3,6 +3,7 @@ package amapi
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -84,13 +85,21 @@ func silenceMatchesFilter(s *silence.Silence, ms labels.Matchers) bool {
 	return ms.Matches(ls)
 }
 
+// maxSilenceBytes bounds a posted silence: amtool's and Grafana's are a few
+// hundred bytes.
+const maxSilenceBytes = 1 << 20
+
 func (a *API) postSilence(w http.ResponseWriter, r *http.Request) {
 	tenant, ok := a.tenant(w, r)
 	if !ok {
 		return
 	}
 	var ps postableSilence
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&ps); err != nil {
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxSilenceBytes)).Decode(&ps); err != nil {
+		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("silence larger than %d bytes", mbe.Limit))
+			return
+		}
 		writeError(w, http.StatusBadRequest, "decode silence: "+err.Error())
 		return
 	}

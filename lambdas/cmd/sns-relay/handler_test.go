@@ -32,3 +32,27 @@ func TestAlertArrayFallbackFiresUntilEndsAtPasses(t *testing.T) {
 		}
 	}
 }
+
+// FuzzMapRecord: no SNS message makes the relay panic. Whatever it chooses
+// is a delivery with a body and, for the fallback, one notice per alert
+// (or one for the whole message), so a receiver outage still pages.
+func FuzzMapRecord(f *testing.F) {
+	for _, s := range []string{
+		`{"version":"4","status":"firing","receiver":"r","groupKey":"{}:{}","alerts":[{"status":"firing","labels":{"alertname":"A"},"startsAt":"2026-03-01T11:00:00Z"}]}`,
+		`{"alerts":[{"status":"resolved","labels":{}}]}`,
+		`[{"labels":{"alertname":"A"},"endsAt":"2026-03-01T12:04:00Z"}]`,
+		`[{"labels":{}}]`, `[]`, `{}`, `not json`, ``,
+	} {
+		f.Add(s, "m1", "arn:aws:sns:us-east-1:123456789012:alerts")
+	}
+	f.Fuzz(func(t *testing.T, msg, id, topic string) {
+		h := &Handler{Now: func() time.Time { return time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC) }}
+		d, err := h.mapRecord(&snsEntity{Message: msg, MessageID: id, TopicArn: topic})
+		if err != nil {
+			return
+		}
+		if len(d.body) == 0 || d.path == "" || len(d.notices) == 0 {
+			t.Fatalf("message %q: delivery %+v", msg, d)
+		}
+	})
+}

@@ -19,6 +19,9 @@ type Sim struct {
 	Silences *silence.Store
 	tenant   string
 	now      time.Time
+	// held: notifications of the flushes an Ingest ran (everything due
+	// before its instant), returned by the next Advance.
+	held []*klaxonv1.Notification
 }
 
 // NewSim builds a simulator for one tenant's rules with its clock at start.
@@ -39,9 +42,13 @@ func NewSim(t *ruleset.Tenant, start time.Time) (*Sim, error) {
 
 // Ingest puts env's alert (events are ignored) in at instant at; the
 // envelope's tenant is overridden by the simulator's, its source counts
-// (see Origin.Source).
+// (see Origin.Source). It first flushes the groups due before at (their
+// notifications are returned by the next Advance), not those due at at:
+// alerts ingested at one instant are routed together, as the engine
+// routes a batch before it flushes (the two burn-rate alerts an SLO
+// raises in one evaluation make one notification).
 func (s *Sim) Ingest(at time.Time, env *klaxonv1.Envelope) {
-	s.Advance(at)
+	s.held = append(s.held, s.advance(at, false)...)
 	if a := env.GetAlert(); a != nil {
 		_ = s.D.ReceiveFrom(context.Background(), s.tenant, a, Origin{Source: env.GetSource()}, at)
 	}
@@ -49,11 +56,18 @@ func (s *Sim) Ingest(at time.Time, env *klaxonv1.Envelope) {
 
 // Advance moves the clock to `to`, flushing groups in due order.
 func (s *Sim) Advance(to time.Time) []*klaxonv1.Notification {
+	out := append(s.held, s.advance(to, true)...)
+	s.held = nil
+	return out
+}
+
+// advance flushes the groups due before to (and at to if inclusive).
+func (s *Sim) advance(to time.Time, inclusive bool) []*klaxonv1.Notification {
 	ctx := context.Background()
 	var out []*klaxonv1.Notification
 	for range 1_000_000 { // bounded: every flush moves its group's timer forward
 		next, ok := s.D.NextDue()
-		if !ok || next.After(to) {
+		if !ok || next.After(to) || (!inclusive && next.Equal(to)) {
 			break
 		}
 		if next.After(s.now) {

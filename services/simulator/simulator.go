@@ -2,7 +2,8 @@
 // on a simulated clock, for `klaxonctl rules test`: window policies,
 // heartbeats and SLO burn rates (services/policy, services/heartbeat,
 // services/slo/runner) on an in-process JetStream, their derived alerts fed,
-// with every other alert, to the route-tree simulator of ruletest.
+// with every other alert, to the engine's own dispatcher (engine.Sim), so a
+// rule test answers what the live engine would.
 package simulator
 
 import (
@@ -19,6 +20,7 @@ import (
 
 	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
 	"github.com/klaxon-sh/klaxon/services/bus"
+	"github.com/klaxon-sh/klaxon/services/engine"
 	"github.com/klaxon-sh/klaxon/services/heartbeat"
 	"github.com/klaxon-sh/klaxon/services/policy"
 	"github.com/klaxon-sh/klaxon/services/ruleset"
@@ -53,7 +55,11 @@ var (
 // New is a ruletest.NewSimulator. Each simulation has its own in-process
 // JetStream; CloseAll releases them.
 func New(t *ruleset.Tenant, start time.Time) (ruletest.Simulator, error) {
-	route, err := ruletest.NewRefSim(t, start)
+	// The engine's dispatcher, not ruletest's reference simulator: that one
+	// is an independent model for cross-checking the engine, and it differs
+	// on inhibition (peers matching both sides; resolved inhibited alerts),
+	// where a test must answer what production does.
+	route, err := engine.NewSim(t, start)
 	if err != nil {
 		return nil, err
 	}

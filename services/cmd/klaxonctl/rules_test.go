@@ -93,3 +93,18 @@ func writeFile(t *testing.T, path, body string) {
 		t.Fatal(err)
 	}
 }
+
+// `rules test` answers what the live engine (and Alertmanager) would for
+// inhibition: alerts matching both sides of a rule do not inhibit each
+// other, and an inhibited alert that resolves leaves its group at the
+// flush instead of being sent resolved later. Both were wrong while rule
+// tests ran on the reference simulator instead of the engine.
+func TestRuleTestInhibitionAnswersAsTheEngine(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"rules", "test", filepath.Join("testdata", "inhibit", "t", "twosided_test.yml")}, &out, &errb); code != 0 {
+		t.Fatalf("rules test: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	if !strings.Contains(out.String(), "2 tests, 0 failed") {
+		t.Fatalf("rules test output:\n%s", out.String())
+	}
+}

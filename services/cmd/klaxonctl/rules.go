@@ -104,6 +104,17 @@ func lintRules(dir string, stdout, stderr io.Writer) int {
 			nerr += printErrors(stderr, e)
 		}
 	}
+	if nerr == 0 && set != nil && len(set.Tenants) == 0 {
+		// The server reads DIR/<tenant>/*.yml only: a CI job pointed at a
+		// tenant's directory, or at a mistyped path, would pass on rules
+		// the next reload refuses.
+		if own, _ := filepath.Glob(filepath.Join(dir, "*.y*ml")); len(own) > 0 {
+			fmt.Fprintf(stderr, "%s: no tenant directories, but rule files: rules are read from DIR/<tenant>/*.yml, so pass %s (the parent of this tenant's directory)\n", dir, filepath.Dir(filepath.Clean(dir)))
+		} else {
+			fmt.Fprintf(stderr, "%s: no tenant directories (rules are read from DIR/<tenant>/*.yml)\n", dir)
+		}
+		nerr++
+	}
 	if nerr > 0 {
 		fmt.Fprintf(stderr, "%d error(s)\n", nerr)
 		return 1

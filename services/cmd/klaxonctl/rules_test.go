@@ -108,3 +108,18 @@ func TestRuleTestInhibitionAnswersAsTheEngine(t *testing.T) {
 		t.Fatalf("rules test output:\n%s", out.String())
 	}
 }
+
+// Linting a tenant's own directory (or an empty or mistyped one) fails:
+// the server reads DIR/<tenant>/*.yml, so it said "0 tenants ... OK" on
+// rules the next reload would refuse.
+func TestLintOfATenantDirectoryFails(t *testing.T) {
+	var out, errb bytes.Buffer
+	tenantDir := filepath.Join("testdata", "lint", "acme")
+	if code := run([]string{"rules", "lint", tenantDir}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "pass "+filepath.Join("testdata", "lint")) {
+		t.Fatalf("lint %s: exit %d, want 1 naming the parent\n%s%s", tenantDir, code, out.String(), errb.String())
+	}
+	errb.Reset()
+	if code := run([]string{"rules", "lint", t.TempDir()}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "no tenant directories") {
+		t.Fatalf("lint of an empty dir: exit %d, want 1\n%s", code, errb.String())
+	}
+}

@@ -194,9 +194,11 @@ func (s *Store) Load(ctx context.Context) error {
 }
 
 // Set creates a silence, or replaces the one with s.ID. A new silence gets an
-// id; a silence without StartsAt starts now. Replacing an active silence
-// whose matchers or start changed expires it and creates a new one, like
-// Alertmanager; otherwise it is updated in place.
+// id; a silence without StartsAt starts now. As Alertmanager's canUpdate:
+// an active silence with the same matchers and start, or a pending one with
+// the same matchers and a start not in the past, is updated in place; any
+// other change to a live silence expires it and creates a new one, and an
+// expired silence's id makes a new silence (the expired one is kept).
 func (s *Store) Set(ctx context.Context, sil *Silence) (*Silence, error) {
 	now := s.now()
 	c := *sil
@@ -230,7 +232,14 @@ func (s *Store) Set(ctx context.Context, sil *Silence) (*Silence, error) {
 			// replaced the silence with a new id, and an update in place
 			// moved its start to now.
 			c.StartsAt = old.StartsAt
-		case st == StateActive:
+		case st == StatePending && sameMatchers(old.Matchers, c.Matchers) && !c.StartsAt.Before(now):
+			inPlace = true // a pending silence may move its start, not into the past
+		case st == StateExpired:
+			// Alertmanager's canUpdate: an expired silence is never
+			// changed; its id makes a new silence, and the old one's
+			// author, comment and times stay in its history.
+			c.ID = ""
+		default:
 			// Other matchers or another start: a new silence, the old
 			// one expired, so its history stays.
 			if _, err := s.Expire(ctx, c.Tenant, c.ID); err != nil {

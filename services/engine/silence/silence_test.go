@@ -233,3 +233,53 @@ func TestUpdateActiveSilenceInPlace(t *testing.T) {
 		t.Fatalf("the replaced silence: %+v, %v; want it expired", old, err)
 	}
 }
+
+// Posting a silence with the id of an expired one creates a new silence
+// (Alertmanager's canUpdate); the expired one keeps its author, comment and
+// times. A pending silence whose matchers change is replaced, not edited.
+func TestExpiredOrPendingSilenceIsNotRewritten(t *testing.T) {
+	now := t0
+	s := NewMemory(WithClock(func() time.Time { return now }))
+	ctx := context.Background()
+	sil, err := s.Set(ctx, &Silence{Tenant: "a", Matchers: []Matcher{eq("alertname", "Foo")}, EndsAt: now.Add(time.Hour), CreatedBy: "alice", Comment: "maintenance"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Expire(ctx, "a", sil.ID); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Minute)
+	reuse := Silence{ID: sil.ID, Tenant: "a", Matchers: []Matcher{eq("alertname", "Foo")}, EndsAt: now.Add(time.Hour), CreatedBy: "bob", Comment: "again"}
+	got, err := s.Set(ctx, &reuse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID == sil.ID {
+		t.Fatal("the expired silence was rewritten in place; want a new silence")
+	}
+	if old, err := s.be.Get(ctx, "a", sil.ID); err != nil || old.State(now) != StateExpired || old.CreatedBy != "alice" || old.Comment != "maintenance" {
+		t.Fatalf("the expired silence: %+v, %v; want it kept as it was", old, err)
+	}
+
+	pending, err := s.Set(ctx, &Silence{Tenant: "a", Matchers: []Matcher{eq("alertname", "Bar")}, StartsAt: now.Add(time.Hour), EndsAt: now.Add(2 * time.Hour), CreatedBy: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := *pending
+	later.StartsAt = now.Add(90 * time.Minute)
+	if moved, err := s.Set(ctx, &later); err != nil || moved.ID != pending.ID {
+		t.Fatalf("moving a pending silence's start: %+v, %v; want it updated in place", moved, err)
+	}
+	other := later
+	other.Matchers = []Matcher{eq("alertname", "Baz")}
+	replaced, err := s.Set(ctx, &other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if replaced.ID == pending.ID {
+		t.Fatal("a pending silence's matchers were edited in place; want a new silence")
+	}
+	if old, err := s.be.Get(ctx, "a", pending.ID); err != nil || old.State(now) != StateExpired || old.Matchers[0].Value != "Bar" {
+		t.Fatalf("the replaced pending silence: %+v, %v; want it expired with its matchers", old, err)
+	}
+}

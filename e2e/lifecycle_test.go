@@ -28,6 +28,33 @@ func TestSIGTERMWithATailOpenExits(t *testing.T) {
 	case <-time.After(20 * time.Second): // the 10 s shutdown budget, and slack
 		t.Fatalf("klaxon still running 20 s after SIGTERM with a tail open:\n%s", k.Log())
 	}
+	if strings.Contains(k.Log(), "still open at the shutdown deadline") {
+		t.Errorf("the shutdown waited out its deadline for the tail instead of ending it:\n%s", k.Log())
+	}
+}
+
+// A `klaxonctl tail` follows klaxon across a restart (a rolling deploy), as
+// stern follows pods: it says it lost the server, reconnects, and shows what
+// comes in afterwards. It ended with "unavailable" at every restart.
+func TestTailFollowsARestart(t *testing.T) {
+	sink := harness.NewSink(t)
+	rules := harness.WriteRules(t, map[string]string{"default/klaxon.yml": routeAllTo(sink.URL())})
+	k := harness.StartKlaxon(t, harness.KlaxonOptions{Rules: rules})
+	out, stderr := startTail(t, k.GRPC)
+	seen := &harness.LogBuffer{}
+	go func() { _, _ = io.Copy(seen, out) }()
+	k.Signal(syscall.SIGTERM)
+	<-k.Exited()
+	k.Start()
+	harness.Eventually(t, 20*time.Second, "the tail to reconnect", func() bool {
+		return strings.Contains(stderr.String(), "reconnecting") && strings.Count(stderr.String(), "tailing tenant") == 2
+	})
+	if code, body := k.Post("/api/v2/alerts", `[{"labels":{"alertname":"AfterRestart"}}]`); code != 200 {
+		t.Fatalf("post: %d %s", code, body)
+	}
+	harness.Eventually(t, 20*time.Second, "the alert posted after the restart in the tail", func() bool {
+		return strings.Contains(seen.String(), "AfterRestart")
+	})
 }
 
 // A SIGHUP while klaxon is still starting (here: its NATS unreachable, so

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,6 +56,19 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *metrics
+	// draining is closed by Drain: open tails end, so a shutdown does not
+	// wait out its deadline for clients that never hang up.
+	draining  chan struct{}
+	drainOnce sync.Once
+}
+
+// Drain ends every open tail with Unavailable ("shutting down"), the
+// status klaxonctl reconnects on; call it before GracefulStop.
+func (s *Server) Drain() {
+	if s == nil {
+		return
+	}
+	s.drainOnce.Do(func() { close(s.draining) })
 }
 
 // New builds the server. reg receives klaxon_admin_* metrics.
@@ -71,7 +85,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Server, erro
 	if cfg.Reload == nil {
 		cfg.Reload = func(string) error { return cfg.Rules.Reload() }
 	}
-	return &Server{cfg: cfg, log: log, metrics: newMetrics(reg)}, nil
+	return &Server{cfg: cfg, log: log, metrics: newMetrics(reg), draining: make(chan struct{})}, nil
 }
 
 // ServerOptions are the interceptors (metrics, logging, deadline, auth) to

@@ -24,6 +24,10 @@ import (
 // it will be streamed (clients and tests wait for it instead of sleeping).
 const TailReadyHeader = "x-klaxon-tail"
 
+// TailTenantHeader, sent with TailReadyHeader, names the tenant tailed (the
+// one the token implies when the caller named none).
+const TailTenantHeader = "x-klaxon-tenant"
+
 // tailBuffer is how many items may wait for a slow client before NATS drops
 // (and the dropped counter counts) the excess.
 const tailBuffer = 4096
@@ -72,7 +76,7 @@ func (s *Server) Tail(req *adminv1.TailRequest, stream grpc.ServerStreamingServe
 	if err != nil {
 		return toStatus(ctx, "subscribe", err)
 	}
-	if err := stream.SendHeader(metadata.Pairs(TailReadyHeader, "live")); err != nil {
+	if err := stream.SendHeader(metadata.Pairs(TailReadyHeader, "live", TailTenantHeader, tenant)); err != nil {
 		return err
 	}
 	s.metrics.tailing.Inc()
@@ -82,6 +86,8 @@ func (s *Server) Tail(req *adminv1.TailRequest, stream grpc.ServerStreamingServe
 		case <-ctx.Done():
 			// The client went away or its deadline passed: a normal end.
 			return nil
+		case <-s.draining:
+			return status.Error(codes.Unavailable, "klaxon is shutting down")
 		case msg := <-ch:
 			for _, item := range s.tailItems(msg, f) {
 				if err := stream.Send(item); err != nil {

@@ -412,6 +412,7 @@ func runTargets(c *runConfig) error {
 	// Graceful, but within the same budget: a `klaxonctl tail` stream ends
 	// only when its client goes, and GracefulStop waited for it for ever
 	// (the pod was SIGKILLed, the embedded NATS server never shut down).
+	adm.Drain() // open tails end now, and their clients reconnect elsewhere
 	stopped := make(chan struct{})
 	go func() { gs.GracefulStop(); close(stopped) }()
 	select {

@@ -25,6 +25,8 @@ const (
 	tenantHeader    = "x-scope-orgid"
 	authHeader      = "authorization"
 	tailReadyHeader = "x-klaxon-tail"
+	// tailTenantHeader: the tenant the server tails (admin.TailTenantHeader).
+	tailTenantHeader = "x-klaxon-tenant"
 )
 
 // globals are the flags every admin-API command shares.

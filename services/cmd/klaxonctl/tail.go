@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 	"google.golang.org/grpc"
@@ -29,44 +30,75 @@ func registerTail(app *kingpin.Application, add func(*kingpin.CmdClause, adminCo
 	tail.Flag("no-deliveries", "Leave out what goes out.").BoolVar(&req.NoDeliveries)
 	tail.Flag("count", "Exit after this many items (0 = follow until interrupted).").Short('n').IntVar(&count)
 	add(tail, func(ctx context.Context, g *globals, conn *grpc.ClientConn) error {
-		st, err := adminv1.NewAlertServiceClient(conn).Tail(ctx, req)
-		if err != nil {
-			return err
-		}
-		// The header arrives once the server's subscriptions are live:
-		// everything after this line on stderr will be shown.
-		md, err := st.Header()
-		if err != nil {
-			return endOfTail(ctx, err)
-		}
-		if len(md.Get(tailReadyHeader)) == 0 {
-			// Ended without headers: the status says why.
-			_, err := st.Recv()
-			return endOfTail(ctx, err)
-		}
-		tenant := g.tenant
-		if tenant == "" {
-			tenant = "(default)"
-		}
-		fmt.Fprintf(g.stderr, "tailing tenant %s at %s\n", tenant, g.addr)
 		colour := g.color == "always" || g.color == "auto" && os.Getenv("NO_COLOR") == "" && isTerminal(g.stdout)
-		for n := 0; count == 0 || n < count; n++ {
-			item, err := st.Recv()
-			if err != nil {
-				return endOfTail(ctx, err)
+		n, wait, followed := 0, time.Duration(0), false
+		for {
+			live, err := tailOnce(ctx, g, conn, req, count, &n, colour)
+			followed = followed || live
+			// A server that is not there to begin with is an error, as
+			// for any command; one that goes away later is followed.
+			if err = endOfTail(ctx, err); err == nil || !followed || status.Code(err) != codes.Unavailable {
+				return err
 			}
-			if g.output == "json" {
-				b, err := jsonBytes(item, false)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(g.stdout, "%s\n", b)
-				continue
+			// The server went away (a restart, a rolling update): follow
+			// it, as stern does, rather than end. What was published
+			// while no tail was open is not shown.
+			if live {
+				wait = 0
+				fmt.Fprintf(g.stderr, "lost %s (%v); reconnecting, items in between are missed\n", g.addr, status.Convert(err).Message())
 			}
-			fmt.Fprintln(g.stdout, tailLine(item, colour))
+			wait = min(max(2*wait, 250*time.Millisecond), 5*time.Second)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(wait):
+			}
 		}
-		return nil
 	})
+}
+
+// tailOnce opens one tail and prints its items until it ends or *n reaches
+// count (0: no limit); live says the server confirmed it.
+func tailOnce(ctx context.Context, g *globals, conn *grpc.ClientConn, req *adminv1.TailRequest, count int, n *int, colour bool) (live bool, err error) {
+	st, err := adminv1.NewAlertServiceClient(conn).Tail(ctx, req)
+	if err != nil {
+		return false, err
+	}
+	// The header arrives once the server's subscriptions are live:
+	// everything after this line on stderr will be shown.
+	md, err := st.Header()
+	if err != nil {
+		return false, err
+	}
+	if len(md.Get(tailReadyHeader)) == 0 {
+		// Ended without headers: the status says why.
+		_, err := st.Recv()
+		return false, err
+	}
+	tenant := g.tenant
+	if v := md.Get(tailTenantHeader); len(v) > 0 && v[0] != "" {
+		tenant = v[0] // the one the token implies when none was named
+	}
+	if tenant == "" {
+		tenant = "(default)"
+	}
+	fmt.Fprintf(g.stderr, "tailing tenant %s at %s\n", tenant, g.addr)
+	for ; count == 0 || *n < count; *n++ {
+		item, err := st.Recv()
+		if err != nil {
+			return true, err
+		}
+		if g.output == "json" {
+			b, err := jsonBytes(item, false)
+			if err != nil {
+				return true, err
+			}
+			fmt.Fprintf(g.stdout, "%s\n", b)
+			continue
+		}
+		fmt.Fprintln(g.stdout, tailLine(item, colour))
+	}
+	return true, nil
 }
 
 // endOfTail makes an interrupted tail a success, and a server that went

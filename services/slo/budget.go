@@ -74,12 +74,20 @@ func PeriodBounds(p Period, now time.Time, loc *time.Location, rolling time.Dura
 
 // Report computes the budget of period p at now.
 func (s *Spec) Report(c *Counters, now time.Time, p Period) (*Report, error) {
+	return s.ReportAt(c, now, now, p)
+}
+
+// ReportAt computes the budget of the period p containing at (the rolling
+// one ends at at) with the counts up to now: a past period is counted to
+// its end, not only up to at. Open alerts are observed at now, never at a
+// past at, which would count them only to at.
+func (s *Spec) ReportAt(c *Counters, at, now time.Time, p Period) (*Report, error) {
 	c.Observe(now)
 	loc := s.Location
 	if loc == nil {
 		loc = time.UTC
 	}
-	from, to, err := PeriodBounds(p, now, loc, s.Period)
+	from, to, err := PeriodBounds(p, at, loc, s.Period)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +95,16 @@ func (s *Spec) Report(c *Counters, now time.Time, p Period) (*Report, error) {
 	if from.Unix()%60 != 0 {
 		firstMin++ // a partial first minute belongs to the previous period
 	}
-	bad, total := c.sum(firstMin, unixMinute(now))
+	// Up to the period's end, and no further than now: a calendar period
+	// ends before to; the rolling one, as a burn window, with at's minute.
+	lastMin := unixMinute(now)
+	switch {
+	case p == Rolling && at.Before(now):
+		lastMin = unixMinute(at)
+	case p != Rolling && !to.After(now):
+		lastMin = unixMinute(to.Add(-time.Nanosecond))
+	}
+	bad, total := c.sum(firstMin, lastMin)
 	r := &Report{Period: p, From: from, To: to, Consumed: bad}
 	if s.Kind == TimeSlice {
 		// The budget of a time slice is fixed by the period's length, which

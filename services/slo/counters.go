@@ -7,15 +7,17 @@ import (
 
 // Resolutions: per minute for windows up to 7 days, per hour up to 366 days.
 // The rings are fixed arrays, allocated on first use: at most
-// 10080×12 + 8784×24 bytes ≈ 324 KiB per SLO, whatever the traffic.
+// 10080×24 + 8784×24 bytes ≈ 442 KiB per SLO, whatever the traffic.
 const (
 	minuteSlots = 7 * 24 * 60
 	hourSlots   = 366 * 24
 )
 
 type minuteBucket struct {
-	min        uint32 // unix minute this slot holds (0 = empty)
-	bad, total uint32
+	min uint32 // unix minute this slot holds (0 = empty)
+	// 64 bits, as the hours: one POST may count more than 2^32 events, and
+	// 32-bit counts wrapped (4294967396 requests, 100 bad, read as 100 of 100).
+	bad, total int64
 }
 
 type hourBucket struct {
@@ -98,8 +100,8 @@ func (c *Counters) addMinute(m uint32, bad, total int64, markOnce bool) {
 				}
 				s.bad = 1
 			} else {
-				s.bad += uint32(bad)
-				s.total += uint32(total)
+				s.bad += bad
+				s.total += total
 			}
 		}
 	}
@@ -200,8 +202,8 @@ func (c *Counters) sum(first, last uint32) (bad, total int64) {
 		for m := first; m <= last; m++ {
 			s := &c.minutes[m%minuteSlots]
 			if s.min == m {
-				bad += int64(s.bad)
-				total += int64(s.total)
+				bad += s.bad
+				total += s.total
 			}
 		}
 		return bad, total

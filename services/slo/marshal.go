@@ -101,7 +101,8 @@ func (c *Counters) UnmarshalBinary(b []byte) error {
 	for i := uint64(0); i < n && !bad; i++ {
 		prev += u()
 		m := uint32(prev)
-		fresh.minutes[m%minuteSlots] = minuteBucket{min: m, bad: uint32(u()), total: uint32(u())}
+		// Varints: state written when minute counts were 32-bit reads the same.
+		fresh.minutes[m%minuteSlots] = minuteBucket{min: m, bad: int64(u()), total: int64(u())}
 	}
 	n = u()
 	if n > hourSlots {

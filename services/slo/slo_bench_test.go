@@ -70,5 +70,5 @@ func BenchmarkStateBytes(b *testing.B) {
 		n = len(data)
 	}
 	b.ReportMetric(float64(n), "stored-bytes/slo")
-	b.ReportMetric(float64(minuteSlots*12+hourSlots*24), "memory-bytes/slo")
+	b.ReportMetric(float64(minuteSlots*24+hourSlots*24), "memory-bytes/slo")
 }

@@ -1,7 +1,9 @@
 package slo
 
 import (
+	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"math/big"
 	"testing"
 	"time"
@@ -377,5 +379,92 @@ func TestCountersVersion1StillLoads(t *testing.T) {
 	c.Observe(t0.Add(time.Hour))
 	if c.Firing() != 1 {
 		t.Fatalf("%d open, want the version-1 alert still open", c.Firing())
+	}
+}
+
+// One count may exceed 2^32 events (POST /api/v1/slo/{name}/events takes
+// 64-bit counts): 4,294,967,396 requests with 100 bad are a burn of 0.00002,
+// not 100 bad of 100. Every window and report reads the same counts, and a
+// store and load keeps them.
+func TestCountAbove32BitsIsExact(t *testing.T) {
+	s := spec(t, "99.9", 30*24*time.Hour, Ratio)
+	now := t0.Add(12 * time.Hour)
+	var stored Counters
+	stored.AddRatio(now, 1<<32, 1<<32+100)
+	data, err := stored.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var loaded Counters
+	if err := loaded.UnmarshalBinary(data); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]*Counters{"in memory": &stored, "loaded": &loaded} {
+		for _, st := range s.Evaluate(c, now) {
+			if st.Firing {
+				t.Errorf("%s: rule %d fires at burn %s on 100 bad of 4294967396", name, st.Rule, st.LongBurn.FloatString(4))
+			}
+		}
+		if w := s.Window(c, now, time.Hour); w.Bad != 100 || w.Total != 1<<32+100 {
+			t.Errorf("%s: 1h window %d bad of %d, want 100 of 4294967396", name, w.Bad, w.Total)
+		}
+		for _, p := range []Period{Rolling, Week, Month, Year} {
+			if r, _ := s.Report(c, now, p); r.Consumed != 100 || r.Total != 1<<32+100 {
+				t.Errorf("%s: %s report %d bad of %d, want 100 of 4294967396", name, p, r.Consumed, r.Total)
+			}
+		}
+	}
+}
+
+// State stored while minute counts were 32-bit (the same varints) loads
+// unchanged: this blob was written by that code for the counters below.
+func TestCounters32BitStateStillLoads(t *testing.T) {
+	old, _ := hex.DecodeString("02b0c8a00e0003aec8a00e01000101000164e80703b8b21e050afb0102000164e80701017880c08ed3aca09ce4318080c9e7f0f89de431b0c8a00e")
+	var c, want Counters
+	if err := c.UnmarshalBinary(old); err != nil {
+		t.Fatal(err)
+	}
+	want.AddRatio(t0.Add(12*time.Hour), 900, 1000)
+	want.AddRatio(t0.Add(-10*24*time.Hour), 5, 10)
+	want.Fire("x", t0.Add(12*time.Hour-2*time.Minute), t0.Add(13*time.Hour))
+	want.Observe(t0.Add(12 * time.Hour))
+	if got, _ := c.MarshalBinary(); !bytes.Equal(got, old) {
+		t.Fatalf("re-encoded differently:\n%x\n%x", got, old)
+	}
+	s := spec(t, "99.9", 30*24*time.Hour, Ratio)
+	for _, p := range []Period{Rolling, Month, Year} {
+		a, _ := s.Report(&c, t0.Add(12*time.Hour), p)
+		b, _ := s.Report(&want, t0.Add(12*time.Hour), p)
+		if a.Consumed != b.Consumed || a.Total != b.Total {
+			t.Errorf("%s: loaded %d of %d, want %d of %d", p, a.Consumed, a.Total, b.Consumed, b.Total)
+		}
+	}
+}
+
+// A report for a past at covers its whole period with the counts up to now:
+// October asked for on 15 October holds the outage of the 25th, and a month
+// holds the minutes of an alert still firing now, observed at now.
+func TestReportAtPastTimeCountsItsWholePeriod(t *testing.T) {
+	s := spec(t, "99.9", 30*24*time.Hour, Ratio)
+	now := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	var c Counters
+	c.AddRatio(time.Date(2026, 10, 5, 12, 0, 0, 0, time.UTC), 1000, 1000)
+	c.AddRatio(time.Date(2026, 10, 25, 12, 0, 0, 0, time.UTC), 0, 100)
+	c.AddRatio(time.Date(2026, 11, 5, 12, 0, 0, 0, time.UTC), 0, 7) // November: not October's
+	c.Observe(now)
+	r, err := s.ReportAt(&c, time.Date(2026, 10, 15, 0, 0, 0, 0, time.UTC), now, Month)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.From.Format(time.DateOnly) != "2026-10-01" || r.Consumed != 100 || r.Total != 1100 {
+		t.Fatalf("October from %s: %d bad of %d, want 100 of 1100", r.From, r.Consumed, r.Total)
+	}
+
+	ts := spec(t, "99.9", 30*24*time.Hour, TimeSlice)
+	var open Counters
+	open.Fire("a", now.Add(-30*time.Minute), time.Time{})
+	r, _ = ts.ReportAt(&open, time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), now, Month)
+	if r.Consumed != 31 || open.Firing() != 1 {
+		t.Fatalf("November with an alert firing for 30 minutes: %d bad minutes, %d open", r.Consumed, open.Firing())
 	}
 }

@@ -33,6 +33,11 @@ import (
 // Source is the envelope source of SLO burn-rate alerts.
 const Source = "slo-burn"
 
+// sourceAlertmanager is the envelope source of alerts an upstream
+// Alertmanager sent by webhook (receiver.SourceAlertmanager; not imported,
+// as in the engine: the runner does not depend on the HTTP receiver).
+const sourceAlertmanager = "alertmanager"
+
 // keyTTL keeps an SLO's counters a little longer than the longest report.
 const keyTTL = 400 * 24 * time.Hour
 
@@ -65,6 +70,7 @@ type metrics struct {
 	burn      *prometheus.GaugeVec
 	derived   *prometheus.CounterVec
 	events    *prometheus.CounterVec
+	forgotten *prometheus.CounterVec
 }
 
 // New builds a runner. Several replicas may run: every change is a
@@ -98,31 +104,79 @@ func New(ctx context.Context, cfg Config, b *bus.Bus, rules *ruleset.Holder, log
 			events: f.NewCounterVec(prometheus.CounterOpts{
 				Name: "klaxon_slo_events_total", Help: "Alerts and events counted into SLOs, by kind.",
 			}, []string{"kind"}),
+			forgotten: f.NewCounterVec(prometheus.CounterOpts{
+				Name: "klaxon_slo_dedup_ids_forgotten_total",
+				Help: "Counted event ids forgotten before the 10-minute dedup window because an SLO held 16384 ids: a redelivery of one would count again.",
+			}, []string{"tenant", "slo"}),
 		}}, nil
 }
 
 // record is one SLO's KV value: its counters, which burn rules fire, and the
-// ids of the latest counted events (a redelivered count is not added twice).
+// ids of the events counted in the last dedupWindow (a redelivered count is
+// not added twice).
 type record struct {
 	counters slo.Counters
 	firing   map[int]time.Time
-	recent   []uint64
+	recent   []seenID // oldest first
+	// pending are burn alerts (Envelopes) decided with this state and not
+	// yet known to be published: written with the state, published, then
+	// cleared; whoever updates the record next publishes them first (their
+	// ids make a second copy a duplicate). Without them, a publish that
+	// failed after the state was written lost the alert: a resolve was never
+	// sent (the state said resolved), a first page waited for the next tick.
+	pending [][]byte
 }
 
-// recentIDs bounds the remembered event ids per SLO.
-const recentIDs = 256
+// maxPending bounds the pending alerts of a record: one per burn rule.
+const maxPending = 64
 
-func (r *record) seen(id uint64) bool {
+// seenID is a counted event's id and when it was counted (unix seconds).
+type seenID struct {
+	id uint64
+	at int64
+}
+
+const (
+	// dedupWindow is how long a counted event's id is remembered: JetStream's
+	// duplicate window. A message is redelivered 1–10 s after a component of
+	// the derived consumer failed or an ack was lost; remembering only the
+	// latest 256 ids let an SLO of more than 25 events/s count such a
+	// redelivery twice.
+	dedupWindow = 10 * time.Minute
+	// maxSeenIDs bounds the ids per SLO, as the record is read and written
+	// back on every count: 16384 ids are about 144 KiB stored (well within
+	// an external server's 1 MiB max_payload) and cover the whole window up
+	// to 27 events/s, and 16 s (past every redelivery delay) at 1,000/s.
+	// Ids forgotten earlier are counted in klaxon_slo_dedup_ids_forgotten_total.
+	maxSeenIDs = 16384
+	// legacyIDs is the bound of the id list stored before ids had times.
+	legacyIDs = 256
+	// timedIDs marks the id list with times: more than legacyIDs, so never
+	// the length of a legacy list.
+	timedIDs = 1 << 20
+)
+
+// seen reports whether id was counted in the dedupWindow before now, and
+// remembers it otherwise; forgotten is how many ids younger than the window
+// the bound pushed out.
+func (r *record) seen(id uint64, now time.Time) (dup bool, forgotten int) {
+	cut := now.Add(-dedupWindow).Unix()
+	i := 0
+	for i < len(r.recent) && r.recent[i].at < cut {
+		i++
+	}
+	r.recent = r.recent[i:]
 	for _, x := range r.recent {
-		if x == id {
-			return true
+		if x.id == id {
+			return true, 0
 		}
 	}
-	r.recent = append(r.recent, id)
-	if len(r.recent) > recentIDs {
-		r.recent = r.recent[len(r.recent)-recentIDs:]
+	r.recent = append(r.recent, seenID{id: id, at: now.Unix()})
+	if n := len(r.recent) - maxSeenIDs; n > 0 {
+		r.recent = r.recent[n:]
+		forgotten = n
 	}
-	return false
+	return false, forgotten
 }
 
 func (r *record) marshal() []byte {
@@ -139,16 +193,29 @@ func (r *record) marshal() []byte {
 		buf = binary.AppendUvarint(buf, uint64(i))
 		buf = binary.AppendVarint(buf, r.firing[i].UnixNano())
 	}
+	buf = binary.AppendUvarint(buf, timedIDs)
 	buf = binary.AppendUvarint(buf, uint64(len(r.recent)))
-	for _, id := range r.recent {
-		buf = binary.LittleEndian.AppendUint64(buf, id)
+	var prev int64
+	for _, x := range r.recent {
+		buf = binary.LittleEndian.AppendUint64(buf, x.id)
+		buf = binary.AppendVarint(buf, x.at-prev) // seconds apart: mostly one byte
+		prev = x.at
+	}
+	if len(r.pending) > 0 { // a trailing section, absent when empty
+		buf = binary.AppendUvarint(buf, uint64(len(r.pending)))
+		for _, p := range r.pending {
+			buf = binary.AppendUvarint(buf, uint64(len(p)))
+			buf = append(buf, p...)
+		}
 	}
 	return buf
 }
 
 var errCorrupt = errors.New("slo record: corrupt")
 
-func (r *record) unmarshal(b []byte) error {
+// unmarshal restores what marshal wrote (and records written before ids had
+// times: those ids count as seen at loaded).
+func (r *record) unmarshal(b []byte, loaded time.Time) error {
 	n, k := binary.Uvarint(b)
 	if k <= 0 || uint64(len(b)-k) < n {
 		return errCorrupt
@@ -180,13 +247,60 @@ func (r *record) unmarshal(b []byte) error {
 		return nil // written before ids were remembered
 	}
 	n, k = binary.Uvarint(b)
-	if k <= 0 || n > recentIDs || uint64(len(b)-k) != n*8 {
+	if k <= 0 {
 		return errCorrupt
 	}
 	b = b[k:]
-	r.recent = make([]uint64, n)
+	if n != timedIDs {
+		// Written before ids had times: n ids.
+		if n > legacyIDs || uint64(len(b)) != n*8 {
+			return errCorrupt
+		}
+		r.recent = make([]seenID, n)
+		for i := range r.recent {
+			r.recent[i] = seenID{id: binary.LittleEndian.Uint64(b[i*8:]), at: loaded.Unix()}
+		}
+		return nil
+	}
+	n, k = binary.Uvarint(b)
+	if k <= 0 || n > maxSeenIDs {
+		return errCorrupt
+	}
+	b = b[k:]
+	r.recent = make([]seenID, n)
+	var at int64
 	for i := range r.recent {
-		r.recent[i] = binary.LittleEndian.Uint64(b[i*8:])
+		if len(b) < 8 {
+			return errCorrupt
+		}
+		id := binary.LittleEndian.Uint64(b)
+		d, k := binary.Varint(b[8:])
+		if k <= 0 {
+			return errCorrupt
+		}
+		b = b[8+k:]
+		at += d
+		r.recent[i] = seenID{id: id, at: at}
+	}
+	if len(b) == 0 {
+		return nil // nothing pending
+	}
+	n, k = binary.Uvarint(b)
+	if k <= 0 || n == 0 || n > maxPending {
+		return errCorrupt
+	}
+	b = b[k:]
+	r.pending = make([][]byte, n)
+	for i := range r.pending {
+		l, k := binary.Uvarint(b)
+		if k <= 0 || l > uint64(len(b)-k) {
+			return errCorrupt
+		}
+		r.pending[i] = b[k : k+int(l)]
+		b = b[k+int(l):]
+	}
+	if len(b) != 0 {
+		return errCorrupt
 	}
 	return nil
 }
@@ -291,9 +405,15 @@ func (r *Runner) Process(ctx context.Context, env *klaxonv1.Envelope) error {
 		}
 		r.metrics.events.WithLabelValues(kind).Inc()
 		id := envelopeID(env)
-		if err := r.update(ctx, env.Tenant, s, func(rec *record, _ *slo.Spec, _ time.Time) []*klaxonv1.Envelope {
-			if id != 0 && kind != "alert_firing" && kind != "alert_resolved" && rec.seen(id) {
-				return nil // a redelivered count (alerts are idempotent by themselves)
+		if err := r.update(ctx, env.Tenant, s, func(rec *record, _ *slo.Spec, now time.Time) []*klaxonv1.Envelope {
+			if id != 0 && kind != "alert_firing" && kind != "alert_resolved" {
+				dup, forgotten := rec.seen(id, now)
+				if forgotten > 0 {
+					r.metrics.forgotten.WithLabelValues(env.Tenant, s.Name).Add(float64(forgotten))
+				}
+				if dup {
+					return nil // a redelivered count (alerts are idempotent by themselves)
+				}
 			}
 			apply(&rec.counters)
 			return nil
@@ -327,11 +447,16 @@ func change(s *ruleset.SLO, env *klaxonv1.Envelope, resolveTimeout time.Duration
 			return func(c *slo.Counters) { c.Resolve(a.Fingerprint, start, end) }, "alert_resolved"
 		}
 		// As Alertmanager: an alert without an end resolves resolve_timeout
-		// after it was received, unless sent again.
+		// after it was received, unless sent again. An upstream
+		// Alertmanager's webhook is the exception, as in the engine: its
+		// firing alerts come without endsAt and an unchanged group is sent
+		// again only every repeat_interval (4h by default), so the alert
+		// stays open until it is sent resolved.
 		var end time.Time // none known: open until resolved
 		switch {
 		case a.EndsAt != nil:
 			end = a.EndsAt.AsTime()
+		case env.Source == sourceAlertmanager:
 		case env.ReceivedAt != nil:
 			end = received.Add(resolveTimeout)
 		}
@@ -369,7 +494,8 @@ func eventLabels(ev *klaxonv1.Event) map[string]string {
 }
 
 // update applies f to an SLO's record with a revision check and publishes
-// what f returns only if this replica's write won.
+// what f returns only if this replica's write won, after the record holds it
+// as pending (published by the next update should this publish fail).
 func (r *Runner) update(ctx context.Context, tenant string, s *ruleset.SLO, f func(*record, *slo.Spec, time.Time) []*klaxonv1.Envelope) error {
 	sp, err := r.Spec(tenant, s)
 	if err != nil {
@@ -384,24 +510,46 @@ func (r *Runner) update(ctx context.Context, tenant string, s *ruleset.SLO, f fu
 		if err != nil {
 			return err
 		}
+		now := r.cfg.Now()
 		rec := &record{firing: map[int]time.Time{}}
 		if raw != nil {
-			if err := rec.unmarshal(raw); err != nil {
+			if err := rec.unmarshal(raw, now); err != nil {
 				r.log.Warn("corrupt SLO state; starting over", "slo", s.Name, "err", err)
 				rec = &record{firing: map[int]time.Time{}}
 			}
 		}
-		now := r.cfg.Now()
+		for _, p := range rec.pending {
+			if err := r.publishRaw(ctx, p); err != nil {
+				return err
+			}
+		}
+		rec.pending = nil
 		out := f(rec, sp, now)
-		if _, err := r.kv.Write(ctx, k, rec.marshal(), rev, keyTTL); errors.Is(err, bus.ErrConflict) {
+		for _, env := range out {
+			data, err := env.MarshalVT()
+			if err != nil {
+				return err
+			}
+			rec.pending = append(rec.pending, data)
+		}
+		rev, err = r.kv.Write(ctx, k, rec.marshal(), rev, keyTTL)
+		if errors.Is(err, bus.ErrConflict) {
 			continue
 		} else if err != nil {
 			return err
 		}
+		if len(out) == 0 {
+			return nil
+		}
 		for _, env := range out {
 			if err := r.publish(ctx, env); err != nil {
-				return err
+				return err // pending: published by the next update
 			}
+		}
+		rec.pending = nil
+		if _, err := r.kv.Write(ctx, k, rec.marshal(), rev, keyTTL); err != nil {
+			// Published; the next update publishes them again, duplicates.
+			r.log.Debug("SLO state not cleared after publishing", "slo", s.Name, "err", err)
 		}
 		return nil
 	}
@@ -496,6 +644,16 @@ func (r *Runner) alert(tenant string, s *ruleset.SLO, sp *slo.Spec, st slo.Alert
 // validity is how long a firing burn alert stays valid without a re-send:
 // four evaluation intervals, and never less than five minutes.
 func (r *Runner) validity() time.Duration { return max(4*r.cfg.Tick, 5*time.Minute) }
+
+// publishRaw publishes a pending envelope.
+func (r *Runner) publishRaw(ctx context.Context, data []byte) error {
+	var env klaxonv1.Envelope
+	if err := env.UnmarshalVT(data); err != nil {
+		r.log.Warn("dropping an undecodable pending SLO burn alert", "err", err)
+		return nil
+	}
+	return r.publish(ctx, &env)
+}
 
 func (r *Runner) publish(ctx context.Context, env *klaxonv1.Envelope) error {
 	data, err := env.MarshalVT()

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	adminv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/admin/v1"
 	klaxonv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/v1"
 	"github.com/klaxon-sh/klaxon/services/bus"
 	"github.com/klaxon-sh/klaxon/services/bus/bustest"
@@ -344,5 +345,155 @@ func TestTimeSliceAlertNoLongerSentStopsCounting(t *testing.T) {
 	got := fmt.Sprint(f.burnAlerts())
 	if !strings.Contains(got, "checkout-availability/page/1h-5m/firing") || !strings.Contains(got, "checkout-availability/page/1h-5m/resolved") {
 		t.Fatalf("burn alerts %v, want the 1h page fired and resolved", got)
+	}
+}
+
+// An upstream Alertmanager's webhook sends a firing alert without endsAt (the
+// receiver strips it) and again only every repeat_interval; the alert is
+// bad until it is sent resolved, as the engine keeps it firing. Before, it
+// stopped counting resolve_timeout (5m) after receipt: the page resolved in
+// the middle of the outage, and the resolved message's back-fill fired the
+// pages again after recovery.
+func TestWebhookAlertCountsUntilResolved(t *testing.T) {
+	f := newFixture(t)
+	f.tick(t0)
+	firing := alert(klaxonv1.AlertStatus_ALERT_STATUS_FIRING, t0.Add(time.Minute), nil)
+	firing.Source, firing.Id = "alertmanager", "am-1"
+	f.process(firing)
+	for m := 1; m <= 60; m++ {
+		f.tick(t0.Add(time.Duration(m) * time.Minute))
+	}
+	st, err := f.r.Status(context.Background(), "default", "checkout-availability", t0.Add(60*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st[0].Budgets[0].Consumed; got != 60 {
+		t.Errorf("after 60 minutes of outage, %d bad minutes counted, want 60", got)
+	}
+	want := []string{"checkout-availability/page/1h-5m/firing", "checkout-availability/page/6h-30m/firing", "checkout-availability/ticket/3d-6h/firing"}
+	if got := f.burnAlerts(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("during the outage: burn alerts %v\nwant %v", got, want)
+	}
+	end := t0.Add(60 * time.Minute)
+	resolved := alert(klaxonv1.AlertStatus_ALERT_STATUS_RESOLVED, t0.Add(time.Minute), &end)
+	resolved.Source, resolved.Id, resolved.ReceivedAt = "alertmanager", "am-2", timestamppb.New(end)
+	f.process(resolved)
+	for m := 60; m <= 75; m++ {
+		f.tick(t0.Add(time.Duration(m)*time.Minute + 30*time.Second))
+	}
+	// The fast page resolves with its 5m window after recovery and fires no
+	// more; the 6h/30m page and the ticket stay open (59 bad minutes).
+	want = append(want, "checkout-availability/page/1h-5m/resolved")
+	if got := f.burnAlerts(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("after the resolve: burn alerts %v\nwant %v", got, want)
+	}
+}
+
+// A count redelivered within JetStream's 10-minute duplicate window is
+// counted once however many other counts came in between (the derived
+// consumer redelivers 1–10 s after any of its components failed), and a
+// restart in between keeps the ids (they are in the KV record).
+func TestRedeliveryAfterManyOtherCountsIsCountedOnce(t *testing.T) {
+	f := newFixture(t)
+	first := counts("api-requests", t0, 0, 1000)
+	first.Id = "post-0"
+	f.process(first)
+	// 100 counts a second for 10 s, 10 requests each, all good.
+	for i := 1; i <= 1000; i++ {
+		f.clock.Set(t0.Add(time.Duration(i) * 10 * time.Millisecond))
+		env := counts("api-requests", t0, 10, 10)
+		env.Id = fmt.Sprintf("post-%d", i)
+		f.process(env)
+	}
+	f.process(first) // redelivered: another component of the consumer had failed
+	f.bus.Close()
+	f.open()
+	f.clock.Set(t0.Add(9 * time.Minute))
+	f.process(first) // redelivered again after a restart
+	st, err := f.r.Status(context.Background(), "default", "api-requests", t0.Add(9*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := st[0].Budgets[0]; b.Consumed != 1000 || b.Total != 1000+10000 {
+		t.Fatalf("consumed %d of %d, want 1000 of 11000: a redelivered count was added again", b.Consumed, b.Total)
+	}
+}
+
+// GetSLOReport{at} reports the windows containing at with everything counted
+// in them: October's report asked for on 15 October (now 24 November) holds
+// the outage of 25 October. Before, it counted only up to at.
+func TestPastReportCountsItsWholeWindow(t *testing.T) {
+	f := newFixture(t)
+	good := counts("api-requests", time.Date(2026, 10, 5, 12, 0, 0, 0, time.UTC), 1000, 1000)
+	good.Id = "oct-5"
+	f.process(good)
+	bad := counts("api-requests", time.Date(2026, 10, 25, 12, 0, 0, 0, time.UTC), 0, 100)
+	bad.Id = "oct-25"
+	f.process(bad)
+	start := time.Date(2026, 10, 25, 12, 0, 0, 0, time.UTC)
+	end := start.Add(10 * time.Minute)
+	resolved := alert(klaxonv1.AlertStatus_ALERT_STATUS_RESOLVED, start, &end)
+	resolved.ReceivedAt = timestamppb.New(end)
+	f.process(resolved)
+	f.tick(t0)
+	reps, err := runner.Admin{R: f.r}.SLOReport(context.Background(), "default", adminv1.ReportWindow_REPORT_WINDOW_MONTHLY,
+		time.Date(2026, 10, 15, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, r := range reps {
+		got[r.GetName()] = fmt.Sprintf("%s–%s good %d of %d", r.GetStart().AsTime().Format(time.DateOnly), r.GetEnd().AsTime().Format(time.DateOnly), r.GetGood(), r.GetTotal())
+	}
+	want := map[string]string{
+		"api-requests":          "2026-10-01–2026-11-01 good 1000 of 1100",
+		"checkout-availability": "2026-10-01–2026-11-01 good 44630 of 44640", // 31 days, 10 bad minutes
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("October reports %v\nwant %v", got, want)
+	}
+}
+
+// A burn alert whose publish fails is published by the SLO's next update:
+// the record holds it as pending until it is out. Before, the record was
+// written first and the alert then lost: the fast page's resolve was never
+// sent (the record said resolved), and the page stayed open downstream.
+func TestBurnAlertIsPublishedAfterAFailedPublish(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.tick(t0)
+	f.process(alert(klaxonv1.AlertStatus_ALERT_STATUS_FIRING, t0.Add(time.Minute), nil))
+	end := t0.Add(10 * time.Minute)
+	resolved := alert(klaxonv1.AlertStatus_ALERT_STATUS_RESOLVED, t0.Add(time.Minute), &end)
+	resolved.ReceivedAt = timestamppb.New(end)
+	for m := 1; m <= 12; m++ {
+		if m == 10 {
+			f.process(resolved)
+		}
+		f.tick(t0.Add(time.Duration(m) * time.Minute))
+	}
+	if got := fmt.Sprint(f.burnAlerts()); !strings.Contains(got, "page/1h-5m/firing") || strings.Contains(got, "resolved") {
+		t.Fatalf("burn alerts %v, want the fast page firing", got)
+	}
+	// INGEST gone: every publish fails, the fast page's resolve first.
+	st, err := f.bus.JS.Stream(ctx, bus.StreamIngest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	if err := f.bus.JS.DeleteStream(ctx, bus.StreamIngest); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Set(t0.Add(20 * time.Minute))
+	if err := f.r.Tick(ctx); err == nil {
+		t.Fatal("the resolve published with no INGEST stream")
+	}
+	if _, err := f.bus.JS.CreateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	f.tick(t0.Add(21 * time.Minute))
+	want := []string{"checkout-availability/page/1h-5m/resolved", "checkout-availability/page/6h-30m/firing", "checkout-availability/ticket/3d-6h/firing"}
+	if got := f.burnAlerts(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("burn alerts after INGEST is back %v\nwant %v", got, want)
 	}
 }

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/common/model"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	adminv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/admin/v1"
@@ -56,6 +59,12 @@ type Status struct {
 // Status computes the current status of a tenant's SLOs (all, or one by
 // name) from the stored counters. It never writes.
 func (r *Runner) Status(ctx context.Context, tenant, name string, now time.Time) ([]Status, error) {
+	return r.status(ctx, tenant, name, now, now)
+}
+
+// status is Status with the budgets of the periods containing at, counted
+// with everything up to now (burn rates are now's).
+func (r *Runner) status(ctx context.Context, tenant, name string, at, now time.Time) ([]Status, error) {
 	t := r.rules.Tenant(tenant)
 	if t == nil {
 		return nil, nil
@@ -81,7 +90,7 @@ func (r *Runner) Status(ctx context.Context, tenant, name string, now time.Time)
 				LongBurnRate: slo.Float(a.LongBurn), ShortBurnRate: slo.Float(a.ShortBurn), Firing: a.Firing})
 		}
 		for _, p := range []slo.Period{slo.Rolling, slo.Week, slo.Month, slo.Year} {
-			rep, err := sp.Report(&rec.counters, now, p)
+			rep, err := sp.ReportAt(&rec.counters, at, now, p)
 			if err != nil {
 				return nil, err
 			}
@@ -110,7 +119,7 @@ func (r *Runner) read(ctx context.Context, tenant string, s *ruleset.SLO) (*reco
 	}
 	rec := &record{firing: map[int]time.Time{}}
 	if raw != nil {
-		if err := rec.unmarshal(raw); err != nil {
+		if err := rec.unmarshal(raw, r.cfg.Now()); err != nil {
 			return nil, err
 		}
 	}
@@ -199,25 +208,35 @@ func sliOf(b Budget) string {
 // pct formats a fraction of the budget as a percentage.
 func pct(f float64) string { return fmt.Sprintf("%.2f", 100*f) }
 
-// SLOReport implements admin.SLOs.
+// reportWindows are the report windows in the order of Status.Budgets.
+var reportWindows = []adminv1.ReportWindow{adminv1.ReportWindow_REPORT_WINDOW_PERIOD, adminv1.ReportWindow_REPORT_WINDOW_WEEKLY,
+	adminv1.ReportWindow_REPORT_WINDOW_MONTHLY, adminv1.ReportWindow_REPORT_WINDOW_ANNUALLY}
+
+// SLOReport implements admin.SLOs: one report per SLO and window, every
+// window when window is unspecified (as the API and klaxonctl promise).
 func (a Admin) SLOReport(ctx context.Context, tenant string, window adminv1.ReportWindow, at time.Time) ([]*adminv1.SLOReport, error) {
-	idx := map[adminv1.ReportWindow]int{adminv1.ReportWindow_REPORT_WINDOW_PERIOD: 0, adminv1.ReportWindow_REPORT_WINDOW_WEEKLY: 1,
-		adminv1.ReportWindow_REPORT_WINDOW_MONTHLY: 2, adminv1.ReportWindow_REPORT_WINDOW_ANNUALLY: 3}
-	i, ok := idx[window]
-	if !ok {
-		i = 0
-		window = adminv1.ReportWindow_REPORT_WINDOW_PERIOD
+	windows := reportWindows
+	if window != adminv1.ReportWindow_REPORT_WINDOW_UNSPECIFIED {
+		i := slices.Index(reportWindows, window)
+		if i < 0 {
+			return nil, status.Errorf(codes.InvalidArgument, "unknown report window %v", window)
+		}
+		windows = reportWindows[i : i+1]
 	}
-	sts, err := a.R.Status(ctx, tenant, "", at)
+	// at picks the windows; they hold what was counted up to now, so a past
+	// month is reported whole.
+	sts, err := a.R.status(ctx, tenant, "", at, a.R.cfg.Now())
 	if err != nil {
 		return nil, err
 	}
 	var out []*adminv1.SLOReport
 	for _, st := range sts {
-		b := st.Budgets[i]
-		out = append(out, &adminv1.SLOReport{Name: st.Name, Window: window, Start: timestamppb.New(b.From), End: timestamppb.New(b.To),
-			Objective: st.Objective, Sli: sliOf(b), Met: b.Met, BudgetRemaining: pct(b.RemainingRatio),
-			Good: b.Total - b.Consumed, Total: b.Total, BudgetConsumed: pct(1 - b.RemainingRatio)})
+		for _, w := range windows {
+			b := st.Budgets[slices.Index(reportWindows, w)]
+			out = append(out, &adminv1.SLOReport{Name: st.Name, Window: w, Start: timestamppb.New(b.From), End: timestamppb.New(b.To),
+				Objective: st.Objective, Sli: sliOf(b), Met: b.Met, BudgetRemaining: pct(b.RemainingRatio),
+				Good: b.Total - b.Consumed, Total: b.Total, BudgetConsumed: pct(1 - b.RemainingRatio)})
+		}
 	}
 	return out, nil
 }

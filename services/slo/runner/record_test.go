@@ -1,0 +1,62 @@
+package runner
+
+import (
+	"encoding/binary"
+	"testing"
+	"time"
+)
+
+// A record stored before ids had times (a plain list of at most 256) loads,
+// its ids still deduplicated for a window from the load; ids are kept for
+// the window and no longer, and never more than maxSeenIDs, each one
+// forgotten early reported; pending burn alerts survive a store and load.
+func TestRecordIDsAcrossFormatsAndBounds(t *testing.T) {
+	t0 := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	old := &record{firing: map[int]time.Time{}}
+	cb, _ := old.counters.MarshalBinary()
+	legacy := binary.AppendUvarint(nil, uint64(len(cb)))
+	legacy = append(legacy, cb...)
+	legacy = binary.AppendUvarint(legacy, 0) // no firing rules
+	legacy = binary.AppendUvarint(legacy, 2)
+	legacy = binary.LittleEndian.AppendUint64(legacy, 7)
+	legacy = binary.LittleEndian.AppendUint64(legacy, 8)
+	var r record
+	if err := r.unmarshal(legacy, t0); err != nil {
+		t.Fatal(err)
+	}
+	if dup, _ := r.seen(7, t0.Add(9*time.Minute)); !dup {
+		t.Fatal("an id of a record in the old format is not deduplicated after loading")
+	}
+
+	var back record
+	if err := back.unmarshal(r.marshal(), t0); err != nil {
+		t.Fatal(err)
+	}
+	if dup, _ := back.seen(8, t0.Add(9*time.Minute)); !dup {
+		t.Fatal("an id is not deduplicated after a store and load")
+	}
+	if dup, _ := back.seen(8, t0.Add(11*time.Minute)); dup || len(back.recent) != 1 {
+		t.Fatalf("ids older than the window kept: %d", len(back.recent))
+	}
+
+	forgotten := 0
+	for i := range maxSeenIDs + 10 {
+		_, n := back.seen(uint64(1000+i), t0.Add(12*time.Minute))
+		forgotten += n
+	}
+	if len(back.recent) != maxSeenIDs || forgotten != 11 {
+		t.Fatalf("%d ids kept, %d forgotten; want %d and 11", len(back.recent), forgotten, maxSeenIDs)
+	}
+	if n := len(back.marshal()); n > 150<<10 {
+		t.Fatalf("a full id list is %d bytes stored", n)
+	}
+
+	back.pending = [][]byte{[]byte("resolve"), []byte("re-send")}
+	var withPending record
+	if err := withPending.unmarshal(back.marshal(), t0); err != nil {
+		t.Fatal(err)
+	}
+	if len(withPending.pending) != 2 || string(withPending.pending[0]) != "resolve" || len(withPending.recent) != maxSeenIDs {
+		t.Fatalf("pending alerts %q, %d ids after a store and load", withPending.pending, len(withPending.recent))
+	}
+}

@@ -38,6 +38,11 @@ func (e *env) tail(c context.Context, req *adminv1.TailRequest) grpc.ServerStrea
 	if v := md.Get(admin.TailReadyHeader); len(v) != 1 || v[0] != "live" {
 		e.t.Fatalf("tail header %v", md)
 	}
+	// The tenant tailed, which klaxonctl prints (the token's, when the
+	// caller named none).
+	if v := md.Get(admin.TailTenantHeader); len(v) != 1 || v[0] == "" {
+		e.t.Fatalf("tail tenant header %v", md)
+	}
 	return st
 }
 

@@ -107,7 +107,10 @@ func ListDeadLetters(ctx context.Context, b *bus.Bus, f DeadLetterFilter) ([]Dea
 // id and a reset attempt count, then deletes it from the DLQ. tenant must
 // own it ("" only for admins acting on every tenant). Integrations that
 // already delivered it before it died are skipped by the notification log,
-// so a replay only sends where the original failed.
+// so a replay only sends where the original failed. The dead letter of one
+// integration (it failed for good while the notification was retried for
+// another, see rearm) sends there, and to any integration the notification
+// itself died on later (which then has a dead letter of its own too).
 func Replay(ctx context.Context, b *bus.Bus, tenant string, seq uint64) (*klaxonv1.Notification, error) {
 	s, err := b.JS.Stream(ctx, bus.StreamDLQ)
 	if err != nil {
@@ -129,6 +132,9 @@ func Replay(ctx context.Context, b *bus.Bus, tenant string, seq uint64) (*klaxon
 	}
 	n := proto.Clone(dl.Notification).(*klaxonv1.Notification)
 	n.Attempt = 0
+	if err := rearm(ctx, b, n, raw.Header.Get(jetstream.MsgIDHeader)); err != nil {
+		return nil, fmt.Errorf("replay %d: %w", seq, err)
+	}
 	data, err := proto.Marshal(n)
 	if err != nil {
 		return nil, err
@@ -143,6 +149,41 @@ func Replay(ctx context.Context, b *bus.Bus, tenant string, seq uint64) (*klaxon
 		return n, fmt.Errorf("replayed %d but could not delete it: %w", seq, err)
 	}
 	return n, nil
+}
+
+// rearm readies the delivery that a dead letter of one integration parked
+// (deadLetterFailed), so that its replay sends it: the parked mark, which
+// every delivery of the notification skips, becomes a dead mark, which it
+// sends and which still lets the group's next notification go ahead. Such
+// a letter's msg id is the integration's notification-log key, ".dlq." and
+// the NOTIFY sequence; a whole notification's starts with its idempotency
+// key alone, and its integrations already hold dead marks.
+func rearm(ctx context.Context, b *bus.Bus, n *klaxonv1.Notification, msgID string) error {
+	i := strings.LastIndex(msgID, ".dlq.")
+	if i < 0 || !strings.HasPrefix(msgID[:i], n.IdempotencyKey+".") {
+		return nil
+	}
+	key := msgID[:i]
+	kv, err := b.JS.KeyValue(ctx, bus.BucketNotifyLog)
+	if err != nil {
+		return fmt.Errorf("notification log: %w", err)
+	}
+	e, err := kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil // expired: the replay sends it anyway
+	}
+	if err != nil {
+		return fmt.Errorf("read notification log: %w", err)
+	}
+	if !parkedMark(e.Value()) {
+		return nil // re-armed by a replay that did not get to delete the letter, or sent since
+	}
+	// Update, not Put: a send recorded meanwhile is not turned into a resend.
+	mark := []byte(deadMarkPrefix + time.Now().UTC().Format(time.RFC3339Nano))
+	if _, err := kv.Update(ctx, key, mark, e.Revision()); err != nil {
+		return fmt.Errorf("re-arm %s in the notification log: %w", key, err)
+	}
+	return nil
 }
 
 // dlqDepth reads the number of dead letters from the stream info.

@@ -106,3 +106,26 @@ func TestHoldEndsWithTheDeadLetterOrOrderWait(t *testing.T) {
 		t.Fatalf("orphan sent after %v, without waiting for its predecessor", waited)
 	}
 }
+
+// An integration dead-lettered on its own, while its sibling is retried,
+// holds nothing up there: the group's next notification goes out through it
+// at once, not after OrderWait, and waits only where its predecessor does.
+func TestHoldEndsForAnIntegrationDeadLetteredAlone(t *testing.T) {
+	bad := newTarget(t, 1, http.StatusBadRequest) // the first request fails for good
+	flaky := newTarget(t, -1, http.StatusServiceUnavailable)
+	h := start(t, notify.Config{Attempts: 1, MaxDeliver: 1000, OrderWait: time.Minute}, bad, flaky)
+	first := notification("k-first")
+	h.publish(t, first, "m-first")
+	// Counted once the dead letter is stored and marked.
+	eventually(t, "the first dead-lettered for its 400", func() bool { return testutil.CollectAndCount(h.p.Metrics().DeadLetters) == 1 })
+	h.publish(t, resolutionOf(first, "k-second"), "m-second")
+	eventually(t, "the second sent where the first was dead-lettered", func() bool { return bad.accepted.Load() == 1 })
+	if n := flaky.accepted.Load(); n != 0 {
+		t.Fatalf("the failing integration accepted %d", n)
+	}
+	flaky.setFail(0)
+	eventually(t, "both sent through the other integration", func() bool { return flaky.accepted.Load() == 2 })
+	if n := bad.requests.Load(); n != 2 {
+		t.Fatalf("the dead-lettered integration got %d requests, want the first's 400 and the second", n)
+	}
+}

@@ -206,6 +206,13 @@ func (p *Pipeline) handle(ctx context.Context, msg jetstream.Msg) error {
 	}
 	attempt := int(pn.Attempt) + max(delivered-held.here, 1)
 	retry, err := p.Deliver(ctx, &pn)
+	if retry {
+		// Retried for a sibling's sake: an integration that failed for good
+		// goes to the DLQ now, on its own, instead of being posted again at
+		// every retry (its error is the same each time) and parked only
+		// after MaxDeliver. err keeps what is still to be retried.
+		err = p.deadLetterFailed(ctx, &pn, seq, attempt, err)
+	}
 	var wait time.Duration
 	if waitingOnly(err) {
 		// Only waiting (on failing integrations, or the rate limit), no
@@ -324,7 +331,9 @@ func (p *Pipeline) backoff(attempt int) time.Duration {
 }
 
 // Deliver sends pn through every integration of its receiver that has not
-// already sent it. It returns whether a failure is worth retrying.
+// already sent it (nor was dead-lettered on its own, see deadLetterFailed).
+// It returns whether a failure is worth retrying; the integrations that
+// failed for good are in err as *failedForGood.
 func (p *Pipeline) Deliver(ctx context.Context, pn *klaxonv1.Notification) (retry bool, err error) {
 	n := FromProto(pn, p.cfg.Now())
 	log := n.Logger(p.log)
@@ -351,13 +360,29 @@ func (p *Pipeline) Deliver(ctx context.Context, pn *klaxonv1.Notification) (retr
 	var errs []error
 	for _, in := range ints {
 		r, err := p.deliverOne(ctx, n, in, limit, log)
-		if err != nil {
-			retry = retry || r
-			errs = append(errs, fmt.Errorf("%s[%d]: %w", in.Name, in.Index, err))
+		if err == nil {
+			continue
 		}
+		err = fmt.Errorf("%s[%d]: %w", in.Name, in.Index, err)
+		if !r {
+			err = &failedForGood{in: in, err: err}
+		}
+		retry = retry || r
+		errs = append(errs, err)
 	}
 	return retry, errors.Join(errs...)
 }
+
+// failedForGood is an integration's failure that is not worth retrying
+// (a 4xx, a bad config), in the error Deliver returns: handle dead-letters
+// it on its own when the notification is retried for a sibling.
+type failedForGood struct {
+	in  Integration
+	err error
+}
+
+func (f *failedForGood) Error() string { return f.err.Error() }
+func (f *failedForGood) Unwrap() error { return f.err }
 
 // errRateLimited: the receiver's rate limit has no token for the
 // notification for a second or more; it waits, without an attempt, off
@@ -420,11 +445,18 @@ func (p *Pipeline) takeToken(ctx context.Context, n *Notification) error {
 
 func (p *Pipeline) deliverOne(ctx context.Context, n *Notification, in Integration, limit func() error, log *slog.Logger) (bool, error) {
 	key := nflogKey(n.IdempotencyKey, in)
-	if e, err := p.nflog.Get(ctx, key); err == nil && !deadMark(e.Value()) {
+	e, err := p.nflog.Get(ctx, key)
+	switch {
+	case err == nil && parkedMark(e.Value()):
+		// Failed for good and dead-lettered on its own: not tried again
+		// until that dead letter is replayed.
+		p.metrics.Suppressed.WithLabelValues(in.Name, "dead_letter").Inc()
+		return false, nil
+	case err == nil && !deadMark(e.Value()):
 		p.metrics.Suppressed.WithLabelValues(in.Name, "duplicate").Inc()
 		p.audit(n, in.Name, "duplicate", nil)
 		return false, nil
-	} else if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+	case err != nil && !errors.Is(err, jetstream.ErrKeyNotFound):
 		return true, fmt.Errorf("read notification log: %w", err)
 	}
 	if n.Resolved() && !in.SendResolved {
@@ -514,6 +546,16 @@ const deadMarkPrefix = "dead-letter "
 
 func deadMark(v []byte) bool { return bytes.HasPrefix(v, []byte(deadMarkPrefix)) }
 
+// parkedMarkPrefix starts the log value of a delivery that failed for good
+// while its notification was retried for another integration, and went to
+// the DLQ on its own (deadLetterFailed). Like a send, it is skipped by every
+// delivery of the notification (its retries, another replica's) and lets
+// the group's next notification go ahead there; Replay of its dead letter
+// turns it into a dead mark, so that the replay sends it.
+const parkedMarkPrefix = "parked "
+
+func parkedMark(v []byte) bool { return bytes.HasPrefix(v, []byte(parkedMarkPrefix)) }
+
 // record writes a delivery's outcome to the notification log. It retries
 // for a while: the write fails while the cluster elects a new leader for
 // the bucket, and a lost record both allows a resend and holds the group's
@@ -572,6 +614,70 @@ const maxDeadLetterError = 8 << 10
 // a replayed notification that dies again is parked again (not dropped as a
 // duplicate of its first death).
 func (p *Pipeline) deadLetter(ctx context.Context, pn *klaxonv1.Notification, seq uint64, attempts int, cause error) error {
+	dl, err := p.publishDeadLetter(ctx, pn, fmt.Sprintf("%s.dlq.%d", pn.IdempotencyKey, seq), attempts, cause)
+	if err != nil {
+		// Could not park it: keep it in NOTIFY and try again later.
+		return bus.RetryAfter(err, p.cfg.MaxBackoff)
+	}
+	// Marks the integrations that did not send, where nothing is recorded
+	// yet (Create), so the group's next notification goes ahead.
+	if ints, err := p.integrations(pn.Tenant, pn.Receiver, p.log); err == nil {
+		mark := []byte(deadMarkPrefix + p.cfg.Now().UTC().Format(time.RFC3339Nano))
+		for _, in := range ints {
+			// ErrKeyExists: it sent (or was skipped, or parked) there; nothing to mark.
+			if _, err := p.nflog.Create(ctx, nflogKey(pn.IdempotencyKey, in), mark); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+				p.log.Warn("could not mark the dead letter in the notification log; the group's next notification waits out --notify.order-wait", "integration", in.Name, "err", err)
+			}
+		}
+	}
+	p.metrics.DeadLetters.WithLabelValues(pn.Receiver, dl.Reason).Inc()
+	p.refreshDLQDepth(ctx)
+	p.log.Error("notification dead-lettered", "tenant", pn.Tenant, "receiver", pn.Receiver, "group_key", pn.GroupKey, "attempts", attempts, "err", cause)
+	p.audit(FromProto(pn, p.cfg.Now()), "", "dead_letter", cause)
+	return nil
+}
+
+// deadLetterFailed parks in the DLQ, each in a dead letter of its own, the
+// integrations of err (Deliver's) that failed for good, and returns the rest
+// of err. It is for a notification retried for another integration: a
+// permanent failure does not get better with retries, and was posted
+// again at each of them. The letter holds the whole notification, so Replay
+// can send it again, and is keyed (msg id) by the integration's
+// notification-log key and the NOTIFY sequence, which Replay reads back
+// (rearm). The integration is marked parked, so neither the retries nor the
+// group's next notification wait for it. One that cannot be parked stays
+// in err, and is retried with the notification as before.
+func (p *Pipeline) deadLetterFailed(ctx context.Context, pn *klaxonv1.Notification, seq uint64, attempts int, err error) error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return err
+	}
+	var rest []error
+	for _, e := range j.Unwrap() {
+		f, ok := e.(*failedForGood)
+		if !ok {
+			rest = append(rest, e)
+			continue
+		}
+		key := nflogKey(pn.IdempotencyKey, f.in)
+		dl, perr := p.publishDeadLetter(ctx, pn, fmt.Sprintf("%s.dlq.%d", key, seq), attempts, f)
+		if perr != nil {
+			p.log.Warn("could not dead-letter a failed integration; it is tried again with the notification", "integration", f.in.Name, "err", perr)
+			rest = append(rest, e)
+			continue
+		}
+		p.record(ctx, key, parkedMarkPrefix+p.cfg.Now().UTC().Format(time.RFC3339Nano), f.in, p.log)
+		p.metrics.DeadLetters.WithLabelValues(pn.Receiver, dl.Reason).Inc()
+		p.refreshDLQDepth(ctx)
+		p.log.Error("integration dead-lettered; the notification is retried for the others", "tenant", pn.Tenant, "receiver", pn.Receiver, "group_key", pn.GroupKey,
+			"integration", f.in.Name, "index", f.in.Index, "attempts", attempts, "err", f)
+		p.audit(FromProto(pn, p.cfg.Now()), f.in.Name, "dead_letter", f)
+	}
+	return errors.Join(rest...)
+}
+
+// publishDeadLetter stores pn's dead letter in the DLQ under msg id id.
+func (p *Pipeline) publishDeadLetter(ctx context.Context, pn *klaxonv1.Notification, id string, attempts int, cause error) (*klaxonv1.DeadLetter, error) {
 	dl := &klaxonv1.DeadLetter{
 		Notification: pn,
 		Reason:       string(ReasonOf(cause)),
@@ -584,9 +690,9 @@ func (p *Pipeline) deadLetter(ctx context.Context, pn *klaxonv1.Notification, se
 	}
 	data, err := proto.Marshal(dl)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	msg := bus.Message{Subject: bus.DLQSubject(pn.Tenant, pn.Receiver), ID: fmt.Sprintf("%s.dlq.%d", pn.IdempotencyKey, seq), Data: data}
+	msg := bus.Message{Subject: bus.DLQSubject(pn.Tenant, pn.Receiver), ID: id, Data: data}
 	_, err = p.bus.Publish(ctx, msg)
 	for cause := dl.Error; errors.Is(err, bus.ErrTooLarge) && len(dl.Notification.Alerts) > 0; {
 		// The notification fit NOTIFY; with the error beside it, not the
@@ -597,7 +703,7 @@ func (p *Pipeline) deadLetter(ctx context.Context, pn *klaxonv1.Notification, se
 		dl.Notification = slim
 		dl.Error = fmt.Sprintf("%s (this dead letter keeps %d of the notification's %d alerts: all were too large for a message)", cause, len(slim.Alerts), len(pn.Alerts))
 		if msg.Data, err = proto.Marshal(dl); err != nil {
-			return err
+			return nil, err
 		}
 		_, err = p.bus.Publish(ctx, msg)
 		if err == nil {
@@ -605,25 +711,9 @@ func (p *Pipeline) deadLetter(ctx context.Context, pn *klaxonv1.Notification, se
 		}
 	}
 	if err != nil {
-		// Could not park it: keep it in NOTIFY and try again later.
-		return bus.RetryAfter(err, p.cfg.MaxBackoff)
+		return nil, err
 	}
-	// Marks the integrations that did not send, where nothing is recorded
-	// yet (Create), so the group's next notification goes ahead.
-	if ints, err := p.integrations(pn.Tenant, pn.Receiver, p.log); err == nil {
-		mark := []byte(deadMarkPrefix + p.cfg.Now().UTC().Format(time.RFC3339Nano))
-		for _, in := range ints {
-			// ErrKeyExists: it sent (or was skipped) there; nothing to mark.
-			if _, err := p.nflog.Create(ctx, nflogKey(pn.IdempotencyKey, in), mark); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
-				p.log.Warn("could not mark the dead letter in the notification log; the group's next notification waits out --notify.order-wait", "integration", in.Name, "err", err)
-			}
-		}
-	}
-	p.metrics.DeadLetters.WithLabelValues(pn.Receiver, dl.Reason).Inc()
-	p.refreshDLQDepth(ctx)
-	p.log.Error("notification dead-lettered", "tenant", pn.Tenant, "receiver", pn.Receiver, "group_key", pn.GroupKey, "attempts", attempts, "err", cause)
-	p.audit(FromProto(pn, p.cfg.Now()), "", "dead_letter", cause)
-	return nil
+	return dl, nil
 }
 
 // audit records what happened, fire-and-forget (the AUDIT stream captures it).

@@ -193,6 +193,51 @@ func TestPartialSuccessDoesNotResendToTheOK(t *testing.T) {
 	}
 }
 
+// An integration that fails for good (400) while its sibling fails for now
+// (503) goes to the DLQ at once, on its own, and is posted once; the sibling
+// is retried until it accepts. Before, the notification was retried for the
+// sibling's sake and the 400 posted again at every retry, to reach the DLQ
+// only when the sibling succeeded or after MaxDeliver. Replaying its dead
+// letter sends to it alone.
+func TestPermanentFailureIsDeadLetteredAloneWhileItsSiblingIsRetried(t *testing.T) {
+	bad := newTarget(t, -1, http.StatusBadRequest)
+	flaky := newTarget(t, -1, http.StatusServiceUnavailable) // until told otherwise
+	h := start(t, notify.Config{Attempts: 1, MaxDeliver: 1000}, bad, flaky)
+	h.publish(t, notification("k-mixed"), "m1")
+	var dls []notify.DeadLetter
+	eventually(t, "the 400 dead-lettered while its sibling fails", func() bool { dls = deadLetters(t, h.b); return len(dls) == 1 })
+	dl := dls[0]
+	if dl.Reason != string(notify.ReasonClientError) || !strings.HasPrefix(dl.Error, "webhook[0]: ") || !strings.Contains(dl.Error, "400") ||
+		dl.Attempts != 1 || dl.Notification.IdempotencyKey != "k-mixed" {
+		t.Fatalf("dead letter: reason=%s attempts=%d key=%s err=%q, want the 400 of webhook[0] at the first attempt", dl.Reason, dl.Attempts, dl.Notification.IdempotencyKey, dl.Error)
+	}
+	if got := testutil.ToFloat64(h.p.Metrics().DeadLetters.WithLabelValues("team-a", string(notify.ReasonClientError))); got != 1 {
+		t.Fatalf("dead letters counted: %v, want 1", got)
+	}
+	tried := flaky.requests.Load()
+	eventually(t, "the sibling retried", func() bool { return flaky.requests.Load() >= tried+3 })
+	flaky.setFail(0)
+	eventually(t, "the sibling to accept", func() bool { return flaky.accepted.Load() == 1 })
+	if n := bad.requests.Load(); n != 1 {
+		t.Fatalf("the failing-for-good target got %d requests, want 1 (not one per retry of its sibling)", n)
+	}
+	if dls := deadLetters(t, h.b); len(dls) != 1 || dls[0].Seq != dl.Seq {
+		t.Fatalf("%d dead letters once the sibling sent, want the 400's alone", len(dls))
+	}
+
+	bad.setFail(0)
+	if _, err := notify.Replay(context.Background(), h.b, "default", dl.Seq); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the replay sent where it failed", func() bool { return bad.accepted.Load() == 1 })
+	if n := flaky.accepted.Load(); n != 1 {
+		t.Fatalf("the sibling got the notification %d times, want once", n)
+	}
+	if dls := deadLetters(t, h.b); len(dls) != 0 {
+		t.Fatalf("dead letter still listed after replay: %d", len(dls))
+	}
+}
+
 func TestDeadLetterAfterMaxDeliverThenReplay(t *testing.T) {
 	tg := newTarget(t, -1, http.StatusBadGateway) // fails until told otherwise
 	h := start(t, notify.Config{Attempts: 1, MaxDeliver: 3}, tg)

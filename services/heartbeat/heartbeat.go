@@ -13,8 +13,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/common/model"
@@ -36,6 +38,11 @@ type Config struct {
 	// NoConsumer: Run only ticks; the caller feeds Process from a consumer
 	// it shares with the other derived-alert components.
 	NoConsumer bool
+	// Consumer is the durable INGEST consumer that feeds Process: the
+	// caller's with NoConsumer, else Run's own ("heartbeat"). A heartbeat
+	// does not fire while beats received before its deadline may still be
+	// waiting in it (see judgeAt).
+	Consumer string
 }
 
 // Monitor tracks heartbeats and fires when one goes silent.
@@ -47,6 +54,9 @@ type Monitor struct {
 	log     *slog.Logger
 	derived *prometheus.CounterVec
 	beats   prometheus.Counter
+	// swept is the rules version (from 1) whose removed heartbeats' state
+	// Tick has deleted (sweep); 0: none yet.
+	swept atomic.Uint64
 }
 
 // state is one heartbeat's record in KV.
@@ -90,6 +100,9 @@ func New(ctx context.Context, cfg Config, b *bus.Bus, rules *ruleset.Holder, log
 	if cfg.Tick <= 0 {
 		cfg.Tick = time.Second
 	}
+	if cfg.Consumer == "" && !cfg.NoConsumer {
+		cfg.Consumer = "heartbeat"
+	}
 	if cfg.ExternalURL == nil {
 		cfg.ExternalURL = &url.URL{Scheme: "http", Host: "localhost:9095"}
 	}
@@ -111,13 +124,14 @@ func New(ctx context.Context, cfg Config, b *bus.Bus, rules *ruleset.Holder, log
 // Run consumes INGEST for heartbeats and checks for silence every tick.
 func (m *Monitor) Run(ctx context.Context) error {
 	if !m.cfg.NoConsumer {
-		cc, err := m.bus.ConsumeEnvelopes(ctx, bus.ConsumerConfig{Durable: "heartbeat", MaxAckPending: 4096}, m.Process)
+		cc, err := m.bus.ConsumeEnvelopes(ctx, bus.ConsumerConfig{Durable: m.cfg.Consumer, MaxAckPending: 4096}, m.Process)
 		if err != nil {
 			return err
 		}
 		defer cc.Stop()
 	}
-	// Check at once: a heartbeat missed while Klaxon was down fires now.
+	// Check at once: a heartbeat missed while Klaxon was down fires now
+	// (unless its beats are still in the consumer's backlog: judgeAt).
 	if err := m.Tick(ctx); err != nil {
 		m.log.Warn("heartbeat check", "err", err)
 	}
@@ -145,6 +159,10 @@ func (m *Monitor) Process(ctx context.Context, env *klaxonv1.Envelope) error {
 	if t == nil {
 		return nil
 	}
+	received := env.ReceivedAt.AsTime()
+	if env.ReceivedAt == nil {
+		received = m.cfg.Now()
+	}
 	var errs []error
 	for i := range t.Heartbeats {
 		hb := &t.Heartbeats[i]
@@ -152,7 +170,7 @@ func (m *Monitor) Process(ctx context.Context, env *klaxonv1.Envelope) error {
 		if !ok {
 			continue
 		}
-		if err := m.beat(ctx, env.Tenant, hb, at); err != nil {
+		if err := m.beat(ctx, env.Tenant, hb, at, received); err != nil {
 			errs = append(errs, fmt.Errorf("heartbeat %s: %w", hb.Name, err))
 		}
 	}
@@ -172,13 +190,18 @@ func beatOf(hb *ruleset.Heartbeat, env *klaxonv1.Envelope) (time.Time, bool) {
 
 func (m *Monitor) key(tenant, name string) string { return bus.Token(tenant) + "." + bus.Token(name) }
 
-func (m *Monitor) beat(ctx context.Context, tenant string, hb *ruleset.Heartbeat, at time.Time) error {
+// beat records a beat at at, carried by a message Klaxon received at
+// receivedAt. It resolves a firing heartbeat if the beat is on time as
+// judged at receivedAt (judgeAt): a beat read late, from a backlog, still
+// resolves. Before, it was judged at the clock, so every beat read more than
+// interval + grace late left the heartbeat firing.
+func (m *Monitor) beat(ctx context.Context, tenant string, hb *ruleset.Heartbeat, at, receivedAt time.Time) error {
 	m.beats.Inc()
 	return m.update(ctx, tenant, hb, func(s *state, now time.Time) *klaxonv1.Envelope {
 		if at.After(s.LastSeen) {
 			s.LastSeen = at
 		}
-		if !s.FiringSince.IsZero() && !m.stale(hb, s, now) {
+		if !s.FiringSince.IsZero() && !m.stale(hb, s, judgeAt(hb, now, receivedAt, true)) {
 			env := m.alert(tenant, hb, s, now, false)
 			s.FiringSince, s.ResentAt = time.Time{}, time.Time{}
 			return env
@@ -191,15 +214,103 @@ func (m *Monitor) stale(hb *ruleset.Heartbeat, s *state, now time.Time) bool {
 	return now.After(s.ref().Add(time.Duration(hb.Interval) + time.Duration(hb.Grace)))
 }
 
+// judgeAt is the time a heartbeat's silence is judged at. Beats are judged
+// by when Klaxon received them, so a heartbeat is judged at readTo, the
+// receipt time up to which its consumer has processed INGEST (known: false
+// if that could not be found out): a beat received before the deadline may
+// still be waiting there (Klaxon's engine restarting after a few minutes
+// down, the consumer behind in an alert storm). But never more than the
+// heartbeat's grace before now: a pipeline stuck or further behind than
+// grace pages all the same, at most grace late.
+func judgeAt(hb *ruleset.Heartbeat, now, readTo time.Time, known bool) time.Time {
+	at := now.Add(-time.Duration(hb.Grace))
+	if known && readTo.After(at) {
+		at = readTo
+	}
+	if at.After(now) {
+		return now
+	}
+	return at
+}
+
+// readTo returns the receipt time up to which the consumer feeding Process
+// has processed INGEST: every message received before it was processed.
+// It costs a few round trips, so Tick asks only when a heartbeat is due to
+// fire. known is false if it cannot tell.
+func (m *Monitor) readTo(ctx context.Context, now time.Time) (at time.Time, known bool) {
+	if m.cfg.Consumer == "" {
+		return now, true
+	}
+	cons, err := m.bus.JS.Consumer(ctx, bus.StreamIngest, m.cfg.Consumer)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return now, true // not created yet: no backlog of its own
+	}
+	if err != nil {
+		m.log.Warn("heartbeat: cannot read the consumer's progress", "consumer", m.cfg.Consumer, "err", err)
+		return time.Time{}, false
+	}
+	ci := cons.CachedInfo()
+	if ci.NumPending == 0 && ci.NumAckPending == 0 {
+		return now, true
+	}
+	// Every message up to the ack floor is processed; the first one after
+	// it (that still exists) is the oldest that may not be.
+	st, err := m.bus.JS.Stream(ctx, bus.StreamIngest)
+	var msg *jetstream.RawStreamMsg
+	if err == nil {
+		msg, err = st.GetMsg(ctx, ci.AckFloor.Stream+1, jetstream.WithGetMsgSubject(bus.IngestFilter("*")))
+	}
+	if err != nil {
+		m.log.Warn("heartbeat: cannot read the consumer's oldest pending message", "consumer", m.cfg.Consumer, "err", err)
+		return time.Time{}, false
+	}
+	// Its envelopes' receivedAt (the stream's time if it does not decode):
+	// the clock beats are judged by.
+	at = msg.Time
+	if envs, err := bus.DecodeEnvelopes(msg.Header, msg.Data); err == nil {
+		for i, env := range envs {
+			if t := env.ReceivedAt.AsTime(); env.ReceivedAt != nil && (i == 0 || t.Before(at)) {
+				at = t
+			}
+		}
+	}
+	return at, true
+}
+
 // Tick fires heartbeats that went silent.
 func (m *Monitor) Tick(ctx context.Context) error {
 	var errs []error
-	for name, t := range m.rules.Get().Tenants {
+	// The consumer's progress, looked up once a tick and only when a
+	// heartbeat is due to fire.
+	var read struct {
+		done, known bool
+		at          time.Time
+	}
+	silent := func(hb *ruleset.Heartbeat, s *state, now time.Time) bool {
+		if !m.stale(hb, s, now) {
+			return false
+		}
+		if !read.done {
+			read.at, read.known = m.readTo(ctx, now)
+			read.done = true
+		}
+		return m.stale(hb, s, judgeAt(hb, now, read.at, read.known))
+	}
+	// Version before Get: a reload in between is swept at the next tick.
+	version, set := m.rules.Version(), m.rules.Get()
+	if m.swept.Load() != version {
+		if err := m.sweep(ctx, set); err != nil {
+			errs = append(errs, fmt.Errorf("delete the state of removed heartbeats: %w", err))
+		} else {
+			m.swept.Store(version)
+		}
+	}
+	for name, t := range set.Tenants {
 		for i := range t.Heartbeats {
 			hb := &t.Heartbeats[i]
 			err := m.update(ctx, name, hb, func(s *state, now time.Time) *klaxonv1.Envelope {
 				switch {
-				case s.FiringSince.IsZero() && m.stale(hb, s, now):
+				case s.FiringSince.IsZero() && silent(hb, s, now):
 					s.FiringSince, s.ResentAt = now, now
 					return m.alert(name, hb, s, now, true)
 				case !s.FiringSince.IsZero() && now.Sub(s.ResentAt) >= resendEvery:
@@ -212,6 +323,43 @@ func (m *Monitor) Tick(ctx context.Context) error {
 				errs = append(errs, err)
 			}
 		}
+	}
+	return errors.Join(errs...)
+}
+
+// sweep deletes the state of heartbeats that are not in set, once per rules
+// version (the first tick after start or a reload). A heartbeat removed and
+// added again later is then a new one: armed when added, it fires interval +
+// grace after that, not at once from its old LastSeen, nor re-sends a page
+// with its old FiringSince. One still in the rules keeps its state however
+// long Klaxon was down, so a heartbeat that went silent meanwhile fires right
+// after start: a TTL on the state would lose that after an outage longer
+// than the TTL, and re-arming state older than the rules' load would hide
+// every silent heartbeat for interval + grace after each restart.
+func (m *Monitor) sweep(ctx context.Context, set *ruleset.Set) error {
+	keep := map[string]bool{}
+	for name, t := range set.Tenants {
+		for i := range t.Heartbeats {
+			keep[m.key(name, t.Heartbeats[i].Name)] = true
+		}
+	}
+	kl, err := m.kv.ListKeys(ctx)
+	if err != nil {
+		return err
+	}
+	var removed []string
+	for key := range kl.Keys() {
+		if !keep[key] {
+			removed = append(removed, key)
+		}
+	}
+	var errs []error
+	for _, key := range removed {
+		if err := m.kv.Delete(ctx, key); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+			continue
+		}
+		m.log.Info("heartbeat removed from the rules: state deleted", "key", key)
 	}
 	return errors.Join(errs...)
 }

@@ -273,3 +273,218 @@ func TestDerivedAlertIsPublishedAfterAFailedPublish(t *testing.T) {
 		t.Fatalf("derived %v: the resolve published again", got)
 	}
 }
+
+// storeWatchdog stores a Watchdog delivery received at at in INGEST, as the
+// receiver does, for a consumer to read later.
+func (f *fixture) storeWatchdog(at time.Duration) {
+	f.t.Helper()
+	env := &klaxonv1.Envelope{Tenant: "default", Source: "alertmanager", Id: fmt.Sprintf("wd-%d", at), ReceivedAt: timestamppb.New(t0.Add(at)),
+		Payload: &klaxonv1.Envelope_Alert{Alert: &klaxonv1.Alert{Labels: map[string]string{"alertname": "Watchdog"},
+			StartsAt: timestamppb.New(t0), Status: klaxonv1.AlertStatus_ALERT_STATUS_FIRING}}}
+	data, _ := env.MarshalVT()
+	if _, err := f.bus.Publish(context.Background(), bus.Message{Subject: bus.IngestSubject("default", "alertmanager"), ID: env.Id, Data: data}); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// drain runs the monitor's consumer until it has processed INGEST.
+func (f *fixture) drain(durable string) {
+	f.t.Helper()
+	ctx := context.Background()
+	cc, err := f.bus.ConsumeEnvelopes(ctx, bus.ConsumerConfig{Durable: durable, MaxAckPending: 4096}, f.m.Process)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer cc.Stop()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		cons, err := f.bus.JS.Consumer(ctx, bus.StreamIngest, durable)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		if ci := cons.CachedInfo(); ci.NumPending == 0 && ci.NumAckPending == 0 {
+			return
+		}
+	}
+	f.t.Fatal("consumer did not catch up")
+}
+
+// Beats are judged by when Klaxon received them. The engine is down for
+// minutes while the receivers keep storing the Watchdog's beats; when it
+// starts, its first check must not page before the consumer has read them
+// (before, it paged at once and the backlog resolved it seconds later). A
+// consumer stuck, or further behind than grace, pages all the same, and a
+// beat read late still resolves (before, every beat read more than
+// interval + grace late was judged stale and left it firing).
+func TestBeatsWaitingInTheConsumerDoNotPage(t *testing.T) {
+	f := newFixture(t)
+	f.m, _ = heartbeat.New(context.Background(), heartbeat.Config{Now: f.clock.Now, NoConsumer: true, Consumer: "derived"},
+		f.bus, f.rules, bustest.Logger(t), prometheus.NewRegistry())
+	f.tick(0)
+	f.storeWatchdog(0)
+	f.drain("derived")
+	// Engine down from 30s to 8m10s; beats every minute wait in INGEST.
+	for i := 1; i <= 8; i++ {
+		f.storeWatchdog(time.Duration(i) * time.Minute)
+	}
+	f.bus.Close()
+	f.clock.Set(t0.Add(8*time.Minute + 10*time.Second))
+	f.open()
+	f.m, _ = heartbeat.New(context.Background(), heartbeat.Config{Now: f.clock.Now, NoConsumer: true, Consumer: "derived"},
+		f.bus, f.rules, bustest.Logger(t), prometheus.NewRegistry())
+	f.tick(8*time.Minute + 10*time.Second) // the check at start, before the consumer reads
+	if got := f.derived(); len(got) != 0 {
+		t.Fatalf("paged with the Watchdog's beats still in the backlog: %v", got)
+	}
+	f.drain("derived")
+	f.tick(8*time.Minute + 11*time.Second)
+	if got := f.derived(); len(got) != 0 {
+		t.Fatalf("paged after reading the backlog: %v", got)
+	}
+
+	// Now the consumer is stuck: the beats of 9m … 17m wait. Last beat
+	// read at 8m: due at 13m, deferred by at most grace (4m).
+	for i := 9; i <= 17; i++ {
+		f.storeWatchdog(time.Duration(i) * time.Minute)
+	}
+	f.tick(16 * time.Minute)
+	f.tick(17 * time.Minute)
+	if got := f.derived(); len(got) != 0 {
+		t.Fatalf("paged within grace of a stuck consumer: %v", got)
+	}
+	f.tick(17*time.Minute + time.Second)
+	if got := fmt.Sprint(f.derived()); got != "[prometheus-watchdog/firing]" {
+		t.Fatalf("a consumer stuck for longer than grace must page: %v", got)
+	}
+	// It comes back: the beat of 9m, read 8 minutes late, was on time.
+	late := &klaxonv1.Envelope{Tenant: "default", Source: "alertmanager", ReceivedAt: timestamppb.New(t0.Add(9 * time.Minute)),
+		Payload: &klaxonv1.Envelope_Alert{Alert: &klaxonv1.Alert{Labels: map[string]string{"alertname": "Watchdog"},
+			StartsAt: timestamppb.New(t0), Status: klaxonv1.AlertStatus_ALERT_STATUS_FIRING}}}
+	if err := f.m.Process(context.Background(), late); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(f.derived()); got != "[prometheus-watchdog/firing prometheus-watchdog/resolved]" {
+		t.Fatalf("a beat read late must resolve: %v", got)
+	}
+	f.drain("derived")
+	if got := fmt.Sprint(f.derived()); got != "[prometheus-watchdog/firing prometheus-watchdog/resolved]" {
+		t.Fatalf("beats read late must resolve: %v", got)
+	}
+	f.tick(17*time.Minute + 2*time.Second)
+	if got := fmt.Sprint(f.derived()); got != "[prometheus-watchdog/firing prometheus-watchdog/resolved]" {
+		t.Fatalf("fired again after the late beats: %v", got)
+	}
+	// And a heartbeat that really stopped (last beat 17m) still pages on
+	// time once the consumer has caught up.
+	f.tick(22 * time.Minute)
+	if n := len(f.derived()); n != 2 {
+		t.Fatalf("paged at exactly interval + grace: %v", f.derived())
+	}
+	f.tick(22*time.Minute + time.Second)
+	if got := fmt.Sprint(f.derived()); got != "[prometheus-watchdog/firing prometheus-watchdog/resolved prometheus-watchdog/firing]" {
+		t.Fatalf("a silent heartbeat with the consumer caught up: %v", got)
+	}
+}
+
+// published lists the derived alerts of heartbeat name in INGEST, each as
+// status@startsAt (an offset from t0), re-sends included.
+func (f *fixture) published(name string) []string {
+	f.t.Helper()
+	ctx := context.Background()
+	s, _ := f.bus.JS.Stream(ctx, bus.StreamIngest)
+	info, _ := s.Info(ctx)
+	var out []string
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			continue
+		}
+		var env klaxonv1.Envelope
+		_ = proto.Unmarshal(m.Data, &env)
+		if a := env.GetAlert(); env.Source == heartbeat.Source && a.Labels["heartbeat"] == name {
+			out = append(out, fmt.Sprintf("%s@%s", a.Status, a.StartsAt.AsTime().Sub(t0)))
+		}
+	}
+	return out
+}
+
+// setRules writes the tenant's heartbeat rules and reloads them.
+func (f *fixture) setRules(yml string) {
+	f.t.Helper()
+	if err := os.WriteFile(filepath.Join(f.rules.Dir(), "default", "hb.yml"), []byte(yml), 0o644); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := f.rules.Reload(); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+const backupOnly = `
+heartbeats:
+  - name: nightly-backup
+    interval: 24h
+    grace: 1h
+`
+
+// A heartbeat removed from the rules and added again weeks later is a new
+// one: it fires interval + grace after it was added again. Before, its old
+// state stayed for ever and it paged at once, re-sending the page it had
+// when removed, with that page's startsAt. Removed while Klaxon was down,
+// it is forgotten at start. A heartbeat still in the rules keeps its state.
+func TestRemovedHeartbeatIsArmedAnewWhenAdded(t *testing.T) {
+	const week = 7 * 24 * time.Hour
+	for _, whileDown := range []bool{false, true} {
+		t.Run(fmt.Sprintf("removed while down %v", whileDown), func(t *testing.T) {
+			f := newFixture(t)
+			f.tick(0)
+			f.watchdog(0)
+			f.tick(6 * time.Minute)
+			if got := fmt.Sprint(f.published("prometheus-watchdog")); got != "[ALERT_STATUS_FIRING@6m0s]" {
+				t.Fatalf("before removal: %v", got)
+			}
+			if whileDown {
+				f.bus.Close()
+				f.setRules(backupOnly)
+				f.clock.Set(t0.Add(7 * time.Minute))
+				f.open()
+			} else {
+				f.setRules(backupOnly)
+			}
+			f.tick(7 * time.Minute)
+			f.tick(3 * week) // the nightly backup, kept, fires: never seen
+			if got := fmt.Sprint(f.published("nightly-backup")); got != "[ALERT_STATUS_FIRING@504h0m0s]" {
+				t.Fatalf("a heartbeat still in the rules must keep its state: %v", got)
+			}
+			f.setRules(rules)
+			f.tick(3 * week)
+			f.tick(3*week + 5*time.Minute)
+			if got := fmt.Sprint(f.published("prometheus-watchdog")); got != "[ALERT_STATUS_FIRING@6m0s]" {
+				t.Fatalf("added again: fired before interval + grace: %v", got)
+			}
+			f.tick(3*week + 5*time.Minute + time.Second)
+			if got := fmt.Sprint(f.published("prometheus-watchdog")); got != "[ALERT_STATUS_FIRING@6m0s ALERT_STATUS_FIRING@504h5m1s]" {
+				t.Fatalf("added again: want a new page interval + grace after: %v", got)
+			}
+		})
+	}
+}
+
+// Forgetting removed heartbeats must not forget silent ones across a
+// restart: after weeks down, a heartbeat that was firing re-sends its page
+// at once, with its startsAt, and one silent since before the outage fires
+// at once (re-arming it would hide the outage for interval + grace).
+func TestSilentHeartbeatFiresRightAfterALongOutage(t *testing.T) {
+	f := newFixture(t)
+	f.tick(0)
+	f.watchdog(0)
+	f.tick(6 * time.Minute) // the watchdog fires
+	f.bus.Close()
+	f.clock.Set(t0.Add(3 * 7 * 24 * time.Hour))
+	f.open()
+	f.tick(3 * 7 * 24 * time.Hour)
+	if got := fmt.Sprint(f.published("prometheus-watchdog")); got != "[ALERT_STATUS_FIRING@6m0s ALERT_STATUS_FIRING@6m0s]" {
+		t.Fatalf("a firing heartbeat after a restart: %v", got)
+	}
+	if got := fmt.Sprint(f.published("nightly-backup")); got != "[ALERT_STATUS_FIRING@504h0m0s]" {
+		t.Fatalf("a heartbeat silent since before the outage must fire at start: %v", got)
+	}
+}

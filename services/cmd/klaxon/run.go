@@ -250,7 +250,9 @@ func runTargets(c *runConfig) error {
 		return err
 	}
 	pe.Register(mux, sloAuth(tenants))
-	hm, err := heartbeat.New(ctx, heartbeat.Config{ExternalURL: ext, NoConsumer: true}, b, rules, log.With("component", "heartbeat"), reg)
+	// Consumer: the "derived" consumer below feeds it beats; a heartbeat does
+	// not fire while beats received before its deadline wait in it.
+	hm, err := heartbeat.New(ctx, heartbeat.Config{ExternalURL: ext, NoConsumer: true, Consumer: "derived"}, b, rules, log.With("component", "heartbeat"), reg)
 	if err != nil {
 		return err
 	}

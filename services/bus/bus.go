@@ -13,10 +13,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"time"
 
+	"github.com/gofrs/flock"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -80,6 +82,7 @@ type Bus struct {
 	pubNC *nats.Conn
 	pubJS jetstream.JetStream
 	srv   *server.Server
+	lock  *flock.Flock // the embedded server's data directory, held while it runs
 	log   *slog.Logger
 	cfg   Config
 	// schedules: NOTIFY takes scheduled messages (declare).
@@ -117,8 +120,12 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 		if cfg.Replicas == 0 {
 			cfg.Replicas = 1
 		}
+		if b.lock, err = lockDataDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
 		b.srv, err = startEmbedded(cfg, log)
 		if err != nil {
+			_ = b.lock.Unlock()
 			return nil, err
 		}
 		// Our own connection never goes through a socket, even when the server
@@ -159,6 +166,29 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+// lockFile, in the data directory, is locked (flock) by the process whose
+// embedded server uses the directory.
+const lockFile = "klaxon.lock"
+
+// lockDataDir takes the data directory for this process. NATS does not lock
+// its store: two processes on one directory (a restart overlapping the old
+// process, two pods on one volume) both started, each wrote the other's
+// stream files, and each ran as the engine's leader on its own server.
+func lockDataDir(dir string) (*flock.Flock, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("--data: %w", err)
+	}
+	l := flock.New(filepath.Join(dir, lockFile))
+	ok, err := l.TryLock()
+	if err != nil {
+		return nil, fmt.Errorf("--data: lock %s: %w", l.Path(), err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("--data %s is in use by another klaxon process (%s is locked): one process per data directory", dir, l.Path())
+	}
+	return l, nil
 }
 
 func startEmbedded(cfg Config, log *slog.Logger) (*server.Server, error) {
@@ -243,5 +273,8 @@ func (b *Bus) Close() {
 	if b.srv != nil {
 		b.srv.Shutdown()
 		b.srv.WaitForShutdown()
+	}
+	if b.lock != nil {
+		_ = b.lock.Unlock()
 	}
 }

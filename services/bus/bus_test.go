@@ -196,3 +196,29 @@ func TestConsumeWorkersShardByKey(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A second process on a data directory in use is refused at once, with a
+// reason: NATS does not lock its store, and two klaxons on one directory
+// both started, writing each other's stream files, each the engine's leader
+// on its own server. Once the first has closed, the directory is free.
+func TestDataDirIsUsedByOneProcessAtATime(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	first, err := bus.Open(ctx, bus.Config{DataDir: dir}, bustest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second, err := bus.Open(ctx, bus.Config{DataDir: dir}, bustest.Logger(t)); err == nil || !strings.Contains(err.Error(), "in use by another klaxon") {
+		if second != nil {
+			second.Close()
+		}
+		first.Close()
+		t.Fatalf("second Open on %s: %v, want it refused as in use", dir, err)
+	}
+	first.Close()
+	again, err := bus.Open(ctx, bus.Config{DataDir: dir}, bustest.Logger(t))
+	if err != nil {
+		t.Fatalf("Open after the first closed: %v", err)
+	}
+	again.Close()
+}

@@ -81,7 +81,16 @@ var tenantRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 func (a *API) tenant(w http.ResponseWriter, r *http.Request) (string, bool) {
 	t := r.Header.Get("X-Scope-OrgID")
 	if a.cfg.Auth != nil {
-		got, err := a.cfg.Auth.Authorize(ruleset.BearerToken(r), t)
+		token := ruleset.BearerToken(r)
+		if u, p, ok := r.BasicAuth(); ok && token == "" {
+			// tenant:token in the URL's user info, as the receiver takes it:
+			// amtool --alertmanager.url=http://tenant:token@host sends it so.
+			token = p
+			if t == "" && tenantRE.MatchString(u) {
+				t = u
+			}
+		}
+		got, err := a.cfg.Auth.Authorize(token, t)
 		if err != nil {
 			// 401 without or with an unknown token, 403 with another
 			// tenant's, 400 for an admin token naming no tenant.

@@ -151,3 +151,29 @@ func TestMaxSilences(t *testing.T) {
 		t.Fatalf("after an expiry: %d %s", code, body)
 	}
 }
+
+// amtool --alertmanager.url=http://tenant:token@host authenticates with the
+// URL's user info (basic auth), as senders do on the ingest endpoints; it
+// was 401 "missing bearer token".
+func TestBasicAuthAsTenantAndToken(t *testing.T) {
+	srv := authAPI(t)
+	for _, tc := range []struct {
+		user, pass string
+		want       int
+	}{
+		{"team-a", "a", http.StatusOK},
+		{"team-b", "a", http.StatusForbidden},
+		{"team-a", "nope", http.StatusUnauthorized},
+	} {
+		req, _ := http.NewRequest("GET", srv.URL+"/api/v2/silences", nil)
+		req.SetBasicAuth(tc.user, tc.pass)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("basic auth %s:%s: %d, want %d", tc.user, tc.pass, resp.StatusCode, tc.want)
+		}
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"regexp"
 	"time"
 
@@ -20,6 +22,9 @@ func (rc *Receiver) heartbeat(_ context.Context, req *request) (*result, error) 
 	name := req.PathValue("name")
 	if !nameRE.MatchString(name) {
 		return nil, badInput("heartbeat name %q must match %s", name, nameRE.String())
+	}
+	if err := rc.known(req, "heartbeat", name); err != nil {
+		return nil, err
 	}
 	body := bytes.TrimSpace(req.body)
 	if len(body) > 0 {
@@ -49,6 +54,9 @@ func (rc *Receiver) sloEvents(_ context.Context, req *request) (*result, error) 
 	name := req.PathValue("name")
 	if !nameRE.MatchString(name) {
 		return nil, badInput("SLO name %q must match %s", name, nameRE.String())
+	}
+	if err := rc.known(req, "slo", name); err != nil {
+		return nil, err
 	}
 	var c sloCounts
 	if err := decodeJSON(req.body, &c); err != nil {
@@ -83,4 +91,14 @@ func (rc *Receiver) sloEvents(_ context.Context, req *request) (*result, error) 
 		Kind: "slo", Id: id, Name: name, Time: timestamppb.New(t), Good: *c.Good, Total: *c.Total,
 	}}
 	return &result{envelopes: []*klaxonv1.Envelope{env}, status: 202}, nil
+}
+
+// known answers 404 for a heartbeat or SLO the tenant's rules do not define
+// (Config.Known).
+func (rc *Receiver) known(req *request, kind, name string) error {
+	if rc.cfg.Known == nil || rc.cfg.Known(req.tenant, kind, name) {
+		return nil
+	}
+	what := map[string]string{"heartbeat": "heartbeat", "slo": "SLO"}[kind]
+	return &statusError{status: http.StatusNotFound, msg: fmt.Sprintf("no %s %q in tenant %s's rules", what, name, req.tenant)}
 }

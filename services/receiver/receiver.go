@@ -62,6 +62,12 @@ type Config struct {
 	Now func() time.Time
 	// RetryAfter is sent with 503 when storing fails.
 	RetryAfter time.Duration
+	// Known reports whether a tenant's rules define the heartbeat or SLO
+	// (kind "heartbeat" or "slo") named in a POST to /api/v1/heartbeat/NAME
+	// or /api/v1/slo/NAME/events; nil accepts every name. A beat or count
+	// for an unknown name is answered 404: stored, it counted nowhere, and
+	// a cron job with a typo in its URL was told it had succeeded.
+	Known func(tenant, kind, name string) bool
 }
 
 // Receiver serves the ingest endpoints.

@@ -483,6 +483,30 @@ func TestHeartbeatAndSLOEvents(t *testing.T) {
 	}
 }
 
+// A beat or count for a heartbeat or SLO that the tenant's rules do not
+// define is 404 with the name, and not stored: a cron job with a typo in its
+// URL was told it had succeeded, and its beats counted nowhere.
+func TestUnknownHeartbeatOrSLOIs404(t *testing.T) {
+	h := newHarness(t, receiver.Config{Known: func(tenant, kind, name string) bool {
+		return tenant == "default" && (kind == "heartbeat" && name == "nightly-backup" || kind == "slo" && name == "checkout")
+	}})
+	if r := h.post("/api/v1/heartbeat/nightly-backup", ``); r.code != 200 {
+		t.Fatalf("known heartbeat: %d %v", r.code, r.body)
+	}
+	if r := h.post("/api/v1/heartbeat/nightly-bakup", ``); r.code != 404 || !strings.Contains(fmt.Sprint(r.body), `no heartbeat "nightly-bakup"`) {
+		t.Fatalf("unknown heartbeat: %d %v, want 404 naming it", r.code, r.body)
+	}
+	if r := h.post("/api/v1/slo/checkout/events", `{"good":1,"total":1}`); r.code != 202 {
+		t.Fatalf("known SLO: %d %v", r.code, r.body)
+	}
+	if r := h.post("/api/v1/slo/chekout/events", `{"good":1,"total":1}`); r.code != 404 || !strings.Contains(fmt.Sprint(r.body), `no SLO "chekout"`) {
+		t.Fatalf("unknown SLO: %d %v, want 404 naming it", r.code, r.body)
+	}
+	if n := len(h.stored()); n != 2 {
+		t.Fatalf("stored %d, want 2 (the known ones)", n)
+	}
+}
+
 func TestUnknownFieldsAreIgnored(t *testing.T) {
 	h := newHarness(t, receiver.Config{})
 	r := h.post("/api/v2/alerts", `[{"labels":{"a":"b"},"futureField":{"x":[1,2]},"status":{"state":"active"}}]`)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -240,6 +241,7 @@ func runTargets(c *runConfig) error {
 			Auth:         auth,
 			Limiter:      limiter,
 			SNS:          receiver.SNSConfig{TopicARNs: c.snsTopics, NoAutoConfirm: c.snsNoConfirm},
+			Known:        knownInRules(rules),
 		}, b, log.With("target", "receiver"), reg)
 		rc.Register(mux)
 	}
@@ -437,4 +439,22 @@ func natsWhere(c *runConfig) string {
 		return "embedded (in-process)"
 	}
 	return "embedded on " + c.natsListen
+}
+
+// knownInRules tells the receiver which heartbeats and SLOs the current
+// rules define, so a beat or count for another name is refused (404).
+func knownInRules(rules *ruleset.Holder) func(tenant, kind, name string) bool {
+	return func(tenant, kind, name string) bool {
+		t := rules.Tenant(tenant)
+		if t == nil {
+			return false
+		}
+		switch kind {
+		case "heartbeat":
+			return slices.ContainsFunc(t.Heartbeats, func(h ruleset.Heartbeat) bool { return h.Name == name })
+		case "slo":
+			return slices.ContainsFunc(t.SLOs, func(s ruleset.SLO) bool { return s.Name == name })
+		}
+		return true
+	}
 }

@@ -482,6 +482,12 @@ func (m *Monitor) publish(ctx context.Context, env *klaxonv1.Envelope) error {
 		status = "resolved"
 	}
 	m.derived.WithLabelValues(status).Inc()
-	m.log.Info("heartbeat "+status, "tenant", env.Tenant, "heartbeat", env.GetAlert().Labels["heartbeat"])
+	// A firing alert sent again (to keep its end ahead) is no news: only a
+	// change is logged at info (the re-sends flooded the log every minute).
+	level := slog.LevelInfo
+	if status == "firing" && !env.GetAlert().GetStartsAt().AsTime().Equal(env.GetReceivedAt().AsTime()) {
+		level = slog.LevelDebug
+	}
+	m.log.Log(ctx, level, "heartbeat "+status, "tenant", env.Tenant, "heartbeat", env.GetAlert().Labels["heartbeat"])
 	return nil
 }

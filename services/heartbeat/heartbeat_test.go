@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -487,4 +489,51 @@ func TestSilentHeartbeatFiresRightAfterALongOutage(t *testing.T) {
 	if got := fmt.Sprint(f.published("nightly-backup")); got != "[ALERT_STATUS_FIRING@504h0m0s]" {
 		t.Fatalf("a heartbeat silent since before the outage must fire at start: %v", got)
 	}
+}
+
+// A silent heartbeat logs "heartbeat firing" at info once, when it fires,
+// and "heartbeat resolved" once; the re-sends that keep its alert's end
+// ahead are debug. Every re-send was logged at info, once a minute.
+func TestOnlyChangesAreLoggedAtInfo(t *testing.T) {
+	f := newFixture(t)
+	var logs lockedBuffer
+	m, err := heartbeat.New(context.Background(), heartbeat.Config{Now: f.clock.Now}, f.bus, f.rules,
+		slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.m = m
+	f.watchdog(0)
+	for at := 6 * time.Minute; at <= 12*time.Minute; at += time.Minute {
+		f.tick(at) // fires at 6m, then re-sent every minute
+	}
+	f.watchdog(13 * time.Minute)
+	_ = f.derived() // counts the re-sends
+	if f.resends == 0 {
+		t.Fatal("no re-send of the firing alert: the test does not test what it says")
+	}
+	out := logs.String()
+	if n := strings.Count(out, `msg="heartbeat firing"`); n != 1 {
+		t.Errorf("%d info lines for the firing, want 1:\n%s", n, out)
+	}
+	if n := strings.Count(out, `msg="heartbeat resolved"`); n != 1 {
+		t.Errorf("%d info lines for the resolve, want 1:\n%s", n, out)
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -669,7 +669,13 @@ func (r *Runner) publish(ctx context.Context, env *klaxonv1.Envelope) error {
 		status = "resolved"
 	}
 	r.metrics.derived.WithLabelValues(env.GetAlert().Labels["severity"], status).Inc()
-	r.log.Info("SLO burn rate "+status, "tenant", env.Tenant, "slo", env.GetAlert().Labels["slo"], "severity", env.GetAlert().Labels["severity"],
+	// A firing alert sent again (to keep its end ahead) is no news: only a
+	// change is logged at info (the re-sends flooded the log every tick).
+	level := slog.LevelInfo
+	if status == "firing" && !env.GetAlert().GetStartsAt().AsTime().Equal(env.GetReceivedAt().AsTime()) {
+		level = slog.LevelDebug
+	}
+	r.log.Log(ctx, level, "SLO burn rate "+status, "tenant", env.Tenant, "slo", env.GetAlert().Labels["slo"], "severity", env.GetAlert().Labels["severity"],
 		"long_window", env.GetAlert().Labels["long_window"])
 	return nil
 }

@@ -3,6 +3,7 @@ package admin_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -126,6 +127,25 @@ func TestDeadLettersListAndReplay(t *testing.T) {
 	everyone, err := dc.ListDeadLetters(ctx(t, "*", ""), &adminv1.ListDeadLettersRequest{Receiver: "sink"})
 	if err != nil || len(everyone.GetDeadLetters()) != 1 || everyone.GetDeadLetters()[0].GetSeq() != theirs {
 		t.Fatalf("all tenants: %v %v", everyone, err)
+	}
+
+	// A letter whose group delivered a newer notification since (the
+	// notifier marked it so in the notification log) is not sent again: the
+	// caller hears why, and the letter goes.
+	nflog, err := e.bus.KV(c, bus.BucketNotifyLog, time.Hour) // as a notifier opens it
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nflog.Put(c, "k-default.webhook-0", []byte("superseded 2026-12-04T10:00:00Z by k-next")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = dc.ReplayDeadLetter(c, &adminv1.ReplayDeadLetterRequest{Seq: left.GetDeadLetters()[0].GetSeq()})
+	wantCode(t, err, codes.FailedPrecondition)
+	if !strings.Contains(err.Error(), "webhook-0 at 2026-12-04T10:00:00Z") {
+		t.Fatalf("superseded replay does not say by what: %v", err)
+	}
+	if left, err := dc.ListDeadLetters(c, &adminv1.ListDeadLettersRequest{}); err != nil || len(left.GetDeadLetters()) != 0 {
+		t.Fatalf("superseded letter left in the DLQ: %v %v", left, err)
 	}
 }
 

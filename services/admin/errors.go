@@ -28,6 +28,8 @@ func toStatus(ctx context.Context, what string, err error) error {
 		return status.Errorf(codes.Canceled, "%s: %v", what, err)
 	case errors.Is(err, ErrNotFound), errors.Is(err, notify.ErrNoDeadLetter):
 		return status.Errorf(codes.NotFound, "%s: %v", what, err)
+	case errors.Is(err, notify.ErrSuperseded):
+		return status.Errorf(codes.FailedPrecondition, "%s: %v", what, err)
 	case errors.Is(err, ErrInvalid):
 		return status.Errorf(codes.InvalidArgument, "%s: %v", what, err)
 	case errors.Is(err, ErrLimit):

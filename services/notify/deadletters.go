@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,6 +18,11 @@ import (
 // ErrNoDeadLetter means the sequence holds no dead letter of the tenant
 // (never existed, already replayed, or another tenant's).
 var ErrNoDeadLetter = errors.New("no such dead letter")
+
+// ErrSuperseded means a replayed dead letter was not sent: its group
+// delivered a newer notification everywhere it would have gone, so it
+// would have sent an older state after it (a trigger after its resolve).
+var ErrSuperseded = errors.New("superseded")
 
 // DeadLetter is one entry of the DLQ stream with its stream sequence, the
 // handle Replay takes.
@@ -132,7 +138,17 @@ func Replay(ctx context.Context, b *bus.Bus, tenant string, seq uint64) (*klaxon
 	}
 	n := proto.Clone(dl.Notification).(*klaxonv1.Notification)
 	n.Attempt = 0
-	if err := rearm(ctx, b, n, raw.Header.Get(jetstream.MsgIDHeader)); err != nil {
+	msgID := raw.Header.Get(jetstream.MsgIDHeader)
+	if by, err := superseded(ctx, b, n, msgID); err != nil {
+		return nil, fmt.Errorf("replay %d: %w", seq, err)
+	} else if by != "" {
+		// Nothing left to send: the letter goes, and the caller hears why.
+		if err := s.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return n, fmt.Errorf("dead letter %d is superseded (%s) but could not be deleted: %w", seq, by, err)
+		}
+		return n, fmt.Errorf("%w: dead letter %d not sent, its group's later notification was delivered since (%s); removed from the DLQ", ErrSuperseded, seq, by)
+	}
+	if err := rearm(ctx, b, n, msgID); err != nil {
 		return nil, fmt.Errorf("replay %d: %w", seq, err)
 	}
 	data, err := proto.Marshal(n)
@@ -179,11 +195,63 @@ func rearm(ctx context.Context, b *bus.Bus, n *klaxonv1.Notification, msgID stri
 		return nil // re-armed by a replay that did not get to delete the letter, or sent since
 	}
 	// Update, not Put: a send recorded meanwhile is not turned into a resend.
-	mark := []byte(deadMarkPrefix + time.Now().UTC().Format(time.RFC3339Nano))
+	mark := giveUpMark(deadMarkPrefix, time.Now(), markPrevious(e.Value()))
 	if _, err := kv.Update(ctx, key, mark, e.Revision()); err != nil {
 		return fmt.Errorf("re-arm %s in the notification log: %w", key, err)
 	}
 	return nil
+}
+
+// superseded says, for the dead letter of n with msg id msgID, by what
+// (integration, when) every delivery it would make was superseded: the
+// group's later notification was delivered there after it was given up on
+// (Pipeline.supersede). "" when one of them is still to send, or the
+// notification log no longer knows (its records expired): then it is sent.
+// The letter of one integration (rearm) has that delivery alone; a whole
+// notification's has those its integrations gave up on.
+func superseded(ctx context.Context, b *bus.Bus, n *klaxonv1.Notification, msgID string) (string, error) {
+	kv, err := b.JS.KeyValue(ctx, bus.BucketNotifyLog)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return "", nil // no notifier ever ran: nothing was delivered since
+	}
+	if err != nil {
+		return "", fmt.Errorf("notification log: %w", err)
+	}
+	var keys []string
+	if i := strings.LastIndex(msgID, ".dlq."); i >= 0 && strings.HasPrefix(msgID[:i], n.IdempotencyKey+".") {
+		keys = []string{msgID[:i]}
+	} else {
+		l, err := kv.ListKeysFiltered(ctx, n.IdempotencyKey+".*")
+		if err != nil {
+			return "", fmt.Errorf("read notification log: %w", err)
+		}
+		for k := range l.Keys() {
+			if !slices.Contains(keys, k) { // a busy bucket may list a key twice
+				keys = append(keys, k)
+			}
+		}
+	}
+	var by []string
+	for _, k := range keys {
+		e, err := kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("read notification log: %w", err)
+		}
+		switch v := e.Value(); {
+		case supersededMark(v):
+			at := ""
+			if f := strings.Fields(string(v)); len(f) > 1 {
+				at = " at " + f[1]
+			}
+			by = append(by, strings.TrimPrefix(k, n.IdempotencyKey+".")+at)
+		case deadMark(v), parkedMark(v):
+			return "", nil // still to send there
+		}
+	}
+	return strings.Join(by, ", "), nil
 }
 
 // dlqDepth reads the number of dead letters from the stream info.

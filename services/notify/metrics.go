@@ -45,7 +45,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 20},
 		}, []string{"integration"}),
 		Suppressed: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "klaxon_notifications_suppressed_total", Help: "Notifications not sent on purpose (duplicate, send_resolved false).",
+			Name: "klaxon_notifications_suppressed_total", Help: "Notifications not sent on purpose (duplicate, send_resolved false, dead_letter, superseded).",
 		}, []string{"integration", "reason"}),
 		DeadLetters: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "klaxon_dead_letters_total", Help: "Notifications moved to the dead-letter queue.",

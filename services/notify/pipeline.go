@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -447,6 +448,12 @@ func (p *Pipeline) deliverOne(ctx context.Context, n *Notification, in Integrati
 	key := nflogKey(n.IdempotencyKey, in)
 	e, err := p.nflog.Get(ctx, key)
 	switch {
+	case err == nil && supersededMark(e.Value()):
+		// A replayed dead letter whose group delivered a newer notification
+		// here since: sending it would go back in time.
+		p.metrics.Suppressed.WithLabelValues(in.Name, "superseded").Inc()
+		p.audit(n, in.Name, "superseded", nil)
+		return false, nil
 	case err == nil && parkedMark(e.Value()):
 		// Failed for good and dead-lettered on its own: not tried again
 		// until that dead letter is replayed.
@@ -463,6 +470,7 @@ func (p *Pipeline) deliverOne(ctx context.Context, n *Notification, in Integrati
 		p.metrics.Suppressed.WithLabelValues(in.Name, "send_resolved_false").Inc()
 		// Recorded, so the group's next notification need not wait for it.
 		p.record(ctx, key, "skipped", in, log)
+		p.supersede(ctx, n, in, log)
 		return false, nil
 	}
 	if err := p.turn(ctx, n, in, log); err != nil {
@@ -512,6 +520,7 @@ func (p *Pipeline) deliverOne(ctx context.Context, n *Notification, in Integrati
 			// Recorded after sending: a crash in between may resend once, but a
 			// crash after this line (before the JetStream ack) never does.
 			p.record(ctx, key, time.Now().UTC().Format(time.RFC3339Nano), in, log)
+			p.supersede(ctx, n, in, log)
 			p.audit(n, in.Name, "success", nil)
 			log.Debug("notified", "integration", in.Name, "alerts", len(n.Alerts))
 			return false, nil
@@ -555,6 +564,69 @@ func deadMark(v []byte) bool { return bytes.HasPrefix(v, []byte(deadMarkPrefix))
 const parkedMarkPrefix = "parked "
 
 func parkedMark(v []byte) bool { return bytes.HasPrefix(v, []byte(parkedMarkPrefix)) }
+
+// supersededMarkPrefix starts the log value of a delivery given up on
+// (dead or parked) after which the group's later notification was
+// delivered through the same integration (supersede): a replay of its dead
+// letter sends nothing there, since it would send a state older than the
+// one the receiver already has.
+const supersededMarkPrefix = "superseded "
+
+func supersededMark(v []byte) bool { return bytes.HasPrefix(v, []byte(supersededMarkPrefix)) }
+
+// giveUpMark is the log value of a dead or parked delivery (prefix) at t of
+// a notification whose predecessor in its group is previous (empty for a
+// group's first): supersede follows it back along the group's chain.
+func giveUpMark(prefix string, t time.Time, previous string) []byte {
+	v := prefix + t.UTC().Format(time.RFC3339Nano)
+	if previous != "" {
+		v += " " + previous
+	}
+	return []byte(v)
+}
+
+// markPrevious is the predecessor a give-up mark names ("" for none, or a
+// mark written before marks named it).
+func markPrevious(v []byte) string {
+	f := strings.Fields(string(v))
+	if len(f) < 3 {
+		return ""
+	}
+	return f[2]
+}
+
+// maxSupersede bounds how far back along a group's chain supersede walks:
+// that many notifications of one group given up on in a row.
+const maxSupersede = 64
+
+// supersede marks the deliveries through in of n's predecessors that were
+// given up on (dead-lettered, or parked) and not sent since, now that n,
+// which holds the group's newer state, was dealt with there. Replaying one of
+// those letters would otherwise send a stale state after it: a trigger after
+// its resolve opens a PagerDuty incident nobody resolves, a Slack post says
+// firing again. It walks back the group's chain as the marks record it and
+// stops at the first delivery that was not given up on.
+func (p *Pipeline) supersede(ctx context.Context, n *Notification, in Integration, log *slog.Logger) {
+	prev := n.PreviousKey
+	for i := 0; prev != "" && i < maxSupersede; i++ {
+		key := nflogKey(prev, in)
+		e, err := p.nflog.Get(ctx, key)
+		if err != nil {
+			return // never given up on (or its record expired)
+		}
+		v := e.Value()
+		if !deadMark(v) && !parkedMark(v) {
+			return // sent, skipped, or superseded already
+		}
+		mark := supersededMarkPrefix + p.cfg.Now().UTC().Format(time.RFC3339Nano) + " by " + n.IdempotencyKey
+		// Update, not Put: a replay that re-armed it meanwhile is not undone.
+		if _, err := p.nflog.Update(ctx, key, []byte(mark), e.Revision()); err != nil {
+			log.Debug("could not mark a dead letter superseded", "integration", in.Name, "key", key, "err", err)
+			return
+		}
+		prev = markPrevious(v)
+	}
+}
 
 // record writes a delivery's outcome to the notification log. It retries
 // for a while: the write fails while the cluster elects a new leader for
@@ -622,7 +694,7 @@ func (p *Pipeline) deadLetter(ctx context.Context, pn *klaxonv1.Notification, se
 	// Marks the integrations that did not send, where nothing is recorded
 	// yet (Create), so the group's next notification goes ahead.
 	if ints, err := p.integrations(pn.Tenant, pn.Receiver, p.log); err == nil {
-		mark := []byte(deadMarkPrefix + p.cfg.Now().UTC().Format(time.RFC3339Nano))
+		mark := giveUpMark(deadMarkPrefix, p.cfg.Now(), pn.PreviousKey)
 		for _, in := range ints {
 			// ErrKeyExists: it sent (or was skipped, or parked) there; nothing to mark.
 			if _, err := p.nflog.Create(ctx, nflogKey(pn.IdempotencyKey, in), mark); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
@@ -666,7 +738,7 @@ func (p *Pipeline) deadLetterFailed(ctx context.Context, pn *klaxonv1.Notificati
 			rest = append(rest, e)
 			continue
 		}
-		p.record(ctx, key, parkedMarkPrefix+p.cfg.Now().UTC().Format(time.RFC3339Nano), f.in, p.log)
+		p.record(ctx, key, string(giveUpMark(parkedMarkPrefix, p.cfg.Now(), pn.PreviousKey)), f.in, p.log)
 		p.metrics.DeadLetters.WithLabelValues(pn.Receiver, dl.Reason).Inc()
 		p.refreshDLQDepth(ctx)
 		p.log.Error("integration dead-lettered; the notification is retried for the others", "tenant", pn.Tenant, "receiver", pn.Receiver, "group_key", pn.GroupKey,

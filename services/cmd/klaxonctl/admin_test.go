@@ -161,8 +161,23 @@ func TestDeliveriesAndDeadLettersGolden(t *testing.T) {
 		})
 	}
 
-	code, out, errOut := s.ctl(t, "dlq", "replay", "1")
-	if code != 0 || out != "replayed 1: default/pager {alertname=\"DiskFull\"}\n" {
+	// A letter superseded by its group's newer notification (the notifier
+	// marks it so in the notification log) is reported and skipped; the
+	// next one is replayed.
+	s.publish(t, bus.DLQSubject("default", "sink"), &klaxonv1.DeadLetter{
+		Notification: notification("sink", klaxonv1.AlertStatus_ALERT_STATUS_FIRING), Reason: "server_error",
+		Error: "503 Service Unavailable", Attempts: 5, FailedAt: timestamppb.New(at),
+	})
+	nflog, err := s.bus.KV(context.Background(), bus.BucketNotifyLog, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nflog.Put(context.Background(), "idem-sink.webhook-0", []byte("superseded 2026-12-04T10:00:00Z by idem-next")); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := s.ctl(t, "dlq", "replay", "2", "1")
+	if code != 0 || out != "replayed 1: default/pager {alertname=\"DiskFull\"}\n" ||
+		!strings.Contains(errOut, "not replayed 2: ") || !strings.Contains(errOut, "superseded") {
 		t.Fatalf("replay: exit %d, %q, %q", code, out, errOut)
 	}
 	code, _, errOut = s.ctl(t, "dlq", "replay", "1")

@@ -7,6 +7,8 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	adminv1 "github.com/klaxon-sh/klaxon/proto/gen/klaxon/admin/v1"
 )
@@ -17,7 +19,7 @@ func registerDeliveries(app *kingpin.Application, add func(*kingpin.CmdClause, a
 	dreq := &adminv1.ListDeliveriesRequest{}
 	list.Flag("limit", "At most this many.").Short('n').Default("50").Int32Var(&dreq.Limit)
 	list.Flag("receiver", "Only deliveries to this receiver.").StringVar(&dreq.Receiver)
-	list.Flag("outcome", "Only this outcome.").EnumVar(&dreq.Outcome, "success", "retry", "failed", "duplicate", "dead_letter")
+	list.Flag("outcome", "Only this outcome.").EnumVar(&dreq.Outcome, "success", "retry", "failed", "duplicate", "dead_letter", "superseded")
 	add(list, func(ctx context.Context, g *globals, conn *grpc.ClientConn) error {
 		ctx, cancel := g.call(ctx)
 		defer cancel()
@@ -73,6 +75,13 @@ func registerDeliveries(app *kingpin.Application, add func(*kingpin.CmdClause, a
 			cctx, cancel := g.call(ctx)
 			resp, err := dc.ReplayDeadLetter(cctx, &adminv1.ReplayDeadLetterRequest{Seq: seq})
 			cancel()
+			if status.Code(err) == codes.FailedPrecondition {
+				// Superseded: its group's newer notification was delivered,
+				// so there is nothing to send; the letter is gone. Not a
+				// failure of the command, and the next seq is replayed.
+				fmt.Fprintf(g.stderr, "not replayed %d: %s\n", seq, status.Convert(err).Message())
+				continue
+			}
 			if err != nil {
 				return err
 			}

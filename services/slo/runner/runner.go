@@ -112,8 +112,8 @@ func New(ctx context.Context, cfg Config, b *bus.Bus, rules *ruleset.Holder, log
 }
 
 // record is one SLO's KV value: its counters, which burn rules fire, and the
-// ids of the events counted in the last dedupWindow (a redelivered count is
-// not added twice).
+// ids of the latest maxSeenIDs events counted (a redelivered count is not
+// added twice).
 type record struct {
 	counters slo.Counters
 	firing   map[int]time.Time
@@ -137,18 +137,22 @@ type seenID struct {
 }
 
 const (
-	// dedupWindow is how long a counted event's id is remembered: JetStream's
-	// duplicate window. A message is redelivered 1–10 s after a component of
-	// the derived consumer failed or an ack was lost; remembering only the
+	// dedupWindow is the redelivery horizon the id bound is sized for and
+	// klaxon_slo_dedup_ids_forgotten_total watches: JetStream's duplicate
+	// window. A message is redelivered 1–10 s after a component of the
+	// derived consumer failed or an ack was lost; remembering only the
 	// latest 256 ids let an SLO of more than 25 events/s count such a
-	// redelivery twice.
+	// redelivery twice. Ids are not forgotten by age: after an engine crash
+	// between the count and its ack, the event is redelivered when the
+	// engine is back, however long that took.
 	dedupWindow = 10 * time.Minute
 	// maxSeenIDs bounds the ids per SLO, as the record is read and written
 	// back on every count: 4096 ids are about 36 KiB stored, and cover the
 	// whole window up to 6.8 events/s, and the 10 s ack wait (the longest
 	// redelivery delay) up to 400 events/s. Each id costs on every count: a
 	// full list took a count from 0.24 to 0.45 ms (16384 ids: 0.78 ms).
-	// Ids forgotten earlier are counted in klaxon_slo_dedup_ids_forgotten_total.
+	// Ids younger than dedupWindow pushed out by the bound are counted in
+	// klaxon_slo_dedup_ids_forgotten_total.
 	maxSeenIDs = 4096
 	// legacyIDs is the bound of the id list stored before ids had times.
 	legacyIDs = 256
@@ -157,16 +161,10 @@ const (
 	timedIDs = 1 << 20
 )
 
-// seen reports whether id was counted in the dedupWindow before now, and
-// remembers it otherwise; forgotten is how many ids younger than the window
-// the bound pushed out.
+// seen reports whether id is among the latest maxSeenIDs counted, and
+// remembers it otherwise; forgotten is how many ids younger than
+// dedupWindow the bound pushed out.
 func (r *record) seen(id uint64, now time.Time) (dup bool, forgotten int) {
-	cut := now.Add(-dedupWindow).Unix()
-	i := 0
-	for i < len(r.recent) && r.recent[i].at < cut {
-		i++
-	}
-	r.recent = r.recent[i:]
 	for _, x := range r.recent {
 		if x.id == id {
 			return true, 0
@@ -174,8 +172,13 @@ func (r *record) seen(id uint64, now time.Time) (dup bool, forgotten int) {
 	}
 	r.recent = append(r.recent, seenID{id: id, at: now.Unix()})
 	if n := len(r.recent) - maxSeenIDs; n > 0 {
+		cut := now.Add(-dedupWindow).Unix()
+		for _, x := range r.recent[:n] {
+			if x.at >= cut {
+				forgotten++
+			}
+		}
 		r.recent = r.recent[n:]
-		forgotten = n
 	}
 	return false, forgotten
 }

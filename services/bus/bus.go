@@ -44,7 +44,14 @@ type Config struct {
 	// MaxPayload is the embedded server's largest message (0: 8 MiB). An
 	// external server's is its own (max_payload, 1 MiB by default).
 	MaxPayload int32
+	// LockWait is how long Open waits for another process to let go of
+	// DataDir (0: DefaultLockWait; negative: not at all).
+	LockWait time.Duration
 }
+
+// DefaultLockWait outlasts the old process's shutdown (10 s at most) when a
+// restart overlaps it: a systemd restart, a rolling update on one volume.
+const DefaultLockWait = 15 * time.Second
 
 // Limits bound the size of each stream: JetStream grows fast under load.
 type Limits struct {
@@ -120,7 +127,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 		if cfg.Replicas == 0 {
 			cfg.Replicas = 1
 		}
-		if b.lock, err = lockDataDir(cfg.DataDir); err != nil {
+		if b.lock, err = lockDataDir(ctx, cfg.DataDir, cfg.LockWait, log); err != nil {
 			return nil, err
 		}
 		b.srv, err = startEmbedded(cfg, log)
@@ -172,21 +179,39 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 // embedded server uses the directory.
 const lockFile = "klaxon.lock"
 
-// lockDataDir takes the data directory for this process. NATS does not lock
-// its store: two processes on one directory (a restart overlapping the old
-// process, two pods on one volume) both started, each wrote the other's
-// stream files, and each ran as the engine's leader on its own server.
-func lockDataDir(dir string) (*flock.Flock, error) {
+// lockDataDir takes the data directory for this process, waiting up to wait
+// for another process to let go of it. NATS does not lock its store: two
+// processes on one directory (a restart overlapping the old process, two
+// pods on one volume) both started, each wrote the other's stream files, and
+// each ran as the engine's leader on its own server. Refusing at once made
+// an overlapping restart exit and be restarted with a growing delay.
+func lockDataDir(ctx context.Context, dir string, wait time.Duration, log *slog.Logger) (*flock.Flock, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("--data: %w", err)
 	}
 	l := flock.New(filepath.Join(dir, lockFile))
 	ok, err := l.TryLock()
+	if err == nil && !ok && wait >= 0 {
+		if wait == 0 {
+			wait = DefaultLockWait
+		}
+		log.Warn("the data directory is in use by another klaxon process; waiting for it to exit", "data", dir, "lock", l.Path(), "wait", wait)
+		wctx, cancel := context.WithTimeout(ctx, wait)
+		ok, err = l.TryLockContext(wctx, 100*time.Millisecond)
+		cancel()
+		if !ok && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) && ctx.Err() == nil {
+			err = nil // waited it out: say so below
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("--data: lock %s: %w", l.Path(), err)
 	}
 	if !ok {
-		return nil, fmt.Errorf("--data %s is in use by another klaxon process (%s is locked): one process per data directory", dir, l.Path())
+		waited := ""
+		if wait > 0 {
+			waited = fmt.Sprintf(", waited %s", wait)
+		}
+		return nil, fmt.Errorf("--data %s is in use by another klaxon process (%s is locked%s): one process per data directory", dir, l.Path(), waited)
 	}
 	return l, nil
 }

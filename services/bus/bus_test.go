@@ -197,7 +197,7 @@ func TestConsumeWorkersShardByKey(t *testing.T) {
 	}
 }
 
-// A second process on a data directory in use is refused at once, with a
+// A second process on a data directory in use is refused (after LockWait), with a
 // reason: NATS does not lock its store, and two klaxons on one directory
 // both started, writing each other's stream files, each the engine's leader
 // on its own server. Once the first has closed, the directory is free.
@@ -208,7 +208,7 @@ func TestDataDirIsUsedByOneProcessAtATime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if second, err := bus.Open(ctx, bus.Config{DataDir: dir}, bustest.Logger(t)); err == nil || !strings.Contains(err.Error(), "in use by another klaxon") {
+	if second, err := bus.Open(ctx, bus.Config{DataDir: dir, LockWait: 300 * time.Millisecond}, bustest.Logger(t)); err == nil || !strings.Contains(err.Error(), "in use by another klaxon") {
 		if second != nil {
 			second.Close()
 		}
@@ -221,4 +221,27 @@ func TestDataDirIsUsedByOneProcessAtATime(t *testing.T) {
 		t.Fatalf("Open after the first closed: %v", err)
 	}
 	again.Close()
+}
+
+// A restart that overlaps the old process (systemd, a rolling update on one
+// volume) waits for it to let go of the data directory instead of exiting.
+func TestOpenWaitsForTheOldProcessToExit(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	old, err := bus.Open(ctx, bus.Config{DataDir: dir}, bustest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	time.AfterFunc(300*time.Millisecond, func() { old.Close(); close(exited) }) // the old process's shutdown
+	b, err := bus.Open(ctx, bus.Config{DataDir: dir, LockWait: 30 * time.Second}, bustest.Logger(t))
+	if err != nil {
+		t.Fatalf("Open while the old process shut down: %v", err)
+	}
+	defer b.Close()
+	select {
+	case <-exited:
+	default:
+		t.Fatal("opened before the old process let go of the data directory")
+	}
 }

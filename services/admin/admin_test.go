@@ -41,6 +41,7 @@ type env struct {
 	rules string
 	reg   *prometheus.Registry
 	conn  *grpc.ClientConn
+	srv   *admin.Server
 }
 
 func start(t *testing.T, configure func(*admin.Config)) *env {
@@ -60,6 +61,7 @@ func start(t *testing.T, configure func(*admin.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.srv = srv
 	gs := grpc.NewServer(srv.ServerOptions()...)
 	srv.Register(gs)
 	hs := health.NewServer()

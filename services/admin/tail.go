@@ -76,6 +76,12 @@ func (s *Server) Tail(req *adminv1.TailRequest, stream grpc.ServerStreamingServe
 	if err != nil {
 		return toStatus(ctx, "subscribe", err)
 	}
+	select {
+	case <-s.draining:
+		// Not live, though subscribed: it would end at once.
+		return status.Error(codes.Unavailable, "klaxon is shutting down")
+	default:
+	}
 	if err := stream.SendHeader(metadata.Pairs(TailReadyHeader, "live", TailTenantHeader, tenant)); err != nil {
 		return err
 	}

@@ -116,6 +116,24 @@ func TestTailEndsWithTheClientDeadline(t *testing.T) {
 	wantCode(t, err, codes.DeadlineExceeded)
 }
 
+// A tail opened while the server drains for shutdown ends Unavailable
+// without saying it is live: klaxonctl, told live, took the tail as
+// established, reset its backoff and printed "lost" and "reconnecting"
+// again at once.
+func TestTailOpenedWhileDrainingIsNeverLive(t *testing.T) {
+	e := start(t, nil)
+	e.srv.Drain()
+	st, err := adminv1.NewAlertServiceClient(e.conn).Tail(ctx(t, "", ""), &adminv1.TailRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.Recv()
+	wantCode(t, err, codes.Unavailable)
+	if md, _ := st.Header(); len(md.Get(admin.TailReadyHeader)) != 0 {
+		t.Fatalf("a draining server said the tail is live: %v", md)
+	}
+}
+
 // The real notifier's audit records carry only the notification's keys: a
 // matcher-filtered tail still shows them after the notification they belong to.
 func TestTailNotificationThenItsKeyOnlyDelivery(t *testing.T) {

@@ -211,6 +211,13 @@ receivers:
 			`12:35: slo "s": burn_rates[0]: burn-rate factor "-1": want a positive decimal`,
 			`12:72: slo "s": burn_rates[0]: need 0 < short_window <= long_window`,
 		}},
+		{"too many burn rates", okAM + `slos:
+  - name: s
+    objective: 99.9
+    period: 30d
+    bad_alerts: ['a="b"']
+    burn_rates: [` + strings.Repeat(`{severity: page, factor: "14.4", long_window: 1h, short_window: 5m}, `, 65) + `]
+`, []string{`10:17: slo "s": burn_rates: 65 rules, at most 64`}},
 		{"section not a list", okAM + "policies: {a: b}\n", []string{"5:11: policies: expected a list"}},
 	}
 	for _, tc := range cases {

@@ -322,6 +322,9 @@ func (t *Tenant) checkSLO(s *SLO, f *fields) []error {
 			errs = append(errs, posErr(f.pos("time_zone"), "slo %q: time_zone: %v", s.Name, err))
 		}
 	}
+	if len(s.BurnRates) > MaxBurnRates {
+		errs = append(errs, posErr(f.pos("burn_rates"), "slo %q: burn_rates: %d rules, at most %d", s.Name, len(s.BurnRates), MaxBurnRates))
+	}
 	brs := seqItems(f.vals["burn_rates"])
 	for i, br := range s.BurnRates {
 		p := f.pos("burn_rates")

@@ -45,7 +45,7 @@ type SLO struct {
 	Events      *SLOEvents        `yaml:"events"`
 	MinEvents   int64             `yaml:"min_events"`
 	TimeZone    string            `yaml:"time_zone"`
-	BurnRates   []BurnRate        `yaml:"burn_rates"`
+	BurnRates   []BurnRate        `yaml:"burn_rates"` // at most MaxBurnRates
 	Labels      map[string]string `yaml:"labels"`
 	Annotations map[string]string `yaml:"annotations"`
 	Pos         Pos               `yaml:"-"`
@@ -57,6 +57,10 @@ type SLOEvents struct {
 	Total Matchers `yaml:"total"`
 	Bad   Matchers `yaml:"bad"`
 }
+
+// MaxBurnRates bounds an SLO's burn_rates: the SLO's stored state holds an
+// alert per rule while it is published, and more rules than anyone pages on.
+const MaxBurnRates = 64
 
 // BurnRate overrides one multiwindow burn-rate alert.
 type BurnRate struct {

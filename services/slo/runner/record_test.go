@@ -64,3 +64,25 @@ func TestRecordIDsAcrossFormatsAndBounds(t *testing.T) {
 		t.Fatalf("pending alerts %q, %d ids after a store and load", withPending.pending, len(withPending.recent))
 	}
 }
+
+// A record with more ids than this binary's bound (one written by a build
+// that kept more) loads with the latest ids, not as corrupt: a corrupt
+// record starts the SLO's counters over.
+func TestRecordWithMoreIDsThanTheBoundLoads(t *testing.T) {
+	t0 := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	r := &record{firing: map[int]time.Time{}}
+	r.counters.AddRatio(t0, 4, 5)
+	for i := range maxSeenIDs + 904 {
+		r.recent = append(r.recent, seenID{id: uint64(i), at: t0.Unix()})
+	}
+	var back record
+	if err := back.unmarshal(r.marshal(), t0); err != nil {
+		t.Fatalf("a record with %d ids: %v", len(r.recent), err)
+	}
+	if len(back.recent) != maxSeenIDs || back.recent[0].id != 904 {
+		t.Fatalf("%d ids loaded, oldest %d; want the latest %d", len(back.recent), back.recent[0].id, maxSeenIDs)
+	}
+	if dup, _ := back.seen(uint64(maxSeenIDs+903), t0); !dup {
+		t.Fatal("the latest id is not remembered")
+	}
+}

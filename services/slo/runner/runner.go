@@ -128,7 +128,7 @@ type record struct {
 }
 
 // maxPending bounds the pending alerts of a record: one per burn rule.
-const maxPending = 64
+const maxPending = ruleset.MaxBurnRates
 
 // seenID is a counted event's id and when it was counted (unix seconds).
 type seenID struct {
@@ -267,12 +267,19 @@ func (r *record) unmarshal(b []byte, loaded time.Time) error {
 		return nil
 	}
 	n, k = binary.Uvarint(b)
-	if k <= 0 || n > maxSeenIDs {
+	// More than maxSeenIDs (a bound this binary does not share, e.g. a
+	// build that kept more) keeps the latest; each id takes 9 bytes or more.
+	if k <= 0 || n > uint64(len(b))/9 {
 		return errCorrupt
 	}
 	b = b[k:]
 	r.recent = make([]seenID, n)
 	var at int64
+	defer func() {
+		if len(r.recent) > maxSeenIDs {
+			r.recent = r.recent[len(r.recent)-maxSeenIDs:]
+		}
+	}()
 	for i := range r.recent {
 		if len(b) < 8 {
 			return errCorrupt

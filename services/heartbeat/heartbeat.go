@@ -54,9 +54,10 @@ type Monitor struct {
 	log     *slog.Logger
 	derived *prometheus.CounterVec
 	beats   prometheus.Counter
-	// swept is the rules version (from 1) whose removed heartbeats' state
-	// Tick has deleted (sweep); 0: none yet.
-	swept atomic.Uint64
+	// swept is the rules version (from 1) Tick last swept with (sweep); 0:
+	// none yet. sweptAt is when (unix nanoseconds, cfg.Now).
+	swept   atomic.Uint64
+	sweptAt atomic.Int64
 }
 
 // state is one heartbeat's record in KV.
@@ -76,7 +77,22 @@ type state struct {
 	// never sent (the state said resolved) and a first page waited for the
 	// next re-send.
 	Pending []byte `json:"pending,omitempty"`
+	// RemovedAt is when a sweep first found the heartbeat missing from the
+	// rules; the state is deleted once it has been missing for removeAfter,
+	// and a replica that has it in its rules clears the mark.
+	RemovedAt time.Time `json:"removed_at,omitzero"`
 }
+
+// removeAfter is how long a heartbeat must be missing from the rules before
+// its state is deleted, and sweepEvery how often Tick looks (besides each
+// new rules version). Replicas load the rules on their own: during a rollout
+// one with the old rules saw a new heartbeat as removed and deleted its state,
+// and the replicas with the new rules then armed it anew: a silent heartbeat
+// that was paging resolved, and paged again only interval + grace later.
+const (
+	removeAfter = 10 * time.Minute
+	sweepEvery  = time.Minute
+)
 
 // Firing alerts are re-sent every resendEvery with endsAt validity ahead, as
 // Prometheus does: the engine ends an alert whose endsAt passes unrefreshed.
@@ -298,17 +314,19 @@ func (m *Monitor) Tick(ctx context.Context) error {
 	}
 	// Version before Get: a reload in between is swept at the next tick.
 	version, set := m.rules.Version(), m.rules.Get()
-	if m.swept.Load() != version {
-		if err := m.sweep(ctx, set); err != nil {
+	if now := m.cfg.Now(); m.swept.Load() != version || now.Sub(time.Unix(0, m.sweptAt.Load())) >= sweepEvery {
+		if err := m.sweep(ctx, set, now); err != nil {
 			errs = append(errs, fmt.Errorf("delete the state of removed heartbeats: %w", err))
 		} else {
 			m.swept.Store(version)
+			m.sweptAt.Store(now.UnixNano())
 		}
 	}
 	for name, t := range set.Tenants {
 		for i := range t.Heartbeats {
 			hb := &t.Heartbeats[i]
 			err := m.update(ctx, name, hb, func(s *state, now time.Time) *klaxonv1.Envelope {
+				s.RemovedAt = time.Time{} // in these rules: not removed
 				switch {
 				case s.FiringSince.IsZero() && silent(hb, s, now):
 					s.FiringSince, s.ResentAt = now, now
@@ -327,16 +345,18 @@ func (m *Monitor) Tick(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// sweep deletes the state of heartbeats that are not in set, once per rules
-// version (the first tick after start or a reload). A heartbeat removed and
+// sweep deletes the state of heartbeats that have been missing from the
+// rules (set) for removeAfter: it marks those it finds missing (RemovedAt),
+// and deletes those marked removeAfter before now. A heartbeat removed and
 // added again later is then a new one: armed when added, it fires interval +
 // grace after that, not at once from its old LastSeen, nor re-sends a page
-// with its old FiringSince. One still in the rules keeps its state however
-// long Klaxon was down, so a heartbeat that went silent meanwhile fires right
-// after start: a TTL on the state would lose that after an outage longer
-// than the TTL, and re-arming state older than the rules' load would hide
-// every silent heartbeat for interval + grace after each restart.
-func (m *Monitor) sweep(ctx context.Context, set *ruleset.Set) error {
+// with its old FiringSince. A firing one's page, no longer re-sent, ends at
+// its endsAt (5 minutes at most). One still in the rules keeps its state
+// however long Klaxon was down, so a heartbeat that went silent meanwhile
+// fires right after start: a TTL on the state would lose that after an
+// outage longer than the TTL, and re-arming state older than the rules' load
+// would hide every silent heartbeat for interval + grace after each restart.
+func (m *Monitor) sweep(ctx context.Context, set *ruleset.Set, now time.Time) error {
 	keep := map[string]bool{}
 	for name, t := range set.Tenants {
 		for i := range t.Heartbeats {
@@ -347,19 +367,45 @@ func (m *Monitor) sweep(ctx context.Context, set *ruleset.Set) error {
 	if err != nil {
 		return err
 	}
-	var removed []string
+	var missing []string
 	for key := range kl.Keys() {
 		if !keep[key] {
-			removed = append(removed, key)
+			missing = append(missing, key)
 		}
 	}
 	var errs []error
-	for _, key := range removed {
-		if err := m.kv.Delete(ctx, key); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+	for _, key := range missing {
+		raw, rev, err := m.kv.Read(ctx, key)
+		if err != nil || raw == nil {
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", key, err))
+			}
 			continue
 		}
-		m.log.Info("heartbeat removed from the rules: state deleted", "key", key)
+		var s state
+		if json.Unmarshal(raw, &s) != nil {
+			s = state{} // unreadable: deleted after removeAfter like any other
+		}
+		if s.RemovedAt.IsZero() || s.RemovedAt.After(now) {
+			s.RemovedAt = now
+			data, _ := json.Marshal(&s)
+			if _, err := m.kv.Write(ctx, key, data, rev, 0); err != nil && !errors.Is(err, bus.ErrConflict) {
+				errs = append(errs, fmt.Errorf("%s: %w", key, err))
+			}
+			continue
+		}
+		if now.Sub(s.RemovedAt) < removeAfter {
+			continue
+		}
+		// At the revision read: a replica that put it back in its rules
+		// meanwhile wins.
+		if err := m.kv.Delete(ctx, key, jetstream.LastRevision(rev)); err != nil {
+			if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+				errs = append(errs, fmt.Errorf("%s: %w", key, err))
+			}
+			continue
+		}
+		m.log.Info("heartbeat removed from the rules: state deleted", "key", key, "missing_since", s.RemovedAt)
 	}
 	return errors.Join(errs...)
 }

@@ -470,6 +470,36 @@ func TestRemovedHeartbeatIsArmedAnewWhenAdded(t *testing.T) {
 	}
 }
 
+// A heartbeat missing from the rules for less than 10 minutes keeps its
+// state: during a rollout a replica still on the old rules sees a new
+// heartbeat as removed, and deleting its state there resolved a silent
+// heartbeat's page (no longer re-sent) and re-armed it on the replicas with
+// the new rules, which paged again only interval + grace later.
+func TestHeartbeatMissingFromTheRulesBrieflyKeepsItsState(t *testing.T) {
+	f := newFixture(t)
+	f.tick(0)
+	f.watchdog(0)
+	f.tick(6 * time.Minute) // the watchdog fires
+	f.setRules(backupOnly)  // a replica on other rules
+	f.tick(7 * time.Minute)
+	f.tick(9 * time.Minute)
+	f.setRules(rules)
+	f.tick(10 * time.Minute)
+	if got := fmt.Sprint(f.published("prometheus-watchdog")); got != "[ALERT_STATUS_FIRING@6m0s ALERT_STATUS_FIRING@6m0s]" {
+		t.Fatalf("missing from the rules for 3 minutes: want the page re-sent with its start, got %v", got)
+	}
+	// Missing for 10 minutes, it is gone: added again, it is a new one.
+	f.setRules(backupOnly)
+	f.tick(11 * time.Minute)
+	f.tick(21 * time.Minute)
+	f.setRules(rules)
+	f.tick(22 * time.Minute)
+	f.tick(27 * time.Minute)
+	if got := fmt.Sprint(f.published("prometheus-watchdog")); got != "[ALERT_STATUS_FIRING@6m0s ALERT_STATUS_FIRING@6m0s]" {
+		t.Fatalf("removed for 10 minutes, added again: fired before interval + grace: %v", got)
+	}
+}
+
 // Forgetting removed heartbeats must not forget silent ones across a
 // restart: after weeks down, a heartbeat that was firing re-sends its page
 // at once, with its startsAt, and one silent since before the outage fires

@@ -12,6 +12,10 @@ const countersVersion = 2
 
 var errCorrupt = errors.New("slo counters: corrupt state")
 
+// ErrNewerFormat is state written by a newer Klaxon (a format version this
+// binary does not know): it is not corrupt, and must not be overwritten.
+var ErrNewerFormat = errors.New("slo counters: written by a newer Klaxon")
+
 // MarshalBinary encodes the non-empty buckets and open alerts (varints), so
 // the stored size follows the data, not the ring sizes.
 func (c *Counters) MarshalBinary() ([]byte, error) {
@@ -74,6 +78,9 @@ func (c *Counters) MarshalBinary() ([]byte, error) {
 // UnmarshalBinary restores what MarshalBinary wrote; any other input is an
 // error, never a panic.
 func (c *Counters) UnmarshalBinary(b []byte) error {
+	if len(b) > 0 && b[0] > countersVersion {
+		return ErrNewerFormat
+	}
 	if len(b) == 0 || (b[0] != countersVersion && b[0] != 1) {
 		return errCorrupt
 	}

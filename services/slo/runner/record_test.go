@@ -2,6 +2,7 @@ package runner
 
 import (
 	"encoding/binary"
+	"errors"
 	"testing"
 	"time"
 )
@@ -84,5 +85,20 @@ func TestRecordWithMoreIDsThanTheBoundLoads(t *testing.T) {
 	}
 	if dup, _ := back.seen(uint64(maxSeenIDs+903), t0); !dup {
 		t.Fatal("the latest id is not remembered")
+	}
+}
+
+// A record whose id list carries a later format's marker is newer, not
+// corrupt.
+func TestRecordOfALaterFormatIsNewer(t *testing.T) {
+	r := &record{firing: map[int]time.Time{}}
+	cb, _ := r.counters.MarshalBinary()
+	b := binary.AppendUvarint(nil, uint64(len(cb)))
+	b = append(b, cb...)
+	b = binary.AppendUvarint(b, 0)           // no firing rules
+	b = binary.AppendUvarint(b, timedIDs<<1) // a later marker
+	var back record
+	if err := back.unmarshal(b, time.Now()); !errors.Is(err, errNewer) {
+		t.Fatalf("later format: %v, want errNewer", err)
 	}
 }

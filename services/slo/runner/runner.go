@@ -71,6 +71,7 @@ type metrics struct {
 	derived   *prometheus.CounterVec
 	events    *prometheus.CounterVec
 	forgotten *prometheus.CounterVec
+	newer     *prometheus.CounterVec
 }
 
 // New builds a runner. Several replicas may run: every change is a
@@ -107,6 +108,10 @@ func New(ctx context.Context, cfg Config, b *bus.Bus, rules *ruleset.Holder, log
 			forgotten: f.NewCounterVec(prometheus.CounterOpts{
 				Name: "klaxon_slo_dedup_ids_forgotten_total",
 				Help: "Counted event ids forgotten before the 10-minute dedup window because an SLO held 4096 ids: a redelivery of one would count again.",
+			}, []string{"tenant", "slo"}),
+			newer: f.NewCounterVec(prometheus.CounterOpts{
+				Name: "klaxon_slo_newer_state_total",
+				Help: "SLO updates refused because the SLO's stored state is in a newer Klaxon's format (left as it is; the event is redelivered).",
 			}, []string{"tenant", "slo"}),
 		}}, nil
 }
@@ -217,6 +222,12 @@ func (r *record) marshal() []byte {
 
 var errCorrupt = errors.New("slo record: corrupt")
 
+// errNewer is a record in a format of a newer Klaxon (a rollback, or a
+// rolling upgrade with this replica not yet upgraded): counting here would
+// overwrite it with what this binary can read, so the event waits for a
+// replica that can (it is redelivered) and the record stays.
+var errNewer = errors.New("slo record: written by a newer Klaxon; not counted by this one")
+
 // unmarshal restores what marshal wrote (and records written before ids had
 // times: those ids count as seen at loaded).
 func (r *record) unmarshal(b []byte, loaded time.Time) error {
@@ -225,6 +236,9 @@ func (r *record) unmarshal(b []byte, loaded time.Time) error {
 		return errCorrupt
 	}
 	if err := r.counters.UnmarshalBinary(b[k : k+int(n)]); err != nil {
+		if errors.Is(err, slo.ErrNewerFormat) {
+			return errNewer
+		}
 		return err
 	}
 	b = b[k+int(n):]
@@ -255,6 +269,10 @@ func (r *record) unmarshal(b []byte, loaded time.Time) error {
 		return errCorrupt
 	}
 	b = b[k:]
+	if n > timedIDs {
+		// A marker of a later format (each new one larger).
+		return errNewer
+	}
 	if n != timedIDs {
 		// Written before ids had times: n ids.
 		if n > legacyIDs || uint64(len(b)) != n*8 {
@@ -524,7 +542,10 @@ func (r *Runner) update(ctx context.Context, tenant string, s *ruleset.SLO, f fu
 		now := r.cfg.Now()
 		rec := &record{firing: map[int]time.Time{}}
 		if raw != nil {
-			if err := rec.unmarshal(raw, now); err != nil {
+			if err := rec.unmarshal(raw, now); errors.Is(err, errNewer) {
+				r.metrics.newer.WithLabelValues(tenant, s.Name).Inc()
+				return fmt.Errorf("slo %s: %w", s.Name, err)
+			} else if err != nil {
 				r.log.Warn("corrupt SLO state; starting over", "slo", s.Name, "err", err)
 				rec = &record{firing: map[int]time.Time{}}
 			}

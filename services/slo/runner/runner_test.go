@@ -2,6 +2,7 @@ package runner_test
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -495,5 +496,42 @@ func TestBurnAlertIsPublishedAfterAFailedPublish(t *testing.T) {
 	want := []string{"checkout-availability/page/1h-5m/resolved", "checkout-availability/page/6h-30m/firing", "checkout-availability/ticket/3d-6h/firing"}
 	if got := f.burnAlerts(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("burn alerts after INGEST is back %v\nwant %v", got, want)
+	}
+}
+
+// State in a newer Klaxon's format (a rollback, or this replica not yet
+// upgraded in a rolling upgrade) is left as it is: the count fails, to be
+// redelivered to a replica that reads it, instead of "corrupt SLO state;
+// starting over", which wiped the SLO's counters of up to 400 days.
+func TestStateOfANewerKlaxonIsNotOverwritten(t *testing.T) {
+	f := newFixture(t)
+	f.process(counts("api-requests", t0, 90, 100))
+	kv, err := f.bus.JS.KeyValue(context.Background(), bus.BucketSLO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := kv.Get(context.Background(), "default.api-requests")
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer := append([]byte(nil), e.Value()...)
+	_, k := binary.Uvarint(newer) // the counters' length, then their format version
+	newer[k]++
+	if _, err := kv.Put(context.Background(), "default.api-requests", newer); err != nil {
+		t.Fatal(err)
+	}
+	err = f.r.Process(context.Background(), counts("api-requests", t0.Add(time.Minute), 5, 10))
+	if err == nil || !strings.Contains(err.Error(), "newer Klaxon") {
+		t.Fatalf("count into a newer record: %v, want it refused", err)
+	}
+	after, err := kv.Get(context.Background(), "default.api-requests")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(after.Value()) != string(newer) {
+		t.Fatal("the newer record was overwritten")
+	}
+	if n, err := testutil.GatherAndCount(f.reg, "klaxon_slo_newer_state_total"); err != nil || n != 1 {
+		t.Fatalf("klaxon_slo_newer_state_total: %d series, %v", n, err)
 	}
 }

@@ -178,7 +178,11 @@ func writeOpts(rev uint64, ttl time.Duration) []jetstream.PublishOpt {
 
 func kvError(err error) error {
 	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+	// 10164 ("wrong last sequence", constant form) is what a replicated
+	// stream answers while another write to the key is in flight: a conflict
+	// as well (as nats.go's own KV maps it).
+	if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
 		return ErrConflict
 	}
 	return err

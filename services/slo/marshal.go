@@ -78,7 +78,8 @@ func (c *Counters) MarshalBinary() ([]byte, error) {
 // UnmarshalBinary restores what MarshalBinary wrote; any other input is an
 // error, never a panic.
 func (c *Counters) UnmarshalBinary(b []byte) error {
-	if len(b) > 0 && b[0] > countersVersion {
+	// A few versions ahead are a newer Klaxon's; a byte beyond is corruption.
+	if len(b) > 0 && b[0] > countersVersion && b[0] <= countersVersion+8 {
 		return ErrNewerFormat
 	}
 	if len(b) == 0 || (b[0] != countersVersion && b[0] != 1) {

@@ -95,10 +95,16 @@ func TestRecordOfALaterFormatIsNewer(t *testing.T) {
 	cb, _ := r.counters.MarshalBinary()
 	b := binary.AppendUvarint(nil, uint64(len(cb)))
 	b = append(b, cb...)
-	b = binary.AppendUvarint(b, 0)           // no firing rules
-	b = binary.AppendUvarint(b, timedIDs<<1) // a later marker
+	b = binary.AppendUvarint(b, 0)          // no firing rules
+	b = binary.AppendUvarint(b, timedIDs+1) // the next format's marker
 	var back record
 	if err := back.unmarshal(b, time.Now()); !errors.Is(err, errNewer) {
 		t.Fatalf("later format: %v, want errNewer", err)
+	}
+	// A marker far beyond is corruption (a corrupt record starts over; one
+	// taken for newer would be left, uncounted, for ever).
+	b = binary.AppendUvarint(b[:len(b)-binary.PutUvarint(make([]byte, 10), timedIDs+1)], timedIDs<<1)
+	if err := back.unmarshal(b, time.Now()); !errors.Is(err, errCorrupt) {
+		t.Fatalf("marker far beyond: %v, want errCorrupt", err)
 	}
 }

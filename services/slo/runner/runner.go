@@ -63,6 +63,9 @@ type Runner struct {
 	mu    sync.Mutex
 	specs map[string]*slo.Spec // cache per rules version: tenant\x00name
 	ver   uint64
+	// newerWarned is when warnNewer last logged, per SLO key (log
+	// throttling only; the state is in KV).
+	newerWarned map[string]time.Time
 }
 
 type metrics struct {
@@ -224,8 +227,11 @@ var errCorrupt = errors.New("slo record: corrupt")
 
 // errNewer is a record in a format of a newer Klaxon (a rollback, or a
 // rolling upgrade with this replica not yet upgraded): counting here would
-// overwrite it with what this binary can read, so the event waits for a
-// replica that can (it is redelivered) and the record stays.
+// overwrite it with what this binary can read, so the record stays and this
+// replica skips its counts and ticks. Skipped, not failed: the derived
+// consumer feeds policies and heartbeats too, and a message failed until a
+// replica can read the record held all of them up (for ever after a
+// rollback) once its pending limit filled.
 var errNewer = errors.New("slo record: written by a newer Klaxon; not counted by this one")
 
 // unmarshal restores what marshal wrote (and records written before ids had
@@ -269,8 +275,8 @@ func (r *record) unmarshal(b []byte, loaded time.Time) error {
 		return errCorrupt
 	}
 	b = b[k:]
-	if n > timedIDs {
-		// A marker of a later format (each new one larger).
+	if n > timedIDs && n <= timedIDs+8 {
+		// A marker of a later format (each new one the next number).
 		return errNewer
 	}
 	if n != timedIDs {
@@ -522,6 +528,24 @@ func eventLabels(ev *klaxonv1.Event) map[string]string {
 	return l
 }
 
+// warnNewer logs, at most once an hour per SLO, that its state is a newer
+// Klaxon's and left alone (klaxon_slo_newer_state_total counts each time).
+func (r *Runner) warnNewer(tenant, name string, now time.Time) {
+	k := key(tenant, name)
+	r.mu.Lock()
+	last, ok := r.newerWarned[k]
+	if !ok || now.Sub(last) >= time.Hour {
+		if r.newerWarned == nil {
+			r.newerWarned = map[string]time.Time{}
+		}
+		r.newerWarned[k] = now
+	}
+	r.mu.Unlock()
+	if !ok || now.Sub(last) >= time.Hour {
+		r.log.Warn("SLO state written by a newer Klaxon: left as it is, and not counted or evaluated by this one until it is upgraded", "tenant", tenant, "slo", name)
+	}
+}
+
 // update applies f to an SLO's record with a revision check and publishes
 // what f returns only if this replica's write won, after the record holds it
 // as pending (published by the next update should this publish fail).
@@ -544,7 +568,8 @@ func (r *Runner) update(ctx context.Context, tenant string, s *ruleset.SLO, f fu
 		if raw != nil {
 			if err := rec.unmarshal(raw, now); errors.Is(err, errNewer) {
 				r.metrics.newer.WithLabelValues(tenant, s.Name).Inc()
-				return fmt.Errorf("slo %s: %w", s.Name, err)
+				r.warnNewer(tenant, s.Name, now)
+				return nil
 			} else if err != nil {
 				r.log.Warn("corrupt SLO state; starting over", "slo", s.Name, "err", err)
 				rec = &record{firing: map[int]time.Time{}}

@@ -218,8 +218,9 @@ func superseded(ctx context.Context, b *bus.Bus, n *klaxonv1.Notification, msgID
 		return "", fmt.Errorf("notification log: %w", err)
 	}
 	var keys []string
+	one := false // the letter of one integration
 	if i := strings.LastIndex(msgID, ".dlq."); i >= 0 && strings.HasPrefix(msgID[:i], n.IdempotencyKey+".") {
-		keys = []string{msgID[:i]}
+		keys, one = []string{msgID[:i]}, true
 	} else {
 		l, err := kv.ListKeysFiltered(ctx, n.IdempotencyKey+".*")
 		if err != nil {
@@ -247,8 +248,13 @@ func superseded(ctx context.Context, b *bus.Bus, n *klaxonv1.Notification, msgID
 				at = " at " + f[1]
 			}
 			by = append(by, strings.TrimPrefix(k, n.IdempotencyKey+".")+at)
-		case deadMark(v), parkedMark(v):
+		case deadMark(v):
 			return "", nil // still to send there
+		case parkedMark(v) && one:
+			// Still to send there (rearm makes it a dead mark). A parked
+			// integration of a whole letter is sent by its own letter, not
+			// by this one's replay.
+			return "", nil
 		}
 	}
 	return strings.Join(by, ", "), nil

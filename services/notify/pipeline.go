@@ -449,10 +449,11 @@ func (p *Pipeline) deliverOne(ctx context.Context, n *Notification, in Integrati
 	e, err := p.nflog.Get(ctx, key)
 	switch {
 	case err == nil && supersededMark(e.Value()):
-		// A replayed dead letter whose group delivered a newer notification
-		// here since: sending it would go back in time.
+		// Given up on, and the group delivered a newer notification here
+		// since: a replay sending it would go back in time. Like a parked
+		// one, not audited (a notification retried for a sibling passes
+		// here at each retry).
 		p.metrics.Suppressed.WithLabelValues(in.Name, "superseded").Inc()
-		p.audit(n, in.Name, "superseded", nil)
 		return false, nil
 	case err == nil && parkedMark(e.Value()):
 		// Failed for good and dead-lettered on its own: not tried again
@@ -609,23 +610,48 @@ const maxSupersede = 64
 func (p *Pipeline) supersede(ctx context.Context, n *Notification, in Integration, log *slog.Logger) {
 	prev := n.PreviousKey
 	for i := 0; prev != "" && i < maxSupersede; i++ {
-		key := nflogKey(prev, in)
-		e, err := p.nflog.Get(ctx, key)
-		if err != nil {
-			return // never given up on (or its record expired)
-		}
-		v := e.Value()
-		if !deadMark(v) && !parkedMark(v) {
-			return // sent, skipped, or superseded already
-		}
-		mark := supersededMarkPrefix + p.cfg.Now().UTC().Format(time.RFC3339Nano) + " by " + n.IdempotencyKey
-		// Update, not Put: a replay that re-armed it meanwhile is not undone.
-		if _, err := p.nflog.Update(ctx, key, []byte(mark), e.Revision()); err != nil {
-			log.Debug("could not mark a dead letter superseded", "integration", in.Name, "key", key, "err", err)
+		var ok bool
+		if prev, ok = p.supersedeOne(ctx, nflogKey(prev, in), n.IdempotencyKey, log); !ok {
 			return
 		}
-		prev = markPrevious(v)
 	}
+}
+
+// supersedeOne marks the delivery at key superseded by the notification by
+// if it was given up on, and returns its predecessor. It reads again after a
+// conflict (a replay re-arming it: the replay is what must not send) and
+// retries a failed write as record does.
+func (p *Pipeline) supersedeOne(ctx context.Context, key, by string, log *slog.Logger) (string, bool) {
+	var err error
+	for failures, conflicts := 0, 0; failures < 5 && conflicts < 10; {
+		var e jetstream.KeyValueEntry
+		e, err = p.nflog.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			return "", false // never given up on (or its record expired)
+		case err == nil:
+			v := e.Value()
+			if !deadMark(v) && !parkedMark(v) {
+				return "", false // sent, skipped, or superseded already
+			}
+			mark := supersededMarkPrefix + p.cfg.Now().UTC().Format(time.RFC3339Nano) + " by " + by
+			if _, err = p.nflog.Update(ctx, key, []byte(mark), e.Revision()); err == nil {
+				return markPrevious(v), true
+			}
+			if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+				conflicts++ // changed meanwhile: read it again, at once
+				continue
+			}
+		}
+		failures++
+		select {
+		case <-ctx.Done():
+			return "", false
+		case <-time.After(100 * time.Millisecond << failures):
+		}
+	}
+	log.Warn("could not mark a dead letter superseded; replaying it would send an older state", "key", key, "err", err)
+	return "", false
 }
 
 // record writes a delivery's outcome to the notification log. It retries

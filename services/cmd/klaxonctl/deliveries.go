@@ -19,7 +19,7 @@ func registerDeliveries(app *kingpin.Application, add func(*kingpin.CmdClause, a
 	dreq := &adminv1.ListDeliveriesRequest{}
 	list.Flag("limit", "At most this many.").Short('n').Default("50").Int32Var(&dreq.Limit)
 	list.Flag("receiver", "Only deliveries to this receiver.").StringVar(&dreq.Receiver)
-	list.Flag("outcome", "Only this outcome.").EnumVar(&dreq.Outcome, "success", "retry", "failed", "duplicate", "dead_letter", "superseded")
+	list.Flag("outcome", "Only this outcome.").EnumVar(&dreq.Outcome, "success", "retry", "failed", "duplicate", "dead_letter")
 	add(list, func(ctx context.Context, g *globals, conn *grpc.ClientConn) error {
 		ctx, cancel := g.call(ctx)
 		defer cancel()

@@ -240,7 +240,7 @@ type AuditRecord struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Notification *Notification          `protobuf:"bytes,1,opt,name=notification,proto3" json:"notification,omitempty"`
 	Integration  string                 `protobuf:"bytes,2,opt,name=integration,proto3" json:"integration,omitempty"`
-	// success, retry, failed, duplicate, dead_letter, superseded.
+	// success, retry, failed, duplicate, dead_letter.
 	Outcome       string                 `protobuf:"bytes,3,opt,name=outcome,proto3" json:"outcome,omitempty"`
 	Error         string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
 	At            *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=at,proto3" json:"at,omitempty"`

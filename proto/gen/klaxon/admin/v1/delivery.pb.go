@@ -82,7 +82,7 @@ type ListDeliveriesRequest struct {
 	// At most this many (default 50, at most 1000).
 	Limit    int32  `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
 	Receiver string `protobuf:"bytes,2,opt,name=receiver,proto3" json:"receiver,omitempty"`
-	// success, retry, failed, duplicate, dead_letter, superseded.
+	// success, retry, failed, duplicate, dead_letter.
 	Outcome       string `protobuf:"bytes,3,opt,name=outcome,proto3" json:"outcome,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

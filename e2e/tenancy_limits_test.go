@@ -26,10 +26,11 @@ import (
 // answers 400 (as Alertmanager and Mimir do) and CreateSilence
 // ResourceExhausted; expiring a silence makes room.
 func TestTenantLimits(t *testing.T) {
-	sinkA, sinkB := harness.NewSink(t), harness.NewSink(t)
+	sinkA, sinkB, sinkC := harness.NewSink(t), harness.NewSink(t), harness.NewSink(t)
 	rules := harness.WriteRules(t, map[string]string{
 		"team-a/klaxon.yml": routeAllTo(sinkA.URL()),
 		"team-b/klaxon.yml": routeAllTo(sinkB.URL()),
+		"team-c/klaxon.yml": routeAllTo(sinkC.URL()),
 		"tenants.yml": fmt.Sprintf(`tenants:
   team-a: {tokens: [%q], limits: {max_active_alerts: 2, max_silences: 2}}
   team-b: {tokens: [%q], limits: {max_active_alerts: 3}}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"regexp"
 	"time"
@@ -94,11 +93,13 @@ func (rc *Receiver) sloEvents(_ context.Context, req *request) (*result, error) 
 }
 
 // known answers 404 for a heartbeat or SLO the tenant's rules do not define
-// (Config.Known).
+// or that takes no beats or counts (Config.Known).
 func (rc *Receiver) known(req *request, kind, name string) error {
-	if rc.cfg.Known == nil || rc.cfg.Known(req.tenant, kind, name) {
+	if rc.cfg.Known == nil {
 		return nil
 	}
-	what := map[string]string{"heartbeat": "heartbeat", "slo": "SLO"}[kind]
-	return &statusError{status: http.StatusNotFound, msg: fmt.Sprintf("no %s %q in tenant %s's rules", what, name, req.tenant)}
+	if err := rc.cfg.Known(req.tenant, kind, name); err != nil {
+		return &statusError{status: http.StatusNotFound, msg: err.Error()}
+	}
+	return nil
 }

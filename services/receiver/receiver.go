@@ -62,12 +62,14 @@ type Config struct {
 	Now func() time.Time
 	// RetryAfter is sent with 503 when storing fails.
 	RetryAfter time.Duration
-	// Known reports whether a tenant's rules define the heartbeat or SLO
-	// (kind "heartbeat" or "slo") named in a POST to /api/v1/heartbeat/NAME
-	// or /api/v1/slo/NAME/events; nil accepts every name. A beat or count
-	// for an unknown name is answered 404: stored, it counted nowhere, and
-	// a cron job with a typo in its URL was told it had succeeded.
-	Known func(tenant, kind, name string) bool
+	// Known says why the rules cannot take what a request sends (nil: they
+	// can): kind "tenant" for every request (the tenant has no rules), and
+	// "heartbeat" or "slo" for the name in a POST to /api/v1/heartbeat/NAME
+	// or /api/v1/slo/NAME/events. nil accepts everything. Refused requests
+	// are answered 404 with the reason: stored, they were routed or counted
+	// nowhere, and a cron job with a typo in its URL, or a sender with a
+	// wrong X-Scope-OrgID, was told it had succeeded.
+	Known func(tenant, kind, name string) error
 }
 
 // Receiver serves the ingest endpoints.
@@ -251,6 +253,11 @@ func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request, ep *endpointSe
 	}
 	if tenant == "" {
 		tenant = DefaultTenant
+	}
+	if rc.cfg.Known != nil {
+		if err := rc.cfg.Known(tenant, "tenant", ""); err != nil {
+			return writeError(w, http.StatusNotFound, err.Error())
+		}
 	}
 	if r.ContentLength > rc.cfg.MaxBodyBytes {
 		return writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes exceeds the limit of %d bytes", r.ContentLength, rc.cfg.MaxBodyBytes))

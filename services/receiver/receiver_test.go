@@ -484,11 +484,15 @@ func TestHeartbeatAndSLOEvents(t *testing.T) {
 }
 
 // A beat or count for a heartbeat or SLO that the tenant's rules do not
-// define is 404 with the name, and not stored: a cron job with a typo in its
-// URL was told it had succeeded, and its beats counted nowhere.
+// define, or anything for a tenant without rules, is 404 with the reason,
+// and not stored: a cron job with a typo in its URL was told it had
+// succeeded, and its beats counted nowhere.
 func TestUnknownHeartbeatOrSLOIs404(t *testing.T) {
-	h := newHarness(t, receiver.Config{Known: func(tenant, kind, name string) bool {
-		return tenant == "default" && (kind == "heartbeat" && name == "nightly-backup" || kind == "slo" && name == "checkout")
+	h := newHarness(t, receiver.Config{Known: func(tenant, kind, name string) error {
+		if tenant == "default" && (kind == "tenant" || kind == "heartbeat" && name == "nightly-backup" || kind == "slo" && name == "checkout") {
+			return nil
+		}
+		return fmt.Errorf("no %s %q", map[string]string{"heartbeat": "heartbeat", "slo": "SLO"}[kind], name)
 	}})
 	if r := h.post("/api/v1/heartbeat/nightly-backup", ``); r.code != 200 {
 		t.Fatalf("known heartbeat: %d %v", r.code, r.body)
@@ -501,6 +505,11 @@ func TestUnknownHeartbeatOrSLOIs404(t *testing.T) {
 	}
 	if r := h.post("/api/v1/slo/chekout/events", `{"good":1,"total":1}`); r.code != 404 || !strings.Contains(fmt.Sprint(r.body), `no SLO "chekout"`) {
 		t.Fatalf("unknown SLO: %d %v, want 404 naming it", r.code, r.body)
+	}
+	// A tenant without rules (a wrong X-Scope-OrgID) is refused on every
+	// endpoint: nothing would route or count what it sends.
+	if r := h.post("/api/v2/alerts", `[{"labels":{"alertname":"A"}}]`, "X-Scope-OrgID", "team-zzz"); r.code != 404 {
+		t.Fatalf("alert for a tenant without rules: %d %v, want 404", r.code, r.body)
 	}
 	if n := len(h.stored()); n != 2 {
 		t.Fatalf("stored %d, want 2 (the known ones)", n)

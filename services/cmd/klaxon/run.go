@@ -441,20 +441,28 @@ func natsWhere(c *runConfig) string {
 	return "embedded on " + c.natsListen
 }
 
-// knownInRules tells the receiver which heartbeats and SLOs the current
-// rules define, so a beat or count for another name is refused (404).
-func knownInRules(rules *ruleset.Holder) func(tenant, kind, name string) bool {
-	return func(tenant, kind, name string) bool {
+// knownInRules tells the receiver which tenants, heartbeats and SLOs the
+// current rules define (receiver.Config.Known).
+func knownInRules(rules *ruleset.Holder) func(tenant, kind, name string) error {
+	return func(tenant, kind, name string) error {
 		t := rules.Tenant(tenant)
 		if t == nil {
-			return false
+			return fmt.Errorf("tenant %q has no rules (no directory %s/ in the rules): nothing would route what it sends", tenant, tenant)
 		}
 		switch kind {
 		case "heartbeat":
-			return slices.ContainsFunc(t.Heartbeats, func(h ruleset.Heartbeat) bool { return h.Name == name })
+			if !slices.ContainsFunc(t.Heartbeats, func(h ruleset.Heartbeat) bool { return h.Name == name }) {
+				return fmt.Errorf("no heartbeat %q in tenant %s's rules", name, tenant)
+			}
 		case "slo":
-			return slices.ContainsFunc(t.SLOs, func(s ruleset.SLO) bool { return s.Name == name })
+			i := slices.IndexFunc(t.SLOs, func(s ruleset.SLO) bool { return s.Name == name })
+			if i < 0 {
+				return fmt.Errorf("no SLO %q in tenant %s's rules", name, tenant)
+			}
+			if t.SLOs[i].Events == nil {
+				return fmt.Errorf("SLO %q of tenant %s counts alerts (bad_alerts), not events: it takes no counts (give it events: {} for a ratio SLI)", name, tenant)
+			}
 		}
-		return true
+		return nil
 	}
 }

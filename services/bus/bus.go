@@ -228,6 +228,13 @@ func startEmbedded(cfg Config, log *slog.Logger) (*server.Server, error) {
 		if port, err = strconv.Atoi(p); err != nil {
 			return nil, fmt.Errorf("--nats.listen %q: bad port", cfg.Listen)
 		}
+		// The embedded server logs a failed listen (NoLog: nowhere) and is
+		// then never ready: a port in use was "not ready after 30s".
+		l, err := net.Listen("tcp", cfg.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("--nats.listen: %w", err)
+		}
+		_ = l.Close()
 	}
 	ns, err := server.NewServer(&server.Options{
 		ServerName: "klaxon-embedded",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -243,5 +244,24 @@ func TestOpenWaitsForTheOldProcessToExit(t *testing.T) {
 	case <-exited:
 	default:
 		t.Fatal("opened before the old process let go of the data directory")
+	}
+}
+
+// A --nats.listen address in use fails Open at once, saying so (it was
+// "embedded nats: not ready after 30s", with no word of the port).
+func TestNATSListenAddressInUseFailsAtOnce(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	began := time.Now()
+	b, err := bus.Open(context.Background(), bus.Config{DataDir: t.TempDir(), Listen: l.Addr().String()}, bustest.Logger(t))
+	if err == nil {
+		b.Close()
+		t.Fatal("Open on a port in use succeeded")
+	}
+	if !strings.Contains(err.Error(), "address already in use") || time.Since(began) > 10*time.Second {
+		t.Fatalf("after %v: %v, want the port in use named at once", time.Since(began), err)
 	}
 }

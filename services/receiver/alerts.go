@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -122,22 +124,40 @@ type postableAlert struct {
 	GeneratorURL string            `json:"generatorURL"`
 }
 
-// ParseAlertsV2 decodes an Alertmanager API v2 postableAlerts array.
-func ParseAlertsV2(body []byte) ([]wireAlert, error) {
+// ParseAlertsV2 decodes an Alertmanager API v2 postableAlerts array as
+// Alertmanager's API takes it: labels with an empty value are dropped (an
+// alert's identity, and its fingerprint, are its non-empty labels), and the
+// valid alerts are kept when others are not. invalid names those (nil when
+// every alert is valid); err is a body that is no such array.
+func ParseAlertsV2(body []byte) (alerts []wireAlert, invalid error, err error) {
 	var posted []postableAlert
 	if err := decodeAlerts(body, &posted); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	alerts := make([]wireAlert, len(posted))
+	alerts = make([]wireAlert, 0, len(posted))
+	var bad []string
 	for i, p := range posted {
-		alerts[i] = wireAlert{Labels: p.Labels, Annotations: p.Annotations, StartsAt: p.StartsAt, EndsAt: p.EndsAt, GeneratorURL: p.GeneratorURL}
-	}
-	for i := range alerts {
-		if err := validateAlert("[%d]", i, &alerts[i]); err != nil {
-			return nil, err
+		for k, v := range p.Labels {
+			if v == "" {
+				delete(p.Labels, k)
+			}
 		}
+		a := wireAlert{Labels: p.Labels, Annotations: p.Annotations, StartsAt: p.StartsAt, EndsAt: p.EndsAt, GeneratorURL: p.GeneratorURL}
+		if err := validateAlert("[%d]", i, &a); err != nil {
+			// Bounded: a storm of bad alerts names the first few.
+			if len(bad) < 10 {
+				bad = append(bad, err.Error())
+			} else if len(bad) == 10 {
+				bad = append(bad, "…")
+			}
+			continue
+		}
+		alerts = append(alerts, a)
 	}
-	return alerts, nil
+	if len(bad) > 0 {
+		invalid = badInput("%d of %d alerts invalid, the other %d stored: %s", len(posted)-len(alerts), len(posted), len(alerts), strings.Join(bad, "; "))
+	}
+	return alerts, invalid, nil
 }
 
 // validateAlert checks alert i of a payload; pathf with i names it in an
@@ -251,13 +271,20 @@ func (rc *Receiver) alertmanager(_ context.Context, req *request) (*result, erro
 }
 
 func (rc *Receiver) alertsV2(_ context.Context, req *request) (*result, error) {
-	alerts, err := ParseAlertsV2(req.body)
+	alerts, invalid, err := ParseAlertsV2(req.body)
 	if err != nil {
 		return nil, err
 	}
 	res := &result{envelopes: make([]*klaxonv1.Envelope, 0, len(alerts)), batch: true}
 	for i := range alerts {
 		res.envelopes = append(res.envelopes, toEnvelope(req, SourceAlertsV2, &alerts[i]))
+	}
+	if invalid != nil {
+		// As Alertmanager: the valid alerts are stored, and the answer is
+		// 400 naming the others. Prometheus does not resend a batch
+		// answered 4xx: refusing it whole lost its valid alerts.
+		res.status = http.StatusBadRequest
+		res.extra = map[string]any{"status": "error", "error": invalid.Error()}
 	}
 	return res, nil
 }

@@ -40,7 +40,7 @@ func FuzzParseAlertsV2(f *testing.F) {
 	f.Add([]byte(`[{"labels":{"alertname":"x"},"startsAt":"2026-01-01T00:00:00Z","endsAt":"2026-01-01T01:00:00Z"}]`))
 	f.Add([]byte(`[]`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		alerts, err := ParseAlertsV2(body)
+		alerts, _, err := ParseAlertsV2(body)
 		if err != nil {
 			return
 		}

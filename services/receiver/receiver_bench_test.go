@@ -41,7 +41,7 @@ func BenchmarkDecodeAlertsV2(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
-				if _, err := ParseAlertsV2(body); err != nil {
+				if _, _, err := ParseAlertsV2(body); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -52,7 +52,7 @@ func BenchmarkDecodeAlertsV2(b *testing.B) {
 
 // BenchmarkFingerprint: Alertmanager's label-set fingerprint of one alert.
 func BenchmarkFingerprint(b *testing.B) {
-	as, _ := ParseAlertsV2(benchBody(1))
+	as, _, _ := ParseAlertsV2(benchBody(1))
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = Fingerprint(as[0].Labels)
@@ -62,7 +62,7 @@ func BenchmarkFingerprint(b *testing.B) {
 // BenchmarkEnvelope: building one alert's envelope (fingerprint, dedup id)
 // and its protobuf encoding, then decoding it as a consumer does.
 func BenchmarkEnvelope(b *testing.B) {
-	as, _ := ParseAlertsV2(benchBody(1))
+	as, _, _ := ParseAlertsV2(benchBody(1))
 	req := &request{tenant: "default", now: time.Date(2026, 11, 24, 10, 1, 0, 0, time.UTC)}
 	b.Run("build+encode", func(b *testing.B) {
 		b.ReportAllocs()

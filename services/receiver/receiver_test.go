@@ -217,7 +217,7 @@ func TestBadInputGets400NamingTheField(t *testing.T) {
 		{"/api/v1/alertmanager", `{"version":"3","alerts":[]}`, `"version"`},
 		{"/api/v1/alertmanager", ``, "empty body"},
 		{"/api/v2/alerts", `{"labels":{"a":"b"}}`, "expected"},
-		{"/api/v2/alerts", `[{"labels":{"a":"b"}},{"annotations":{}}]`, `[1].labels`},
+		{"/api/v2/alerts", `[{"labels":{"a":""}}]`, `[0].labels`},
 		{"/api/v2/alerts", `[{"labels":{"a":1}}]`, `labels`},
 		{"/api/v2/alerts", `[{"labels":{"":"x"}}]`, `invalid label name`},
 		{"/api/v2/alerts", `[{"labels":{"a":"b"},"startsAt":"yesterday"}]`, `timestamp`},
@@ -249,6 +249,31 @@ func TestBadInputGets400NamingTheField(t *testing.T) {
 	}
 	if n := len(h.stored()); n != 0 {
 		t.Fatalf("bad input stored %d envelopes", n)
+	}
+}
+
+// As Alertmanager's API: labels with an empty value are dropped (the
+// alert is the one without them, same fingerprint), and the valid alerts of
+// a batch are stored when others are not, with 400 naming those. Klaxon kept
+// an empty label (another alert than Alertmanager's), and refused the whole
+// batch, whose valid alerts Prometheus then never sent again.
+func TestAlertsV2AsAlertmanagerTakesThem(t *testing.T) {
+	h := newHarness(t, receiver.Config{})
+	r := h.post("/api/v2/alerts", `[{"labels":{"alertname":"A","env":""}},{"annotations":{"x":"y"}},{"labels":{"alertname":""}}]`)
+	if r.code != http.StatusBadRequest || r.body["stored"] != float64(1) {
+		t.Fatalf("partly invalid batch: %d %v, want 400 with the valid alert stored", r.code, r.body)
+	}
+	if msg, _ := r.body["error"].(string); !strings.Contains(msg, "2 of 3 alerts invalid") || !strings.Contains(msg, "[1].labels") || !strings.Contains(msg, "[2].labels") {
+		t.Fatalf("error %q does not name the invalid alerts", msg)
+	}
+	stored := h.stored()
+	if len(stored) != 1 {
+		t.Fatalf("stored %d, want the valid alert", len(stored))
+	}
+	a := stored[0].GetAlert()
+	want := model.LabelSet{"alertname": "A"}.Fingerprint().String()
+	if _, ok := a.GetLabels()["env"]; ok || a.GetFingerprint() != want {
+		t.Fatalf("stored labels %v fingerprint %s, want {alertname=A} and %s as Alertmanager", a.GetLabels(), a.GetFingerprint(), want)
 	}
 }
 

@@ -2,6 +2,7 @@ package notify
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -27,6 +28,10 @@ type breaker struct {
 	// probe is the delivery trying the integration while it is open (its
 	// token; nil: none): it alone retries, the others wait.
 	probe *probeToken
+	// last is the latest failure, which the waits name: a notification
+	// dead-lettered after waiting said only "integration failing", reason
+	// other, and not the 500 it was waiting on.
+	last error
 }
 
 // probeToken identifies one delivery through one integration.
@@ -50,13 +55,26 @@ func (b *breaker) allow(now time.Time, t *probeToken, probeWait time.Duration) (
 	return true, 0
 }
 
+// waitError is the error of a delivery allow turned away for wait: it
+// wraps errBreakerOpen and carries the latest failure's reason and text.
+func (b *breaker) waitError(wait time.Duration) error {
+	b.mu.Lock()
+	last := b.last
+	b.mu.Unlock()
+	if last == nil {
+		return &Error{Reason: ReasonOther, Err: errBreakerOpen, RetryAfter: wait}
+	}
+	return &Error{Reason: ReasonOf(last), Err: fmt.Errorf("%w (its last attempt: %v)", errBreakerOpen, last), RetryAfter: wait}
+}
+
 // failure records a failed attempt of t and opens the breaker for
 // backoff(fails). It returns whether t may retry in-process: only the
 // probe does, the first delivery to fail while none was.
-func (b *breaker) failure(now time.Time, t *probeToken, backoff func(fails int) time.Duration) bool {
+func (b *breaker) failure(now time.Time, t *probeToken, backoff func(fails int) time.Duration, err error) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.fails++
+	b.last = err
 	b.until = now.Add(backoff(b.fails))
 	if b.probe == nil {
 		b.probe = t

@@ -485,7 +485,7 @@ func (p *Pipeline) deliverOne(ctx context.Context, n *Notification, in Integrati
 	br, tok := p.breaker(n.Tenant, n.Receiver, in), &probeToken{}
 	if ok, wait := br.allow(time.Now(), tok, p.cfg.MinBackoff); !ok {
 		p.metrics.BreakerWaits.WithLabelValues(in.Name).Inc()
-		return true, &Error{Reason: ReasonOther, Err: errBreakerOpen, RetryAfter: wait}
+		return true, br.waitError(wait)
 	}
 	defer br.done(tok)
 	if err := limit(); err != nil {
@@ -535,7 +535,7 @@ func (p *Pipeline) deliverOne(ctx context.Context, n *Notification, in Integrati
 			p.audit(n, in.Name, "failed", err)
 			return false, err
 		}
-		if !br.failure(time.Now(), tok, p.backoff) {
+		if !br.failure(time.Now(), tok, p.backoff, err) {
 			break // another delivery probes it; this one goes back to JetStream
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os/exec"
 	"strings"
 	"testing"
@@ -155,6 +156,23 @@ func TestKlaxonctlAgainstRunningKlaxon(t *testing.T) {
 	}
 	if out, err := ctl("health"); err != nil || out != "SERVING\n" {
 		t.Fatalf("health: %v\n%s", err, out)
+	}
+	// Alertmanager's probe paths answer as /healthz and /readyz (they were
+	// 404: probes written for Alertmanager failed).
+	for _, path := range []string{"/-/healthy", "/-/ready"} {
+		resp, err := http.Get(k.URL() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d", path, resp.StatusCode)
+		}
+	}
+	// Each service by name, as grpc_health_probe -service asks (it was
+	// "unknown service").
+	if out, err := ctl("health", "klaxon.admin.v1.AlertService"); err != nil || out != "SERVING\n" {
+		t.Fatalf("health of a service: %v\n%s", err, out)
 	}
 	if out, err := ctl("rules", "status"); err != nil || !strings.Contains(out, "default/klaxon.yml") {
 		t.Fatalf("rules status: %v\n%s", err, out)

@@ -97,7 +97,8 @@ func (s *Server) authenticate(ctx context.Context) (context.Context, error) {
 			case http.StatusForbidden:
 				return nil, status.Error(codes.PermissionDenied, ae.Msg)
 			case http.StatusBadRequest:
-				return nil, status.Error(codes.InvalidArgument, ae.Msg)
+				// The gRPC caller is most often klaxonctl: say its flag.
+				return nil, status.Error(codes.InvalidArgument, strings.Replace(ae.Msg, "in X-Scope-OrgID", "in x-scope-orgid (klaxonctl --tenant T, or --tenant '*' for every tenant where the call allows it)", 1))
 			}
 		}
 		return nil, status.Error(codes.Unauthenticated, err.Error())

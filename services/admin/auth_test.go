@@ -1,6 +1,8 @@
 package admin_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -41,6 +43,11 @@ func TestAuth(t *testing.T) {
 		{"admin without a tenant", "", "root", codes.InvalidArgument},
 	} {
 		t.Run(tc.name, func(t *testing.T) { wantCode(t, call(tc.tenant, tc.token), tc.code) })
+	}
+
+	// An admin token without a tenant is told the flag to set.
+	if err := call("", "root"); !strings.Contains(fmt.Sprint(err), "klaxonctl --tenant") {
+		t.Fatalf("admin without a tenant: %v, want the --tenant flag named", err)
 	}
 
 	// The token decides which tenant's rules are visible.

@@ -319,7 +319,7 @@ func runTargets(c *runConfig) error {
 		goRun("notifier", p.Run)
 	}
 
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	healthz := func(w http.ResponseWriter, _ *http.Request) {
 		// Liveness: only a NATS connection that will never come back (the
 		// server closed it for a protocol error) fails it, so the process is
 		// restarted; a server down and reconnecting fails /readyz only.
@@ -328,8 +328,8 @@ func runTargets(c *runConfig) error {
 			return
 		}
 		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+	}
+	readyz := func(w http.ResponseWriter, r *http.Request) {
 		if err := b.Ready(r.Context()); err != nil {
 			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
@@ -339,7 +339,12 @@ func runTargets(c *runConfig) error {
 			return
 		}
 		_, _ = w.Write([]byte("ready\n"))
-	})
+	}
+	mux.HandleFunc("GET /healthz", healthz)
+	mux.HandleFunc("GET /readyz", readyz)
+	// Alertmanager's own probe paths, so probes written for it keep working.
+	mux.HandleFunc("GET /-/healthy", healthz)
+	mux.HandleFunc("GET /-/ready", readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	// Profiling, as Alertmanager and Prometheus expose it.
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
@@ -383,6 +388,11 @@ func runTargets(c *runConfig) error {
 	}
 	goRun("grpc", func(context.Context) error { return gs.Serve(gl) })
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	for name := range gs.GetServiceInfo() {
+		// grpc_health_probe -service=klaxon.admin.v1.AlertService and
+		// klaxonctl health SERVICE ask by service name.
+		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
 
 	goRun("rules-watcher", ruleset.NewWatcher(c.rules, reload, log.With("target", "rules"), 0).Run)
 	select { // a SIGHUP during startup

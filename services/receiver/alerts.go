@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
@@ -78,7 +79,11 @@ func decodeWith(unmarshal func([]byte, any) error, body []byte, v any) error {
 		var pe *time.ParseError
 		switch {
 		case errors.As(err, &te):
-			return badInput("field %q: expected %s, got JSON %s", te.Field, te.Type, te.Value)
+			field := fmt.Sprintf("field %q", te.Field)
+			if te.Field == "" {
+				field = "body"
+			}
+			return badInput("%s: expected %s, got JSON %s", field, jsonKind(te.Type), te.Value)
 		case errors.As(err, &se):
 			return badInput("malformed JSON at byte %d: %v", se.Offset, err)
 		case errors.As(err, &pe):
@@ -88,6 +93,36 @@ func decodeWith(unmarshal func([]byte, any) error, body []byte, v any) error {
 		}
 	}
 	return nil
+}
+
+// jsonKind names what JSON a Go type takes, for an error a sender reads (it
+// named Go types: "expected []receiver.postableAlert").
+func jsonKind(t reflect.Type) string {
+	if t == nil {
+		return "another JSON type"
+	}
+	if t == reflect.TypeFor[time.Time]() {
+		return "an RFC3339 timestamp string"
+	}
+	switch t.Kind() {
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "an integer"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a non-negative integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	}
+	return "another JSON type"
 }
 
 // ParseWebhook decodes an Alertmanager webhook v4 payload into alerts.

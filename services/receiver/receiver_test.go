@@ -216,7 +216,8 @@ func TestBadInputGets400NamingTheField(t *testing.T) {
 		{"/api/v1/alertmanager", `{"version":"4","alerts":[{"status":"maybe","labels":{"a":"b"}}]}`, `alerts[0].status`},
 		{"/api/v1/alertmanager", `{"version":"3","alerts":[]}`, `"version"`},
 		{"/api/v1/alertmanager", ``, "empty body"},
-		{"/api/v2/alerts", `{"labels":{"a":"b"}}`, "expected"},
+		{"/api/v2/alerts", `{"labels":{"a":"b"}}`, "body: expected an array, got JSON object"},
+		{"/api/v1/alertmanager", `[1,2]`, "body: expected an object, got JSON array"},
 		{"/api/v2/alerts", `[{"labels":{"a":""}}]`, `[0].labels`},
 		{"/api/v2/alerts", `[{"labels":{"a":1}}]`, `labels`},
 		{"/api/v2/alerts", `[{"labels":{"":"x"}}]`, `invalid label name`},
@@ -244,6 +245,8 @@ func TestBadInputGets400NamingTheField(t *testing.T) {
 			}
 			if msg, _ := r.body["error"].(string); !strings.Contains(msg, c.want) {
 				t.Fatalf("error %q does not mention %q", msg, c.want)
+			} else if strings.Contains(msg, "receiver.") || strings.Contains(msg, "map[") {
+				t.Fatalf("error %q names Go types", msg)
 			}
 		})
 	}

@@ -229,12 +229,15 @@ func startEmbedded(cfg Config, log *slog.Logger) (*server.Server, error) {
 			return nil, fmt.Errorf("--nats.listen %q: bad port", cfg.Listen)
 		}
 		// The embedded server logs a failed listen (NoLog: nowhere) and is
-		// then never ready: a port in use was "not ready after 30s".
-		l, err := net.Listen("tcp", cfg.Listen)
-		if err != nil {
-			return nil, fmt.Errorf("--nats.listen: %w", err)
+		// then never ready: a port in use was "not ready after 30s". (Port
+		// -1 is the server's random port, 0 its default, 4222.)
+		if port > 0 {
+			l, err := net.Listen("tcp", cfg.Listen)
+			if err != nil {
+				return nil, fmt.Errorf("--nats.listen: %w", err)
+			}
+			_ = l.Close()
 		}
-		_ = l.Close()
 	}
 	ns, err := server.NewServer(&server.Options{
 		ServerName: "klaxon-embedded",

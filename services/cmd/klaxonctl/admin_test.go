@@ -184,6 +184,10 @@ func TestDeliveriesAndDeadLettersGolden(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "no such dead letter") {
 		t.Fatalf("second replay: exit %d, %q", code, errOut)
 	}
+	code, _, errOut = s.ctl(t, "dlq", "replay", "abc")
+	if code == 0 || !strings.Contains(errOut, `"abc" is not a DLQ sequence number`) || strings.Contains(errOut, "strconv") {
+		t.Fatalf("replay abc: exit %d, %q", code, errOut)
+	}
 }
 
 // stableDLQ masks the time JetStream stored a dead letter (not ours to fix).

@@ -68,10 +68,19 @@ func registerDeliveries(app *kingpin.Application, add func(*kingpin.CmdClause, a
 	})
 
 	replay := dlq.Command("replay", "Send dead letters to their receivers again (and remove them from the DLQ).")
-	seqs := replay.Arg("seq", "DLQ sequence numbers (klaxonctl dlq list).").Required().Uint64List()
+	// Strings, parsed here: kingpin's own parse error was strconv's.
+	args := replay.Arg("seq", "DLQ sequence numbers (klaxonctl dlq list).").Required().Strings()
 	add(replay, func(ctx context.Context, g *globals, conn *grpc.ClientConn) error {
+		var seqs []uint64
+		for _, a := range *args {
+			seq, err := strconv.ParseUint(a, 10, 64)
+			if err != nil || seq == 0 {
+				return fmt.Errorf("%q is not a DLQ sequence number (the SEQ column of klaxonctl dlq list)", a)
+			}
+			seqs = append(seqs, seq)
+		}
 		dc := adminv1.NewDeliveryServiceClient(conn)
-		for _, seq := range *seqs {
+		for _, seq := range seqs {
 			cctx, cancel := g.call(ctx)
 			resp, err := dc.ReplayDeadLetter(cctx, &adminv1.ReplayDeadLetterRequest{Seq: seq})
 			cancel()

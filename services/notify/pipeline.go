@@ -764,7 +764,7 @@ func (p *Pipeline) deadLetterFailed(ctx context.Context, pn *klaxonv1.Notificati
 			rest = append(rest, e)
 			continue
 		}
-		p.record(ctx, key, string(giveUpMark(parkedMarkPrefix, p.cfg.Now(), pn.PreviousKey)), f.in, p.log)
+		p.park(ctx, key, giveUpMark(parkedMarkPrefix, p.cfg.Now(), pn.PreviousKey), f.in)
 		p.metrics.DeadLetters.WithLabelValues(pn.Receiver, dl.Reason).Inc()
 		p.refreshDLQDepth(ctx)
 		p.log.Error("integration dead-lettered; the notification is retried for the others", "tenant", pn.Tenant, "receiver", pn.Receiver, "group_key", pn.GroupKey,
@@ -772,6 +772,37 @@ func (p *Pipeline) deadLetterFailed(ctx context.Context, pn *klaxonv1.Notificati
 		p.audit(FromProto(pn, p.cfg.Now()), f.in.Name, "dead_letter", f)
 	}
 	return errors.Join(rest...)
+}
+
+// park writes the parked mark at key, unless the delivery is recorded as
+// sent (or skipped, or superseded) meanwhile: a redelivery of the same
+// notification on another replica may have sent it since this one failed,
+// and a Put over that record made a replay of the letter send it again.
+// A dead mark (a replay of this letter that failed for good again) is
+// parked again.
+func (p *Pipeline) park(ctx context.Context, key string, mark []byte, in Integration) {
+	for try := 0; try < 5; try++ {
+		e, err := p.nflog.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			_, err = p.nflog.Create(ctx, key, mark)
+		case err == nil && deadMark(e.Value()):
+			_, err = p.nflog.Update(ctx, key, mark, e.Revision())
+		case err == nil:
+			return // sent, skipped, parked or superseded: nothing to park
+		}
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(250 * time.Millisecond << try):
+			}
+		}
+	}
+	p.log.Warn("could not park the integration in the notification log; it is tried again with the notification", "integration", in.Name, "key", key)
 }
 
 // publishDeadLetter stores pn's dead letter in the DLQ under msg id id.

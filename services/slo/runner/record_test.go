@@ -108,3 +108,28 @@ func TestRecordOfALaterFormatIsNewer(t *testing.T) {
 		t.Fatalf("marker far beyond: %v, want errCorrupt", err)
 	}
 }
+
+// FuzzRecordUnmarshal: no stored value makes loading an SLO's record panic,
+// and a record that loads is written back to one that loads the same.
+func FuzzRecordUnmarshal(f *testing.F) {
+	t0 := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	r := &record{firing: map[int]time.Time{0: t0}, pending: [][]byte{[]byte("p")}}
+	r.counters.AddRatio(t0, 4, 5)
+	r.recent = []seenID{{id: 7, at: t0.Unix()}}
+	f.Add(r.marshal())
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var got record
+		if got.unmarshal(b, t0) != nil {
+			return
+		}
+		var again record
+		if err := again.unmarshal(got.marshal(), t0); err != nil {
+			t.Fatalf("a loaded record written back does not load: %v", err)
+		}
+		if len(again.recent) != len(got.recent) || len(again.pending) != len(got.pending) || len(again.firing) != len(got.firing) {
+			t.Fatalf("written back: %d ids, %d pending, %d firing; loaded %d, %d, %d",
+				len(again.recent), len(again.pending), len(again.firing), len(got.recent), len(got.pending), len(got.firing))
+		}
+	})
+}

@@ -471,10 +471,11 @@ func (p *Pipeline) deliverOne(ctx context.Context, n *Notification, in Integrati
 		p.metrics.Suppressed.WithLabelValues(in.Name, "send_resolved_false").Inc()
 		// Recorded, so the group's next notification need not wait for it.
 		p.record(ctx, key, "skipped", in, log)
-		p.supersede(ctx, n, in, log)
+		p.supersede(ctx, n, in, nil, log)
 		return false, nil
 	}
-	if err := p.turn(ctx, n, in, log); err != nil {
+	prev, err := p.turn(ctx, n, in, log)
+	if err != nil {
 		if errors.Is(err, errNotYourTurn) {
 			p.metrics.Held.WithLabelValues(in.Name).Inc()
 		}
@@ -521,7 +522,7 @@ func (p *Pipeline) deliverOne(ctx context.Context, n *Notification, in Integrati
 			// Recorded after sending: a crash in between may resend once, but a
 			// crash after this line (before the JetStream ack) never does.
 			p.record(ctx, key, time.Now().UTC().Format(time.RFC3339Nano), in, log)
-			p.supersede(ctx, n, in, log)
+			p.supersede(ctx, n, in, prev, log)
 			p.audit(n, in.Name, "success", nil)
 			log.Debug("notified", "integration", in.Name, "alerts", len(n.Alerts))
 			return false, nil
@@ -606,52 +607,73 @@ const maxSupersede = 64
 // those letters would otherwise send a stale state after it: a trigger after
 // its resolve opens a PagerDuty incident nobody resolves, a Slack post says
 // firing again. It walks back the group's chain as the marks record it and
-// stops at the first delivery that was not given up on.
-func (p *Pipeline) supersede(ctx context.Context, n *Notification, in Integration, log *slog.Logger) {
-	prev := n.PreviousKey
-	for i := 0; prev != "" && i < maxSupersede; i++ {
-		var ok bool
-		if prev, ok = p.supersedeOne(ctx, nflogKey(prev, in), n.IdempotencyKey, log); !ok {
+// stops at the first delivery that was not given up on. prev is the
+// predecessor's value as turn read it before the send (nil: not read): one
+// that was not given up on then is not now (no mark overwrites a send), so
+// the common case, a predecessor that was sent, costs no second read.
+func (p *Pipeline) supersede(ctx context.Context, n *Notification, in Integration, prev []byte, log *slog.Logger) {
+	if prev != nil && !deadMark(prev) && !parkedMark(prev) {
+		return
+	}
+	mark := []byte(supersededMarkPrefix + p.cfg.Now().UTC().Format(time.RFC3339Nano) + " by " + n.IdempotencyKey)
+	key := n.PreviousKey
+	for i := 0; key != "" && i < maxSupersede; i++ {
+		old, wrote, err := p.rewrite(ctx, nflogKey(key, in), func(cur []byte) []byte {
+			if deadMark(cur) || parkedMark(cur) {
+				return mark
+			}
+			return nil // never given up on, sent, skipped, or superseded already
+		})
+		if err != nil {
+			log.Warn("could not mark a dead letter superseded; replaying it would send an older state", "integration", in.Name, "previous", key, "err", err)
+		}
+		if !wrote {
 			return
 		}
+		key = markPrevious(old)
 	}
 }
 
-// supersedeOne marks the delivery at key superseded by the notification by
-// if it was given up on, and returns its predecessor. It reads again after a
-// conflict (a replay re-arming it: the replay is what must not send) and
-// retries a failed write as record does.
-func (p *Pipeline) supersedeOne(ctx context.Context, key, by string, log *slog.Logger) (string, bool) {
-	var err error
+// rewrite replaces the notification-log value at key by next(current)
+// (current nil when there is none) with a revision-checked write; next
+// returning nil leaves it. After a conflict it reads again at once; a
+// failed read or write is retried with a backoff, as record does. It
+// returns the value it replaced and whether it wrote.
+func (p *Pipeline) rewrite(ctx context.Context, key string, next func(cur []byte) []byte) (old []byte, wrote bool, err error) {
 	for failures, conflicts := 0, 0; failures < 5 && conflicts < 10; {
-		var e jetstream.KeyValueEntry
-		e, err = p.nflog.Get(ctx, key)
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-			return "", false // never given up on (or its record expired)
-		case err == nil:
-			v := e.Value()
-			if !deadMark(v) && !parkedMark(v) {
-				return "", false // sent, skipped, or superseded already
+		var cur []byte
+		var rev uint64
+		e, gerr := p.nflog.Get(ctx, key)
+		if gerr == nil {
+			cur, rev = e.Value(), e.Revision()
+		}
+		err = gerr
+		if gerr == nil || errors.Is(gerr, jetstream.ErrKeyNotFound) {
+			v := next(cur)
+			if v == nil {
+				return cur, false, nil
 			}
-			mark := supersededMarkPrefix + p.cfg.Now().UTC().Format(time.RFC3339Nano) + " by " + by
-			if _, err = p.nflog.Update(ctx, key, []byte(mark), e.Revision()); err == nil {
-				return markPrevious(v), true
+			if cur == nil {
+				_, err = p.nflog.Create(ctx, key, v)
+			} else {
+				_, err = p.nflog.Update(ctx, key, v, rev)
 			}
-			if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-				conflicts++ // changed meanwhile: read it again, at once
+			if err == nil {
+				return cur, true, nil
+			}
+			if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+				conflicts++ // written meanwhile: decide again on what is there now
 				continue
 			}
 		}
 		failures++
 		select {
 		case <-ctx.Done():
-			return "", false
+			return nil, false, ctx.Err()
 		case <-time.After(100 * time.Millisecond << failures):
 		}
 	}
-	log.Warn("could not mark a dead letter superseded; replaying it would send an older state", "key", key, "err", err)
-	return "", false
+	return nil, false, err
 }
 
 // record writes a delivery's outcome to the notification log. It retries
@@ -684,24 +706,25 @@ var errNotYourTurn = errors.New("waiting for the group's previous notification")
 // so a resolve never overtakes its trigger, nor a Slack update its post.
 // It does not wait for a predecessor whose record has expired, nor past
 // OrderWait (a predecessor lost, or an integration added since it went out).
-func (p *Pipeline) turn(ctx context.Context, n *Notification, in Integration, log *slog.Logger) error {
+// prev is the predecessor's log value when it read one (supersede uses it).
+func (p *Pipeline) turn(ctx context.Context, n *Notification, in Integration, log *slog.Logger) (prev []byte, err error) {
 	if n.PreviousKey == "" {
-		return nil
+		return nil, nil
 	}
 	now := p.cfg.Now()
 	if now.Sub(n.PreviousAt) >= p.cfg.NflogTTL {
-		return nil
+		return nil, nil
 	}
-	if _, err := p.nflog.Get(ctx, nflogKey(n.PreviousKey, in)); err == nil {
-		return nil
+	if e, err := p.nflog.Get(ctx, nflogKey(n.PreviousKey, in)); err == nil {
+		return e.Value(), nil
 	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return fmt.Errorf("read notification log: %w", err)
+		return nil, fmt.Errorf("read notification log: %w", err)
 	}
 	if waited := now.Sub(n.CreatedAt); waited >= p.cfg.OrderWait {
 		log.Warn("delivering before the group's previous notification was dealt with", "integration", in.Name, "previous", n.PreviousKey, "waited", waited)
-		return nil
+		return nil, nil
 	}
-	return fmt.Errorf("%w %s", errNotYourTurn, n.PreviousKey)
+	return nil, fmt.Errorf("%w %s", errNotYourTurn, n.PreviousKey)
 }
 
 // maxDeadLetterError bounds a dead letter's error text (one error per
@@ -781,28 +804,15 @@ func (p *Pipeline) deadLetterFailed(ctx context.Context, pn *klaxonv1.Notificati
 // A dead mark (a replay of this letter that failed for good again) is
 // parked again.
 func (p *Pipeline) park(ctx context.Context, key string, mark []byte, in Integration) {
-	for try := 0; try < 5; try++ {
-		e, err := p.nflog.Get(ctx, key)
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-			_, err = p.nflog.Create(ctx, key, mark)
-		case err == nil && deadMark(e.Value()):
-			_, err = p.nflog.Update(ctx, key, mark, e.Revision())
-		case err == nil:
-			return // sent, skipped, parked or superseded: nothing to park
+	_, _, err := p.rewrite(ctx, key, func(cur []byte) []byte {
+		if cur == nil || deadMark(cur) {
+			return mark
 		}
-		if err == nil || ctx.Err() != nil {
-			return
-		}
-		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(250 * time.Millisecond << try):
-			}
-		}
+		return nil
+	})
+	if err != nil {
+		p.log.Warn("could not park the integration in the notification log; it is tried again with the notification", "integration", in.Name, "key", key, "err", err)
 	}
-	p.log.Warn("could not park the integration in the notification log; it is tried again with the notification", "integration", in.Name, "key", key)
 }
 
 // publishDeadLetter stores pn's dead letter in the DLQ under msg id id.

@@ -98,7 +98,7 @@ func (s *Server) authenticate(ctx context.Context) (context.Context, error) {
 				return nil, status.Error(codes.PermissionDenied, ae.Msg)
 			case http.StatusBadRequest:
 				// The gRPC caller is most often klaxonctl: say its flag.
-				return nil, status.Error(codes.InvalidArgument, strings.Replace(ae.Msg, "in X-Scope-OrgID", "in x-scope-orgid (klaxonctl --tenant T, or --tenant '*' for every tenant where the call allows it)", 1))
+				return nil, status.Error(codes.InvalidArgument, ae.Msg+" (klaxonctl --tenant T, or --tenant '*' where a call spans every tenant)")
 			}
 		}
 		return nil, status.Error(codes.Unauthenticated, err.Error())

@@ -114,7 +114,7 @@ func New(ctx context.Context, cfg Config, b *bus.Bus, rules *ruleset.Holder, log
 			}, []string{"tenant", "slo"}),
 			newer: f.NewCounterVec(prometheus.CounterOpts{
 				Name: "klaxon_slo_newer_state_total",
-				Help: "SLO updates refused because the SLO's stored state is in a newer Klaxon's format (left as it is; the event is redelivered).",
+				Help: "SLO counts and ticks skipped because the SLO's stored state is in a newer Klaxon's format (left as it is).",
 			}, []string{"tenant", "slo"}),
 		}}, nil
 }
@@ -249,7 +249,7 @@ func (r *record) unmarshal(b []byte, loaded time.Time) error {
 	}
 	b = b[k+int(n):]
 	cnt, k := binary.Uvarint(b)
-	if k <= 0 || cnt > 64 {
+	if k <= 0 || cnt > ruleset.MaxBurnRates {
 		return errCorrupt
 	}
 	b = b[k:]
@@ -299,11 +299,6 @@ func (r *record) unmarshal(b []byte, loaded time.Time) error {
 	b = b[k:]
 	r.recent = make([]seenID, n)
 	var at int64
-	defer func() {
-		if len(r.recent) > maxSeenIDs {
-			r.recent = r.recent[len(r.recent)-maxSeenIDs:]
-		}
-	}()
 	for i := range r.recent {
 		if len(b) < 8 {
 			return errCorrupt
@@ -316,6 +311,9 @@ func (r *record) unmarshal(b []byte, loaded time.Time) error {
 		b = b[8+k:]
 		at += d
 		r.recent[i] = seenID{id: id, at: at}
+	}
+	if len(r.recent) > maxSeenIDs {
+		r.recent = r.recent[len(r.recent)-maxSeenIDs:]
 	}
 	if len(b) == 0 {
 		return nil // nothing pending
@@ -534,14 +532,15 @@ func (r *Runner) warnNewer(tenant, name string, now time.Time) {
 	k := key(tenant, name)
 	r.mu.Lock()
 	last, ok := r.newerWarned[k]
-	if !ok || now.Sub(last) >= time.Hour {
+	warn := !ok || now.Sub(last) >= time.Hour
+	if warn {
 		if r.newerWarned == nil {
 			r.newerWarned = map[string]time.Time{}
 		}
 		r.newerWarned[k] = now
 	}
 	r.mu.Unlock()
-	if !ok || now.Sub(last) >= time.Hour {
+	if warn {
 		r.log.Warn("SLO state written by a newer Klaxon: left as it is, and not counted or evaluated by this one until it is upgraded", "tenant", tenant, "slo", name)
 	}
 }
